@@ -1,0 +1,376 @@
+"""The AIR MILES Offer State API client: health, FIND, GET, COUNT, PUT.
+
+Usable on its own, outside Lambda:
+
+    from offer_state.client import Collector, OfferStateClient
+    from offer_state.config import ClientCredentials, ClientSettings
+
+    client = OfferStateClient(
+        ClientSettings.for_environment("uat", origin_client="external:acme:web"),
+        ClientCredentials(client_id="…", client_secret="…", audience="…"),
+    )
+    states = client.get(Collector("80000000110"), ["951d9a70-4cf8-41b1-a01e-7953f069f527"])
+
+A call is made either on behalf of a collector with the partner's machine token
+(`Collector(number)`: the `Collector-Number` header names the collector) or with the
+member's own bearer token (`MemberToken(token)`: no `Collector-Number` is ever sent).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+
+import requests
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from offer_state import upstream
+from offer_state.auth import CredentialsSource, TokenProvider
+from offer_state.config import ClientCredentials, ClientSettings
+from offer_state.errors import (
+    UpstreamError,
+    ValidationError,
+    error_for_upstream_status,
+    validation_details,
+)
+from offer_state.models import (
+    HEALTH_ANSWER,
+    CountQuery,
+    CountResult,
+    FindQuery,
+    FindResult,
+    HealthStatus,
+    OfferStates,
+    OfferStatesPage,
+    StateChange,
+    StateChanges,
+    UpstreamErrorBody,
+    parse_offer_ids,
+)
+from offer_state.transport import CallObserver, Deadline, Transport
+
+_COLLECTOR_NUMBER = re.compile(upstream.COLLECTOR_NUMBER_PATTERN)
+_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Collector:
+    """Call on behalf of this collector with the partner's machine-to-machine token."""
+
+    number: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.number, str) or not _COLLECTOR_NUMBER.match(self.number):
+            raise ValidationError("A collector number is 11 digits.")
+
+    def __repr__(self) -> str:
+        return f"Collector(*******{self.number[-4:]})"
+
+
+@dataclass(frozen=True)
+class MemberToken:
+    """Call with the member's own AIR MILES bearer token (the collector is in the token)."""
+
+    access_token: str = field(repr=False)
+
+
+Caller = Collector | MemberToken
+
+
+class OfferStateClient:
+    """One instance per process (or Lambda container): it pools connections and caches
+    the token. Thread-safe."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        credentials: ClientCredentials | CredentialsSource | None = None,
+        *,
+        session: requests.Session | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transport = Transport(settings, session=session, observer=observer)
+        # Without credentials only member-token calls are possible.
+        self.tokens = (
+            TokenProvider(settings, self.transport, credentials)
+            if credentials is not None
+            else None
+        )
+
+    def __enter__(self) -> OfferStateClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # ------------------------------------------------------------ endpoints
+
+    def health(
+        self, caller: MemberToken | None = None, *, correlation_id: str | UUID | None = None
+    ) -> list[HealthStatus]:
+        """`GET /offers/state-reader/health` (needs a valid token, names no collector)."""
+        correlation = _correlation_id(correlation_id)
+        response = self._call("health", "GET", self.settings.health_path, caller, correlation)
+        return _parse(response, correlation, HEALTH_ANSWER.validate_json)
+
+    def get(
+        self,
+        caller: Caller,
+        offer_ids: Iterable[str | UUID] | str,
+        *,
+        correlation_id: str | UUID | None = None,
+        local_time: str | None = None,
+    ) -> list[OfferStates]:
+        """The states of the offers listed (1 to 100); offers without a state are absent."""
+        ids = _validated(
+            parse_offer_ids, offer_ids if isinstance(offer_ids, str) else list(offer_ids)
+        )
+        response, correlation, page = self._read(
+            "get",
+            self.settings.get_path,
+            caller,
+            correlation_id,
+            local_time,
+            [("offerId", str(i)) for i in ids],
+            OfferStatesPage.model_validate_json,
+        )
+        _check_entries(response, correlation, page.offers, caller, asked=set(ids))
+        return page.offers
+
+    def find(
+        self,
+        caller: Caller,
+        query: FindQuery | None = None,
+        *,
+        correlation_id: str | UUID | None = None,
+        local_time: str | None = None,
+    ) -> FindResult:
+        """Every offer the collector has saved or opted into, a page at a time."""
+        query = query or FindQuery()
+        response, correlation, result = self._read(
+            "find",
+            self.settings.find_path,
+            caller,
+            correlation_id,
+            local_time,
+            query.to_params(),
+            FindResult.model_validate_json,
+        )
+        _check_entries(response, correlation, result.offers, caller, asked=None)
+        return result
+
+    def count(
+        self,
+        caller: Caller,
+        query: CountQuery | None = None,
+        *,
+        correlation_id: str | UUID | None = None,
+        local_time: str | None = None,
+    ) -> int:
+        """How many offers the collector has saved or opted into (filters as FIND)."""
+        query = query or CountQuery()
+        _, _, result = self._read(
+            "count",
+            self.settings.count_path,
+            caller,
+            correlation_id,
+            local_time,
+            query.to_params(),
+            CountResult.model_validate_json,
+        )
+        return result.count
+
+    def put(
+        self,
+        caller: Caller,
+        changes: StateChanges | Iterable[StateChange | dict[str, Any]],
+        *,
+        correlation_id: str | UUID | None = None,
+        local_time: str | None = None,
+    ) -> int:
+        """Set states (idempotent: retried on transient failures). Returns the upstream
+        status (204, or 200 as one upstream sample shows)."""
+        if not isinstance(changes, StateChanges):
+            changes = _validated(lambda c: StateChanges(state_changes=c), list(changes))
+        correlation = _correlation_id(correlation_id)
+        response = self._call(
+            "put",
+            "PUT",
+            self.settings.put_path,
+            caller,
+            correlation,
+            local_time=local_time,
+            data=changes.model_dump_json(by_alias=True),
+            success=upstream.PUT_SUCCESS_STATUSES,
+        )
+        response.close()
+        return response.status_code
+
+    # ------------------------------------------------------------ plumbing
+
+    def _read(
+        self,
+        endpoint: str,
+        path: str,
+        caller: Caller,
+        correlation_id: str | UUID | None,
+        local_time: str | None,
+        params: list[tuple[str, str]],
+        validate: Any,
+    ) -> tuple[requests.Response, str, Any]:
+        correlation = _correlation_id(correlation_id)
+        response = self._call(
+            endpoint, "GET", path, caller, correlation, local_time=local_time, params=params
+        )
+        return response, correlation, _parse(response, correlation, validate)
+
+    def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        caller: Caller | None,
+        correlation: str,
+        *,
+        local_time: str | None = None,
+        params: Any = None,
+        data: str | None = None,
+        success: frozenset[int] = frozenset({200}),
+    ) -> requests.Response:
+        headers = self._base_headers(correlation, local_time)
+        if isinstance(caller, Collector):
+            headers[upstream.COLLECTOR_HEADER] = caller.number
+        deadline = self.transport.deadline()
+        url = self.settings.base_url + path
+        # One retry with a fresh token when AIR MILES refuses ours (revoked or rotated).
+        for auth_attempt in (1, 2):
+            token = self._bearer(caller, deadline, correlation)
+            headers["Authorization"] = f"Bearer {token}"
+            response = self.transport.send(
+                endpoint,
+                method,
+                url,
+                deadline=deadline,
+                correlation_id=correlation,
+                headers=headers,
+                params=params,
+                data=data,
+            )
+            if response.status_code in success:
+                return response
+            if response.status_code == 401 and auth_attempt == 1 and self._renewable(caller):
+                assert self.tokens is not None
+                self.tokens.invalidate(token)
+                response.close()
+                continue
+            break
+        raise self._error(endpoint, response, correlation, caller)
+
+    def _base_headers(self, correlation_id: str, local_time: str | None) -> dict[str, str]:
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "x-correlation-id": correlation_id,
+            "x-origin-client": self.settings.origin_client,
+        }
+        if local_time is not None:
+            if not _LOCAL_TIME.match(local_time):
+                raise ValidationError(
+                    "X-Local-Time must look like YYYY-MM-DDTHH:MM:SS.",
+                    correlation_id=correlation_id,
+                )
+            headers["x-local-time"] = local_time
+        return headers
+
+    def _bearer(self, caller: Caller | None, deadline: Deadline, correlation_id: str) -> str:
+        if isinstance(caller, MemberToken):
+            return caller.access_token
+        if self.tokens is None:
+            raise ValueError("this client has no credentials: pass a MemberToken")
+        return self.tokens.token(deadline, correlation_id)
+
+    def _renewable(self, caller: Caller | None) -> bool:
+        return not isinstance(caller, MemberToken) and self.tokens is not None
+
+    @staticmethod
+    def _error(
+        endpoint: str, response: requests.Response, correlation_id: str, caller: Caller | None
+    ) -> Exception:
+        try:
+            body = UpstreamErrorBody.model_validate_json(response.content)
+        except PydanticValidationError:
+            body = UpstreamErrorBody()
+        retry_after = response.headers.get("Retry-After")
+        return error_for_upstream_status(
+            response.status_code,
+            endpoint=endpoint,
+            response_code=body.response_code,
+            correlation_id=correlation_id,
+            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            member_token=isinstance(caller, MemberToken),
+        )
+
+
+def _parse(response: requests.Response, correlation_id: str, validate: Any) -> Any:
+    try:
+        return validate(response.content)
+    except PydanticValidationError as exc:
+        # Covers a body that is not JSON at all ("json_invalid") as well as a wrong shape.
+        not_json = any(e["type"] == "json_invalid" for e in exc.errors())
+        raise UpstreamError(
+            "AIR MILES answered with a body that is not JSON."
+            if not_json
+            else "AIR MILES answered in an unexpected shape.",
+            upstream_status=response.status_code,
+            correlation_id=correlation_id,
+        ) from None
+
+
+def _check_entries(
+    response: requests.Response,
+    correlation_id: str,
+    entries: list[OfferStates],
+    caller: Caller,
+    asked: set[UUID] | None,
+) -> None:
+    """Refuse an answer about another collector, or about offers that were not asked for:
+    passing it on could show one collector's data to another."""
+    for entry in entries:
+        wrong_collector = (
+            isinstance(caller, Collector)
+            and entry.collector_id is not None
+            and entry.collector_id != caller.number
+        )
+        if wrong_collector or (asked is not None and entry.offer_id not in asked):
+            raise UpstreamError(
+                "AIR MILES answered about other offers or another collector than asked.",
+                upstream_status=response.status_code,
+                correlation_id=correlation_id,
+            )
+
+
+def _validated(parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except PydanticValidationError as exc:
+        raise ValidationError(details=validation_details(exc)) from None
+
+
+def _correlation_id(value: str | UUID | None) -> str:
+    if value is None:
+        return str(uuid.uuid4())
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        raise ValidationError("A correlation id is a UUID.") from None

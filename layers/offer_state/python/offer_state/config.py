@@ -1,0 +1,114 @@
+"""Settings of the AIR MILES client, read once (from arguments or the environment).
+
+`ClientSettings.for_environment("uat")` is all a script needs; Lambda functions call
+`ClientSettings.from_env()` at cold start. Every [assumed] upstream point has its default in
+`upstream.py`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from offer_state import upstream
+
+# Plain HTTP is only ever allowed to this machine (the sandbox); AIR MILES is HTTPS only [doc].
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _https_or_loopback(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url.rstrip("/")
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+        return url.rstrip("/")
+    raise ValueError("must be an https:// URL (http:// only on 127.0.0.1)")
+
+
+class ClientCredentials(BaseModel):
+    """What AIR MILES issues to a partner for the client-credentials grant."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    audience: str = Field(min_length=1)
+
+    @field_validator("client_secret")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("client_secret is empty")
+        return value
+
+
+class ClientSettings(BaseModel):
+    """Where AIR MILES is and how patiently to call it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str
+    token_url: str
+    origin_client: str = Field(default="external:partner:api", min_length=1, max_length=200)
+    connect_timeout: float = Field(default=2.0, gt=0)
+    read_timeout: float = Field(default=5.0, gt=0)
+    # Total time one call may take, retries, token fetch and Retry-After waits included.
+    # Must stay below the function timeout (and API Gateway's 29 s).
+    total_budget: float = Field(default=8.0, gt=0, le=28)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_factor: float = Field(default=0.2, ge=0)
+    backoff_max: float = Field(default=2.0, ge=0)
+    backoff_jitter: float = Field(default=0.1, ge=0)
+    token_margin: float = Field(default=60.0, ge=0)
+    health_path: str = upstream.HEALTH_PATH
+    find_path: str = upstream.FIND_PATH
+    get_path: str = upstream.GET_PATH
+    count_path: str = upstream.COUNT_PATH
+    put_path: str = upstream.PUT_PATH
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _secure_url(cls, value: str) -> str:
+        return _https_or_loopback(value)
+
+    @field_validator("health_path", "find_path", "get_path", "count_path", "put_path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("a path starts with /")
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts_fit_budget(self) -> ClientSettings:
+        if self.connect_timeout > self.total_budget:
+            raise ValueError("connect_timeout is longer than total_budget")
+        return self
+
+    @classmethod
+    def for_environment(cls, environment: str, **overrides: Any) -> ClientSettings:
+        """Settings for `uat`, `prod`, or any base URL (the token URL then must be given)."""
+        if environment in upstream.ENVIRONMENTS:
+            base_url, token_url = upstream.ENVIRONMENTS[environment]
+            overrides.setdefault("token_url", token_url)
+        else:
+            base_url = environment
+        return cls(base_url=base_url, **overrides)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
+        """Read `AIRMILES_*` variables: AIRMILES_ENV (uat, prod or a URL), AIRMILES_TOKEN_URL,
+        AIRMILES_ORIGIN_CLIENT, AIRMILES_CONNECT_TIMEOUT, AIRMILES_READ_TIMEOUT,
+        AIRMILES_TOTAL_BUDGET, AIRMILES_MAX_RETRIES, AIRMILES_TOKEN_MARGIN, AIRMILES_PUT_PATH ..."""
+        env = os.environ if environ is None else environ
+        overrides: dict[str, Any] = {}
+        for field in cls.model_fields:
+            if field == "base_url":
+                continue
+            value = env.get(f"AIRMILES_{field.upper()}")
+            if value not in (None, ""):
+                overrides[field] = value
+        return cls.for_environment(env.get("AIRMILES_ENV", "uat"), **overrides)

@@ -1,0 +1,187 @@
+"""One exception hierarchy for the whole gateway, each class knowing its HTTP answer.
+
+The client raises these; the functions map them to DESIGN.md's error shape in one place
+(`error_response`). Messages are fixed sentences written here or by the raiser: they never
+carry a token, a secret or a collector number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OfferStateError(Exception):
+    """Base of every error the gateway answers with."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    default_message: str = "The request could not be completed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        upstream_status: int | None = None,
+        response_code: str | None = None,
+        correlation_id: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.upstream_status = upstream_status
+        self.response_code = response_code
+        self.correlation_id = correlation_id
+        self.details = details or []
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, upstream_status={self.upstream_status}, "
+            f"response_code={self.response_code!r}, correlation_id={self.correlation_id!r})"
+        )
+
+    def to_body(self, correlation_id: str) -> dict[str, Any]:
+        """The partner-facing error body (DESIGN.md, "Errors")."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error, "correlationId": correlation_id}
+
+
+class ValidationError(OfferStateError):
+    """The request is malformed; nothing was sent upstream (or upstream said so: 400)."""
+
+    status = 400
+    code = "VALIDATION_ERROR"
+    default_message = "The request is not valid."
+
+
+class CollectorAmbiguousError(ValidationError):
+    code = "COLLECTOR_AMBIGUOUS"
+    default_message = "A member token names its own collector: do not send Collector-Number."
+
+
+class UnauthorizedError(OfferStateError):
+    status = 401
+    code = "UNAUTHORIZED"
+    default_message = "A valid bearer token is required."
+
+
+class ForbiddenError(OfferStateError):
+    status = 403
+    code = "FORBIDDEN"
+    default_message = "The token does not allow this request."
+
+
+class OfferNotFoundError(OfferStateError):
+    status = 404
+    code = "OFFER_NOT_FOUND"
+    default_message = "AIR MILES does not know one of the offers."
+
+
+class IdempotencyConflictError(OfferStateError):
+    status = 409
+    code = "IDEMPOTENCY_CONFLICT"
+    default_message = "This Idempotency-Key was already used with another request."
+
+
+class PayloadTooLargeError(OfferStateError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "The request body is larger than 64 KiB."
+
+
+class UnsupportedMediaTypeError(OfferStateError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "The request body must be JSON (Content-Type: application/json)."
+
+
+class RateLimitedError(OfferStateError):
+    status = 429
+    code = "RATE_LIMITED"
+    default_message = "AIR MILES is throttling requests; try again later."
+
+
+class UpstreamError(OfferStateError):
+    """AIR MILES failed or answered something we cannot use."""
+
+    status = 502
+    code = "UPSTREAM_ERROR"
+    default_message = "AIR MILES answered with an error."
+
+
+class UpstreamAuthError(UpstreamError):
+    """AIR MILES refused our credentials or our token (our configuration, not the caller's)."""
+
+    default_message = "AIR MILES refused the gateway's credentials."
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """AIR MILES could not be reached, or stayed unavailable through every retry."""
+
+    default_message = "AIR MILES is unavailable."
+
+
+class UpstreamTimeoutError(OfferStateError):
+    status = 504
+    code = "UPSTREAM_TIMEOUT"
+    default_message = "AIR MILES did not answer in time."
+
+
+class DependencyUnavailableError(OfferStateError):
+    """Secrets Manager or DynamoDB cannot be used."""
+
+    status = 503
+    code = "DEPENDENCY_UNAVAILABLE"
+    default_message = "A service the gateway depends on is unavailable."
+
+
+# Endpoints where an upstream 404 means "that offer does not exist" [doc: PUT; GET by analogy].
+_OFFER_ENDPOINTS = frozenset({"get", "put"})
+
+
+def error_for_upstream_status(
+    status: int,
+    *,
+    endpoint: str,
+    response_code: str | None = None,
+    correlation_id: str | None = None,
+    retry_after: float | None = None,
+    member_token: bool = False,
+) -> OfferStateError:
+    """The exception for an AIR MILES answer that is not a success (one mapping for all)."""
+    context: dict[str, Any] = {
+        "upstream_status": status,
+        "response_code": response_code,
+        "correlation_id": correlation_id,
+    }
+    if endpoint == "token" and status in (400, 401, 403):
+        return UpstreamAuthError(
+            "The AIR MILES token endpoint refused the gateway's credentials.", **context
+        )
+    if status == 400:
+        return ValidationError("AIR MILES rejected the request as invalid.", **context)
+    if status == 401 and member_token:
+        return UnauthorizedError("AIR MILES refused the member token.", **context)
+    if status in (401, 403):
+        return UpstreamAuthError("AIR MILES refused the gateway's token.", **context)
+    if status == 404 and endpoint in _OFFER_ENDPOINTS:
+        return OfferNotFoundError(**context)
+    if status == 429:
+        return RateLimitedError(retry_after=retry_after, **context)
+    if status == 503:
+        return UpstreamUnavailableError(**context)
+    if status == 504:
+        return UpstreamTimeoutError(**context)
+    return UpstreamError(f"AIR MILES answered HTTP {status}.", **context)
+
+
+def validation_details(exc: Any) -> list[dict[str, Any]]:
+    """A pydantic ValidationError as `[{"field", "message"}]`, never echoing the input
+    (it may hold a token or a collector number)."""
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]

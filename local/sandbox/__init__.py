@@ -1,0 +1,39 @@
+"""The AIR MILES sandbox: a faithful local stand-in for the AIR MILES test environment.
+
+It serves the Auth0 token endpoint (`POST /oauth/token`, client credentials), the JWKS of its
+signing key (`GET /.well-known/jwks.json`), the Offer State API (health, FIND, GET, COUNT,
+PUT) and a control API under `/_sandbox/` (DESIGN.md, "Local development").
+
+Additions of ours to the control API that DESIGN.md does not list:
+- `POST /_sandbox/config` also takes `putStatus` (204, the default, or 200: PUT then answers
+  `200 {}`) and `findTotals` (true, the default; false: FIND leaves out `pageNumber`,
+  `pageSize` and `totalCount`). `tokenTtl` may be 0 (tokens already expired).
+  `GET /_sandbox/config` answers the current config.
+- Faults take `retryAfter` (seconds, default 1): the `Retry-After` value on 429 and 503.
+  `GET /_sandbox/faults` lists them (`remaining` counts down when `count` was given).
+- `GET /_sandbox/requests`: the last 500 calls of the counted endpoints, oldest first, with
+  headers (the Authorization value redacted), query and status; PUT bodies are kept, token
+  request bodies never (they hold the client secret).
+
+Use: `with Sandbox(port=0) as sb: requests.get(sb.url + ...)`, or `python -m local.sandbox`.
+"""
+
+from local.sandbox.server import Sandbox
+from local.sandbox.tokens import (
+    AUDIENCE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    COLLECTOR_CLAIM,
+    MEMBER_AUDIENCE,
+    TOKEN_PATH,
+)
+
+__all__ = [
+    "AUDIENCE",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "COLLECTOR_CLAIM",
+    "MEMBER_AUDIENCE",
+    "TOKEN_PATH",
+    "Sandbox",
+]

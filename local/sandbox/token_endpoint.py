@@ -1,0 +1,79 @@
+"""`POST /oauth/token`: Auth0's client credentials grant, its checks in Auth0's order."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, unquote
+
+from local.sandbox.messages import Reply, Request, auth0_error, json_reply
+from local.sandbox.tokens import AUDIENCE, CLIENT_ID, CLIENT_SECRET
+
+if TYPE_CHECKING:
+    from local.sandbox.server import Sandbox
+
+# Auth0 answers tokens (and their errors) with these; a client must not cache them.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _parameters(request: Request) -> dict[str, str]:
+    """Form fields, or a JSON object's string fields (Auth0 accepts both)."""
+    text = request.body.decode("utf-8", errors="replace")
+    if "json" in (request.header("Content-Type") or "").lower():
+        payload = json.loads(text) if text.strip() else {}
+        if not isinstance(payload, dict):
+            raise ValueError("body is not a JSON object")
+        return {k: v for k, v in payload.items() if isinstance(v, str)}
+    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    # client_secret_basic, which Auth0 also accepts.
+    scheme, _, value = (request.header("Authorization") or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (unquote(user), unquote(password)) if sep else None
+
+
+def _error(status: int, error: str, description: str) -> Reply:
+    reply = auth0_error(status, error, description)
+    reply.headers.update(NO_STORE)
+    return reply
+
+
+def issue_token(sandbox: Sandbox, request: Request) -> Reply:
+    """The M2M token for the sandbox client, or the Auth0 error a real tenant would give."""
+    try:
+        params = _parameters(request)
+    except ValueError:
+        return _error(400, "invalid_request", "The request body is not valid.")
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        return _error(400, "invalid_request", "Missing required parameter: grant_type")
+    if grant_type != "client_credentials":
+        return _error(
+            403, "unauthorized_client", f"Grant type '{grant_type}' not allowed for the client."
+        )
+    client_id, client_secret = params.get("client_id"), params.get("client_secret")
+    basic = _basic_credentials(request)
+    if basic and not client_id:
+        client_id, client_secret = basic
+    if client_id != CLIENT_ID:
+        return _error(401, "access_denied", "Unauthorized")
+    if not hmac.compare_digest((client_secret or "").encode(), CLIENT_SECRET.encode()):
+        return _error(401, "invalid_client", "Client authentication failed")
+    audience = params.get("audience")
+    if audience != AUDIENCE:
+        return _error(403, "access_denied", f"Service not enabled within domain: {audience or ''}")
+    ttl = sandbox.config["tokenTtl"]
+    token = sandbox.tokens.issue_m2m(client_id, ttl)
+    return json_reply(
+        200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl}, NO_STORE
+    )
