@@ -112,3 +112,36 @@ class ClientSettings(BaseModel):
             if value not in (None, ""):
                 overrides[field] = value
         return cls.for_environment(env.get("AIRMILES_ENV", "uat"), **overrides)
+
+
+class GatewaySettings(BaseModel):
+    """What a gateway function reads from its environment (template.yaml sets it), once,
+    at cold start. A missing or bad variable stops the function at init, loudly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client: ClientSettings
+    secret_id: str = Field(min_length=1)
+    secret_max_age: int = Field(default=300, ge=0)
+    audit_table: str = Field(min_length=1)
+    audit_retention_days: int = Field(default=400, ge=1)
+    collector_claim: str = Field(default="collector_number", min_length=1)
+    idempotency_table: str | None = None  # update-state only
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    health_cache_seconds: float = Field(default=30.0, ge=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = os.environ if environ is None else environ
+        names = {
+            "secret_id": "SECRET_ID",
+            "secret_max_age": "SECRET_MAX_AGE",
+            "audit_table": "AUDIT_TABLE_NAME",
+            "audit_retention_days": "AUDIT_RETENTION_DAYS",
+            "collector_claim": "COLLECTOR_CLAIM",
+            "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
+        }
+        values: dict[str, Any] = {
+            field: env[name] for field, name in names.items() if env.get(name) not in (None, "")
+        }
+        return cls(client=ClientSettings.from_env(env), **values)

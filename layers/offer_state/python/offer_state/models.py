@@ -39,7 +39,8 @@ def _check_pair(name: str, value: str) -> None:
         allowed = ", ".join(
             f"{n}:{v}" for n, values in upstream.ALLOWED_STATES.items() for v in sorted(values)
         )
-        raise ValueError(f"{name}:{value} is not an allowed state (allowed: {allowed})")
+        # The input is not echoed: error messages go back to callers and into logs.
+        raise ValueError(f"not an allowed state pair (allowed: {allowed})")
 
 
 def _check_timestamp(value: str | None) -> str | None:
@@ -290,3 +291,140 @@ class TokenErrorBody(_Answer):
 
     error: str | None = None
     error_description: str | None = None
+
+
+# ---------------------------------------------------------------- the partner API (DESIGN.md)
+# Field names are the JSON names: these models are the partner-facing contract.
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _omitted_when_none() -> Any:
+    """An optional answer field that is left out, not sent as null."""
+    return Field(default=None, exclude_if=_is_none)
+
+
+class StateView(_Shape):
+    name: str
+    value: str
+    updatedAt: str | None = _omitted_when_none()
+
+
+class OfferStateView(_Shape):
+    """One offer as the partner app labels it."""
+
+    offerId: UUID
+    optedIn: bool
+    saved: bool
+    states: list[StateView]
+
+    @classmethod
+    def of(cls, offer_id: UUID, entry: OfferStates | None) -> OfferStateView:
+        states = entry.states if entry is not None else []
+        pairs = {(s.name, s.value) for s in states}
+        return cls(
+            offerId=offer_id,
+            optedIn=("OPT_IN", "OPTED_IN") in pairs,
+            saved=("SAVE", "SAVED") in pairs,
+            states=[StateView(name=s.name, value=s.value, updatedAt=s.updated_at) for s in states],
+        )
+
+
+class OfferStatesAnswer(_Shape):
+    """`GET /v1/offers/states`: every offer asked for, in the order asked."""
+
+    offers: list[OfferStateView]
+
+
+class FindAnswer(_Shape):
+    """`GET /v1/offers/states/find`: a page of saved or opted-in offers."""
+
+    offers: list[OfferStateView]
+    pageNumber: int
+    pageSize: int
+    totalCount: int | None = _omitted_when_none()
+
+
+class CountAnswer(_Shape):
+    count: int
+
+
+class UpstreamHealth(_Shape):
+    healthy: bool
+    timestamp: str | None = _omitted_when_none()
+
+
+class HealthAnswer(_Shape):
+    """`GET /health`: the gateway is up, and what AIR MILES said (cached up to 30 s)."""
+
+    status: Literal["ok", "degraded"]
+    upstream: UpstreamHealth
+    checkedAt: str
+
+
+def _local_time(value: str) -> str:
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")  # a wall-clock time: no zone
+    except ValueError:
+        raise ValueError("not a real date and time") from None  # no echo of the input
+    return value
+
+
+# `X-Local-Time`: the caller's wall-clock time, no zone, seconds [doc].
+LocalTime = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"),
+    AfterValidator(_local_time),
+]
+
+
+class StatesBody(_Shape):
+    """`PUT /v1/offers/{offerId}/states` body."""
+
+    states: list[StateChangeItem] = Field(min_length=1, max_length=len(upstream.ALLOWED_STATES))
+
+    @field_validator("states")
+    @classmethod
+    def _one_value_per_name(cls, states: list[StateChangeItem]) -> list[StateChangeItem]:
+        return StateChange._one_value_per_name(states)
+
+
+class AppliedState(_Shape):
+    name: StateName
+    value: StateValue
+    updatedAt: str
+
+
+class AppliedChange(_Shape):
+    offerId: UUID
+    states: list[AppliedState]
+
+
+class AppliedChanges(_Shape):
+    """A PUT's answer: the changes as applied."""
+
+    stateChanges: list[AppliedChange]
+
+
+class ErrorDetail(_Shape):
+    field: str | None = _omitted_when_none()
+    message: str
+
+
+class ErrorInfo(_Shape):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = _omitted_when_none()
+
+
+class ErrorAnswer(_Shape):
+    """Every error of every route (DESIGN.md, "Errors")."""
+
+    error: ErrorInfo
+    correlationId: str

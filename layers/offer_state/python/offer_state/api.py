@@ -1,0 +1,312 @@
+"""The partner API on Powertools' Event Handler: the one place where errors become HTTP
+answers (DESIGN.md, "Errors"), every answer gets `X-Correlation-Id`, bodies are checked, and
+a request's identity and audit context are built.
+
+A function module creates `PartnerApi(service)`, declares its routes on `api.app`, and its
+`lambda_handler` returns `api.handle(event, context)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from pydantic import BaseModel
+
+from offer_state.audit import AuditContext
+from offer_state.errors import (
+    OfferStateError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from offer_state.identity import READ_SCOPE, WRITE_SCOPE, resolve_identity
+from offer_state.models import LocalTime
+from offer_state.observability import count, logger
+from offer_state.service import (
+    COUNT_STATES,
+    FIND_STATES,
+    GET_STATES,
+    UPDATE_STATES,
+    CallContext,
+    OfferStateService,
+    idempotency_conflict,
+)
+
+MAX_BODY_BYTES = 64 * 1024
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+CORRELATION_HEADER = "X-Correlation-Id"
+
+# Routes that touch a collector: what they are audited as, and the scope they need.
+# (API Gateway checks the scopes too; template.yaml declares the same ones.)
+COLLECTOR_ROUTES: dict[str, tuple[str, str]] = {
+    "GET /v1/offers/states": (GET_STATES, READ_SCOPE),
+    "GET /v1/offers/states/find": (FIND_STATES, READ_SCOPE),
+    "GET /v1/offers/states/count": (COUNT_STATES, READ_SCOPE),
+    "PUT /v1/offers/{offerId}/states": (UPDATE_STATES, WRITE_SCOPE),
+    "PUT /v1/offers/states": (UPDATE_STATES, WRITE_SCOPE),
+}
+# The optional request headers the routes declare (and the OpenAPI document shows).
+CollectorNumberHeader = Annotated[
+    str | None,
+    Header(alias="collector-number", description="Machine tokens only: the collector (11 digits)"),
+]
+LocalTimeHeader = Annotated[
+    LocalTime | None,
+    Header(alias="x-local-time", description="The caller's wall-clock time, YYYY-MM-DDTHH:MM:SS"),
+]
+IdempotencyKeyHeader = Annotated[
+    UUID | None,
+    Header(alias="idempotency-key", description="Repeat-safe key: same key and body, same answer"),
+]
+
+# Errors that mean "refused before AIR MILES was called": audited as REJECTED.
+_REJECTION_STATUSES = frozenset({400, 403, 409, 413, 415})
+
+
+class PartnerApi:
+    def __init__(self, service: OfferStateService) -> None:
+        self.service = service
+        # A response that fails its own model is our bug: 500, never a 400 to the caller.
+        self.app = APIGatewayHttpResolver(
+            enable_validation=True, response_validation_error_http_code=500
+        )
+        self.app.use([_reject_unknown_query_parameters])
+        self.app.exception_handler(RequestValidationError)(self._invalid_request)
+        self.app.exception_handler(OfferStateError)(self._failed)
+        self.app.exception_handler(Exception)(self._unexpected)
+        self.app.not_found(self._not_found)
+
+    # ------------------------------------------------------------ per request
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """Resolve one payload-2.0 event into one answer."""
+        headers = _lower(event.get("headers"))
+        correlation_id = _valid_uuid(headers.get("x-correlation-id")) or str(uuid.uuid4())
+        logger.set_correlation_id(correlation_id)
+        logger.append_keys(route=event.get("routeKey"))
+        count("Requests")  # also keeps every invocation's metrics blob non-empty
+        self.service.begin_invocation(context)
+        try:
+            _check_body(event, headers)
+        except OfferStateError as exc:  # refused before routing
+            answer = self._error_answer(exc, event, correlation_id)
+        else:
+            self.app.append_context(correlation_id=correlation_id)
+            answer = self.app.resolve(event, context)
+        answer_headers = answer.setdefault("headers", {})
+        answer_headers[CORRELATION_HEADER] = correlation_id
+        if str(answer_headers.get("Content-Type", "")).startswith("application/json"):
+            answer_headers["Content-Type"] = JSON_CONTENT_TYPE
+        return answer
+
+    def call(self, collector_header: str | None) -> CallContext:
+        """The identity and audit context of the current request (a collector route)."""
+        event = self.app.current_event
+        _action, scope = COLLECTOR_ROUTES[self._route_key(event.raw_event)]
+        identity = resolve_identity(
+            (event.raw_event.get("requestContext") or {}).get("authorizer", {}).get("jwt"),
+            collector_header,
+            collector_claim=self.service.settings.collector_claim,
+            required_scope=scope,
+        )
+        return CallContext(identity, self._audit_context(event.raw_event, self.correlation_id))
+
+    @property
+    def correlation_id(self) -> str:
+        return self.app.context["correlation_id"]
+
+    def json(self, model: BaseModel, headers: Mapping[str, str] | None = None) -> Response:
+        return Response(
+            status_code=200,
+            content_type=JSON_CONTENT_TYPE,
+            body=model,
+            headers=dict(headers or {}),
+        )
+
+    # ------------------------------------------------------------ errors
+
+    def _invalid_request(self, exc: RequestValidationError) -> Response:
+        details = [_detail(e) for e in exc.errors()]
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+        error = ValidationError(f"The request is not valid ({summary}).", details=details)
+        return self._failed(error)
+
+    def _failed(self, exc: OfferStateError) -> Response:
+        answer = self._error_answer(
+            exc, self.app.current_event.raw_event, self.app.context.get("correlation_id", "")
+        )
+        return Response(
+            status_code=answer["statusCode"],
+            content_type=JSON_CONTENT_TYPE,
+            body=answer["body"],
+            headers=answer["headers"],
+        )
+
+    def _unexpected(self, exc: Exception) -> Response:
+        mapped = idempotency_conflict(exc)
+        if mapped is not None:
+            return self._failed(mapped)
+        logger.exception("unhandled error")
+        return self._failed(OfferStateError("The gateway failed unexpectedly."))
+
+    def _not_found(self, _exc: Exception) -> Response:
+        # As API Gateway answers a route it does not know.
+        return Response(
+            status_code=404, content_type=JSON_CONTENT_TYPE, body='{"message":"Not Found"}'
+        )
+
+    def _error_answer(
+        self, exc: OfferStateError, event: Mapping[str, Any], correlation_id: str
+    ) -> dict[str, Any]:
+        log = logger.warning if exc.status < 500 else logger.error
+        log(
+            "request failed",
+            extra={
+                "status": exc.status,
+                "errorCode": exc.code,
+                "upstreamStatus": exc.upstream_status,
+                "upstreamResponseCode": exc.response_code,
+            },
+        )
+        if exc.status in _REJECTION_STATUSES and exc.upstream_status is None:
+            self._audit_rejection(exc, event, correlation_id)
+        headers = {"Content-Type": JSON_CONTENT_TYPE}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(int(exc.retry_after))
+        return {
+            "statusCode": exc.status,
+            "headers": headers,
+            "body": json.dumps(exc.to_body(correlation_id), separators=(",", ":")),
+            "isBase64Encoded": False,
+        }
+
+    def _audit_rejection(
+        self, exc: OfferStateError, event: Mapping[str, Any], correlation_id: str
+    ) -> None:
+        route = COLLECTOR_ROUTES.get(self._route_key(event))
+        if route is None:
+            return
+        jwt = (event.get("requestContext") or {}).get("authorizer", {}).get("jwt")
+        header = _lower(event.get("headers")).get("collector-number")
+        # With the header as sent; then without it (a member token that also sent one is
+        # filed under its own claim). No trustworthy collector: nowhere to file it, and the
+        # log line already keeps the request.
+        for collector_header in dict.fromkeys((header, None)):
+            try:
+                identity = resolve_identity(
+                    jwt,
+                    collector_header,
+                    collector_claim=self.service.settings.collector_claim,
+                    required_scope=route[1],
+                )
+            except OfferStateError:
+                continue
+            context = self._audit_context(event, correlation_id)
+            self.service.reject(CallContext(identity, context), route[0], exc)
+            return
+
+    def _route_key(self, event: Mapping[str, Any]) -> str:
+        """`METHOD /path` as template.yaml declares it: API Gateway's routeKey, else the
+        route Powertools matched (an event written by hand may lack routeKey)."""
+        key = event.get("routeKey", "")
+        route = self.app.context.get("_route")
+        if key not in COLLECTOR_ROUTES and route is not None:
+            key = f"{route.method} " + re.sub(r"<(\w+)>", r"{\1}", route.path)
+        return key
+
+    def _audit_context(self, event: Mapping[str, Any], correlation_id: str) -> AuditContext:
+        context = event.get("requestContext") or {}
+        http = context.get("http") or {}
+        claims = (context.get("authorizer") or {}).get("jwt", {}).get("claims") or {}
+        return AuditContext(
+            route=self._route_key(event),
+            request_id=context.get("requestId") or str(uuid.uuid4()),
+            correlation_id=correlation_id,
+            origin_client=self.service.settings.client.origin_client,
+            principal=claims.get("sub"),
+            source_ip=http.get("sourceIp"),
+            user_agent=(http.get("userAgent") or "")[:256] or None,
+        )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _reject_unknown_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
+    """A misspelt parameter would otherwise be silently ignored: refuse it instead."""
+    route = app.context.get("_route")
+    given = set((app.current_event.raw_event.get("queryStringParameters") or {}).keys())
+    if route is None or not given:
+        return next_middleware(app)
+    known: set[str] = set()
+    for param in route.dependant.query_params:
+        annotation = param.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            known |= {f.alias or name for name, f in annotation.model_fields.items()}
+        else:
+            known.add(param.alias)
+    unknown = sorted(given - known)
+    if unknown:
+        raise ValidationError(
+            "The request has query parameters this route does not take.",
+            details=[
+                {"field": name[:64], "message": "unknown query parameter"} for name in unknown[:10]
+            ],
+        )
+    return next_middleware(app)
+
+
+def _check_body(event: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+    """413, 415 and malformed JSON, before anything else looks at a body."""
+    method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "")
+    body = event.get("body")
+    if method not in ("PUT", "POST", "PATCH") and not body:
+        return
+    raw = body or ""
+    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError()
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError()
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValidationError(
+            "The body is not valid JSON.", details=[{"field": "body", "message": "malformed JSON"}]
+        ) from None
+
+
+def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
+    """A Powertools/pydantic error as `{field, message}`, never echoing the input."""
+    loc = [str(p) for p in error.get("loc", ())]
+    if loc and loc[0] in ("query", "header", "path", "body"):
+        loc = loc[1:]
+    if len(loc) > 1 and loc[0] in ("query", "body"):  # the name of a model parameter
+        loc = loc[1:]
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        message = "malformed JSON"
+    return {"field": ".".join(loc) or None, "message": message}
+
+
+def _lower(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {k.lower(): v for k, v in (headers or {}).items()}
+
+
+def _valid_uuid(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

@@ -1,0 +1,208 @@
+"""The audit trail: one DynamoDB item per call that touches a collector (DESIGN.md, "Audit").
+
+Keys never hold a collector number: `pk` is `COLLECTOR#` + HMAC-SHA256(number, pepper), so
+support staff can find a collector's records (they hold the number, the code holds the
+pepper) while a leaked table names nobody. Writes are write-ahead: `begin` stores a
+`PENDING` item before AIR MILES is called, `finish` turns it into the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from offer_state.errors import DependencyUnavailableError
+from offer_state.identity import Identity
+
+
+class Outcome(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"  # AIR MILES was called and the call failed
+    REJECTED = "REJECTED"  # refused before AIR MILES was called
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """What the request tells about itself (no collector number in here)."""
+
+    route: str
+    request_id: str
+    correlation_id: str
+    origin_client: str
+    principal: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What the call is about."""
+
+    action: str
+    offer_ids: Sequence[str] = ()
+    requested_states: Sequence[dict[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    """A written PENDING item, to be finished."""
+
+    pk: str
+    sk: str
+    started: float = field(default_factory=time.monotonic)
+
+
+def collector_key(collector_number: str, pepper: bytes) -> str:
+    digest = hmac.new(pepper, collector_number.encode(), hashlib.sha256).hexdigest()
+    return f"COLLECTOR#{digest}"
+
+
+def _timestamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class AuditWriter:
+    """Writes audit items with the low-level DynamoDB client (boto3 is given, not created)."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table_name: str,
+        pepper: Callable[[], bytes],
+        retention_days: int,
+        *,
+        on_failure: Callable[[str], None] = lambda _operation: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        self._dynamodb = dynamodb
+        self._table = table_name
+        self._pepper = pepper
+        self._retention_seconds = retention_days * 86400
+        self._on_failure = on_failure
+        self._clock = clock
+        self._serialize = TypeSerializer().serialize
+
+    def record(
+        self,
+        identity: Identity,
+        context: AuditContext,
+        entry: AuditEntry,
+        outcome: Outcome,
+        *,
+        http_status: int,
+        upstream_status: int | None = None,
+        latency_ms: float | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        """One finished item (reads, and writes refused before any upstream call)."""
+        item = self._item(identity, context, entry, outcome)
+        item.update(
+            self._finished(http_status, upstream_status, latency_ms, error_code, states_after=None)
+        )
+        self._put(item)
+
+    def begin(self, identity: Identity, context: AuditContext, entry: AuditEntry) -> PendingRecord:
+        """The write-ahead PENDING item; raises DependencyUnavailableError if not stored."""
+        item = self._item(identity, context, entry, Outcome.PENDING)
+        self._put(item)
+        return PendingRecord(pk=item["pk"], sk=item["sk"])
+
+    def finish(
+        self,
+        pending: PendingRecord,
+        outcome: Outcome,
+        *,
+        http_status: int,
+        upstream_status: int | None = None,
+        error_code: str | None = None,
+        states_after: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        """Turn the PENDING item into its outcome (only if it is still PENDING)."""
+        latency_ms = (time.monotonic() - pending.started) * 1000
+        values = self._finished(http_status, upstream_status, latency_ms, error_code, states_after)
+        values["outcome"] = outcome.value
+        names = {f"#{k}": k for k in values}
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pending.pk}, "sk": {"S": pending.sk}},
+                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+                ConditionExpression="#outcome_was = :pending",
+                ExpressionAttributeNames={**names, "#outcome_was": "outcome"},
+                ExpressionAttributeValues={
+                    **{f":{k}": self._serialize(v) for k, v in values.items()},
+                    ":pending": {"S": Outcome.PENDING.value},
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            self._on_failure("finish")
+            raise DependencyUnavailableError("The audit trail cannot be written.") from exc
+
+    # ------------------------------------------------------------------ items
+
+    def _item(
+        self, identity: Identity, context: AuditContext, entry: AuditEntry, outcome: Outcome
+    ) -> dict[str, Any]:
+        now = self._clock()
+        item: dict[str, Any] = {
+            "pk": collector_key(identity.collector_number, self._pepper()),
+            "sk": f"{_timestamp(now)}#{context.request_id}",
+            "createdAt": _timestamp(now),
+            "expiresAt": int(now.timestamp()) + self._retention_seconds,
+            "action": entry.action,
+            "route": context.route,
+            "offerIds": list(entry.offer_ids),
+            "requestedStates": list(entry.requested_states),
+            "outcome": outcome.value,
+            "collector": identity.masked_number,
+            "tokenKind": identity.kind,
+            "principal": context.principal,
+            "correlationId": context.correlation_id,
+            "requestId": context.request_id,
+            "originClient": context.origin_client,
+            "sourceIp": context.source_ip,
+            "userAgent": context.user_agent,
+        }
+        return {k: v for k, v in item.items() if v not in (None, [], "")}
+
+    @staticmethod
+    def _finished(
+        http_status: int,
+        upstream_status: int | None,
+        latency_ms: float | None,
+        error_code: str | None,
+        states_after: Sequence[dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        from decimal import Decimal
+
+        values: dict[str, Any] = {
+            "httpStatus": http_status,
+            "upstreamStatus": upstream_status,
+            "latencyMs": Decimal(f"{latency_ms:.1f}") if latency_ms is not None else None,
+            "errorCode": error_code,
+            "statesAfter": list(states_after) if states_after is not None else None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def _put(self, item: dict[str, Any]) -> None:
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={k: self._serialize(v) for k, v in item.items()},
+                # A second item under the same key would hide the first: never overwrite.
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            self._on_failure("put")
+            raise DependencyUnavailableError("The audit trail cannot be written.") from exc

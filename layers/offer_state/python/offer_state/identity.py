@@ -1,0 +1,96 @@
+"""Who may touch which collector (DESIGN.md, "Identity").
+
+API Gateway's JWT authorizer has already checked the token's signature, issuer, audience,
+expiry and route scope; here we only decide which collector the call is about:
+- a member token names its collector in a claim, and nowhere else may name one;
+- a machine token (scope `offers/state.m2m`) names it in the `Collector-Number` header;
+- any other token may not name a collector at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from offer_state import upstream
+from offer_state.errors import (
+    CollectorAmbiguousError,
+    ForbiddenError,
+    ValidationError,
+)
+
+READ_SCOPE = "offers/state.read"
+WRITE_SCOPE = "offers/state.write"
+M2M_SCOPE = "offers/state.m2m"
+_COLLECTOR_NUMBER = re.compile(upstream.COLLECTOR_NUMBER_PATTERN)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The collector a call is about, and who is asking."""
+
+    collector_number: str = field(repr=False)
+    kind: Literal["member", "m2m"]
+    principal: str | None  # the token's `sub`
+
+    @property
+    def masked_number(self) -> str:
+        return mask_collector_number(self.collector_number)
+
+
+def mask_collector_number(number: str) -> str:
+    """`80000000110` -> `*******0110`: enough for support to recognise, useless to misuse."""
+    return "*" * (len(number) - 4) + number[-4:]
+
+
+def scopes_of(jwt: Mapping[str, Any]) -> set[str]:
+    """The token's scopes as API Gateway passes them (a list), or from a `scope` claim."""
+    scopes = jwt.get("scopes")
+    if scopes:
+        return set(scopes)
+    claim = (jwt.get("claims") or {}).get("scope") or ""
+    return set(str(claim).split())
+
+
+def require_scope(jwt: Mapping[str, Any], scope: str) -> None:
+    if scope not in scopes_of(jwt):
+        raise ForbiddenError(f"The token lacks the scope {scope}.")
+
+
+def resolve_identity(
+    jwt: Mapping[str, Any] | None,
+    collector_header: str | None,
+    *,
+    collector_claim: str,
+    required_scope: str,
+) -> Identity:
+    """The collector this request may touch, or the error DESIGN.md prescribes."""
+    jwt = jwt or {}
+    claims = jwt.get("claims") or {}
+    require_scope(jwt, required_scope)
+    principal = claims.get("sub")
+    member_number = claims.get(collector_claim)
+    if member_number not in (None, ""):
+        if collector_header is not None:
+            raise CollectorAmbiguousError()
+        number = str(member_number)
+        if not _COLLECTOR_NUMBER.match(number):
+            raise ForbiddenError("The token's collector claim is not a collector number.")
+        return Identity(number, "member", principal)
+    if M2M_SCOPE in scopes_of(jwt):
+        if collector_header is None or collector_header == "":
+            raise ValidationError(
+                "A machine token must name the collector in the Collector-Number header.",
+                details=[{"field": "Collector-Number", "message": "Field required"}],
+            )
+        if not _COLLECTOR_NUMBER.match(collector_header):
+            raise ValidationError(
+                "Collector-Number must be 11 digits.",
+                details=[{"field": "Collector-Number", "message": "must be 11 digits"}],
+            )
+        return Identity(collector_header, "m2m", principal)
+    if collector_header is not None:
+        raise ForbiddenError(f"Only a token with the scope {M2M_SCOPE} may send Collector-Number.")
+    raise ForbiddenError("The token names no collector.")
