@@ -1,0 +1,63 @@
+"""get-state: the read routes. Thin: parse, identify, delegate to the layer's service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from offer_state.api import CollectorNumberHeader, LocalTimeHeader, PartnerApi
+from offer_state.models import (
+    CountAnswer,
+    CountQuery,
+    FindAnswer,
+    FindQuery,
+    HealthAnswer,
+    OfferIdList,
+    OfferStatesAnswer,
+)
+from offer_state.observability import logger, metrics, tracer
+from offer_state.service import OfferStateService
+
+service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
+api = PartnerApi(service)
+app = api.app
+
+
+@app.get("/health", summary="Gateway and AIR MILES health (no token needed)")
+def health() -> HealthAnswer:
+    return service.health(api.correlation_id)
+
+
+@app.get("/v1/offers/states", summary="States of a page of offers, in the order asked")
+def get_states(
+    offer_ids: Annotated[OfferIdList, Query(alias="offerId", description="1 to 100 offer ids")],
+    collector_number: CollectorNumberHeader = None,
+    local_time: LocalTimeHeader = None,
+) -> OfferStatesAnswer:
+    return service.get_states(api.call(collector_number), offer_ids, local_time)
+
+
+@app.get("/v1/offers/states/find", summary="The collector's saved and opted-in offers, paged")
+def find_states(
+    query: Annotated[FindQuery, Query()],
+    collector_number: CollectorNumberHeader = None,
+    local_time: LocalTimeHeader = None,
+) -> FindAnswer:
+    return service.find_states(api.call(collector_number), query, local_time)
+
+
+@app.get("/v1/offers/states/count", summary="How many offers the collector saved or opted into")
+def count_states(
+    query: Annotated[CountQuery, Query()],
+    collector_number: CollectorNumberHeader = None,
+    local_time: LocalTimeHeader = None,
+) -> CountAnswer:
+    return service.count_states(api.call(collector_number), query, local_time)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return api.handle(event, context)

@@ -1,0 +1,64 @@
+"""update-state: the write routes. Thin: parse, identify, delegate to the layer's service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from offer_state.api import (
+    CollectorNumberHeader,
+    IdempotencyKeyHeader,
+    LocalTimeHeader,
+    PartnerApi,
+)
+from offer_state.models import AppliedChanges, StateChange, StateChanges, StatesBody
+from offer_state.observability import logger, metrics, tracer
+from offer_state.service import OfferStateService
+
+service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
+api = PartnerApi(service)
+app = api.app
+
+
+@app.put("/v1/offers/<offerId>/states", summary="Change one offer's states")
+def update_offer_states(
+    offerId: Annotated[UUID, Path(description="The offer")],  # named as in the path
+    body: Annotated[StatesBody, Body(embed=False)],
+    collector_number: CollectorNumberHeader = None,
+    local_time: LocalTimeHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[AppliedChanges]:
+    changes = StateChanges(state_changes=[StateChange(offer_id=offerId, states=body.states)])
+    return _apply(changes, collector_number, local_time, idempotency_key)
+
+
+@app.put("/v1/offers/states", summary="Change the states of 1 to 25 offers at once")
+def update_states(
+    body: Annotated[StateChanges, Body(embed=False)],
+    collector_number: CollectorNumberHeader = None,
+    local_time: LocalTimeHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[AppliedChanges]:
+    return _apply(body, collector_number, local_time, idempotency_key)
+
+
+def _apply(
+    changes: StateChanges,
+    collector_number: str | None,
+    local_time: str | None,
+    idempotency_key: UUID | None,
+) -> Response[AppliedChanges]:
+    answer, replayed = service.update_states(
+        api.call(collector_number), changes, local_time, idempotency_key
+    )
+    return api.json(answer, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return api.handle(event, context)

@@ -1,0 +1,175 @@
+"""Secrets Manager and DynamoDB failing: 503 DEPENDENCY_UNAVAILABLE, and never a PUT to
+AIR MILES that the audit trail does not know about."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET
+from tests.functions.conftest import Deployed
+from tests.support.functions import Function, event, offer_event
+from tests.support.sandbox_control import SandboxControl
+
+SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+
+
+@pytest.fixture
+def unreachable(aws: None) -> Iterator[Callable[[str], None]]:
+    """`unreachable("dynamodb.PutItem")`: that operation fails as if the endpoint were down,
+    for every client created afterwards (the functions create theirs on first use)."""
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+
+    def block(operation: str) -> None:
+        def refuse(**_kwargs: object) -> None:
+            raise EndpointConnectionError(endpoint_url=f"https://{operation}.invalid")
+
+        session.events.register_first(f"before-send.{operation}", refuse)
+
+    yield block
+    boto3.setup_default_session()
+
+
+def _dependency_unavailable(status: int, body: dict) -> None:
+    assert (status, body["error"]["code"]) == (503, "DEPENDENCY_UNAVAILABLE")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "not json",
+        json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),  # fields missing
+        json.dumps(["a", "list"]),
+    ],
+)
+def test_a_malformed_secret_is_a_dependency_failure(
+    get_state: Function, deployed: Deployed, sandbox: SandboxControl, secret: str
+):
+    deployed.put_secret(secret)
+    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
+    _dependency_unavailable(status, body)
+    assert sandbox.calls()["count"] == 0
+    assert CLIENT_SECRET not in json.dumps(body)
+
+
+def test_a_missing_secret_is_a_dependency_failure(
+    update_state: Function, deployed: Deployed, sandbox: SandboxControl
+):
+    boto3.client("secretsmanager").delete_secret(
+        SecretId=deployed.refs["AirMilesSecret"], ForceDeleteWithoutRecovery=True
+    )
+    status, _, body = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    _dependency_unavailable(status, body)
+    assert sandbox.calls()["put"] == 0
+
+
+def test_secrets_manager_unreachable_is_a_dependency_failure(
+    unreachable, get_state: Function, sandbox: SandboxControl
+):
+    unreachable("secrets-manager.GetSecretValue")
+    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
+    _dependency_unavailable(status, body)
+    assert sandbox.calls()["count"] == 0
+
+
+def test_audit_table_unreachable_means_no_put_upstream(
+    unreachable, update_state: Function, sandbox: SandboxControl
+):
+    unreachable("dynamodb.PutItem")
+    status, _, body = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    _dependency_unavailable(status, body)
+    assert sandbox.calls()["put"] == 0
+
+
+def test_audit_table_missing_means_no_put_upstream_even_with_a_key(
+    update_state: Function, deployed: Deployed, sandbox: SandboxControl
+):
+    boto3.client("dynamodb").delete_table(TableName=deployed.refs["AuditTable"])
+    key = {"idempotency-key": str(uuid.uuid4())}
+    status, _, body = update_state.call(
+        offer_event(sandbox.untouched_offers(1)[0], SAVE, headers=key)
+    )
+    _dependency_unavailable(status, body)
+    assert sandbox.calls()["put"] == 0
+    # The idempotency lock was released: the same key works once the table is back.
+    assert deployed.table_items("IdempotencyTable") == []
+
+
+def test_idempotency_table_unreachable_means_no_put_upstream(
+    update_state: Function, deployed: Deployed, sandbox: SandboxControl
+):
+    boto3.client("dynamodb").delete_table(TableName=deployed.refs["IdempotencyTable"])
+    key = {"idempotency-key": str(uuid.uuid4())}
+    status, _, body = update_state.call(
+        offer_event(sandbox.untouched_offers(1)[0], SAVE, headers=key)
+    )
+    _dependency_unavailable(status, body)
+    assert sandbox.calls()["put"] == 0
+    assert deployed.audit_items() == []
+
+
+def test_a_read_that_cannot_be_audited_is_not_disclosed(
+    get_state: Function, deployed: Deployed, sandbox: SandboxControl
+):
+    boto3.client("dynamodb").delete_table(TableName=deployed.refs["AuditTable"])
+    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
+    _dependency_unavailable(status, body)
+    assert "count" not in body
+
+
+def test_outcome_not_written_still_answers_the_applied_change(
+    unreachable, update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    unreachable("dynamodb.UpdateItem")
+    offer = sandbox.untouched_offers(1)[0]
+    status, _, _ = update_state.call(offer_event(offer, SAVE))
+    assert status == 200  # the change happened; the PENDING record proves the attempt
+    assert sandbox.states("80000000110")[offer] == {"SAVE": "SAVED"}
+    assert [i["outcome"] for i in deployed.audit_items()] == ["PENDING"]
+
+
+def test_rotated_credentials_are_reread_once(
+    get_state: Function, deployed: Deployed, sandbox: SandboxControl
+):
+    good = deployed.secret()
+    deployed.put_secret(json.dumps({**good, "client_secret": "stale"}))
+    status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))
+    assert status == 502  # the stale secret was read, refused, re-read: still stale
+    assert sandbox.calls()["token"] == 2
+    deployed.put_secret(json.dumps(good))  # rotation finished
+    status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))
+    assert status == 200
+    assert sandbox.calls()["token"] == 4  # cached stale secret refused, forced re-read works
+
+
+def test_secret_is_read_once_for_many_requests(get_state: Function, sandbox: SandboxControl):
+    import botocore.client
+
+    calls = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        if operation == "GetSecretValue":
+            calls.append(operation)
+        return original(self, operation, params)
+
+    botocore.client.BaseClient._make_api_call = counting
+    try:
+        for _ in range(20):
+            assert get_state.call(event("GET", "/v1/offers/states/count"))[0] == 200
+    finally:
+        botocore.client.BaseClient._make_api_call = original
+    assert len(calls) == 1
+    assert sandbox.calls()["token"] == 1
+
+
+def test_credentials_audience_comes_from_the_secret(get_state: Function, deployed: Deployed):
+    assert deployed.secret()["audience"] == AUDIENCE
+    assert len(deployed.secret()["audit_pepper"]) >= 16

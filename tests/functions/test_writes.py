@@ -1,0 +1,334 @@
+"""update-state: single and batch changes, validation, idempotency, write-ahead audit."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.functions.conftest import Deployed
+from tests.support.functions import M2M, MEMBER, WRITE, Function, event, offer_event
+from tests.support.sandbox_control import SandboxControl
+
+OPT_IN = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
+SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+
+
+def _batch(*changes: tuple[str, list[dict]]) -> dict:
+    return {"stateChanges": [{"offerId": o, "states": s} for o, s in changes]}
+
+
+def test_single_offer_change_is_applied_and_answered(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    offer = sandbox.untouched_offers(1)[0]
+    status, headers, body = update_state.call(offer_event(offer.upper(), OPT_IN))
+
+    assert status == 200
+    [change] = body["stateChanges"]
+    assert change["offerId"] == offer
+    [state] = change["states"]
+    assert (state["name"], state["value"]) == ("OPT_IN", "OPTED_IN")
+    assert state["updatedAt"].endswith("Z")
+    assert "Idempotent-Replayed" not in headers
+    assert sandbox.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
+    assert sandbox.calls()["put"] == 1
+    [item] = deployed.audit_items()
+    assert item["action"] == "UPDATE_STATES"
+    assert item["outcome"] == "SUCCEEDED"
+    assert item["requestedStates"] == [{"offerId": offer, **OPT_IN}]
+    assert item["statesAfter"] == body["stateChanges"]
+    assert (item["httpStatus"], item["upstreamStatus"]) == (200, 204)
+
+
+def test_batch_change_is_applied_in_one_upstream_call(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    a, b, c = sandbox.untouched_offers(3)
+    body = _batch(
+        (a, SAVE["states"]),
+        (b, SAVE["states"] + OPT_IN["states"]),
+        (c, [{"name": "SAVE", "value": "UNSAVED"}]),
+    )
+    status, _, answer = update_state.call(event("PUT", "/v1/offers/states", body=body))
+    assert status == 200
+    assert [c["offerId"] for c in answer["stateChanges"]] == [a, b, c]
+    assert sandbox.calls()["put"] == 1
+    stored = sandbox.states(MEMBER)
+    assert stored[a] == {"SAVE": "SAVED"}
+    assert stored[b] == {"SAVE": "SAVED", "OPT_IN": "OPTED_IN"}
+    assert stored[c] == {"SAVE": "UNSAVED"}
+    assert deployed.audit_items()[0]["offerIds"] == [a, b, c]
+
+
+def test_unsave_after_save(update_state: Function, sandbox: SandboxControl):
+    offer = sandbox.untouched_offers(1)[0]
+    update_state.call(offer_event(offer, SAVE))
+    status, _, _ = update_state.call(
+        offer_event(offer, {"states": [{"name": "SAVE", "value": "UNSAVED"}]})
+    )
+    assert status == 200
+    assert sandbox.states(MEMBER)[offer] == {"SAVE": "UNSAVED"}
+
+
+def test_25_changes_are_accepted(update_state: Function, sandbox: SandboxControl):
+    offers = sandbox.untouched_offers(25)
+    status, _, body = update_state.call(
+        event("PUT", "/v1/offers/states", body=_batch(*[(o, SAVE["states"]) for o in offers]))
+    )
+    assert status == 200
+    assert len(body["stateChanges"]) == 25
+
+
+def _bad_bodies(offer: str) -> list[tuple[str, object]]:
+    return [
+        ("OPT_IN:SAVED", _batch((offer, [{"name": "OPT_IN", "value": "SAVED"}]))),
+        ("OPT_IN:UNSAVED", _batch((offer, [{"name": "OPT_IN", "value": "UNSAVED"}]))),
+        ("unknown name", _batch((offer, [{"name": "LIKE", "value": "SAVED"}]))),
+        ("lower case", _batch((offer, [{"name": "save", "value": "saved"}]))),
+        ("no states", _batch((offer, []))),
+        ("no changes", {"stateChanges": []}),
+        ("26 changes", _batch(*[(str(uuid.uuid4()), SAVE["states"]) for _ in range(26)])),
+        ("same offer twice", _batch((offer, SAVE["states"]), (offer, OPT_IN["states"]))),
+        (
+            "same name twice",
+            _batch((offer, SAVE["states"] + [{"name": "SAVE", "value": "UNSAVED"}])),
+        ),
+        ("bad offer id", _batch(("offer-1", SAVE["states"]))),
+        ("unknown field", {**_batch((offer, SAVE["states"])), "extra": True}),
+        ("unknown state field", _batch((offer, [{"name": "SAVE", "value": "SAVED", "x": 1}]))),
+        ("not an object", [1, 2]),
+        ("null", None),
+        ("string", "stateChanges"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(15))
+def test_invalid_batch_bodies_are_refused_before_any_io(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed, case: int
+):
+    offer = sandbox.untouched_offers(1)[0]
+    label, body = _bad_bodies(offer)[case]
+    raw = json.dumps(body)
+    status, _, answer = update_state.call(
+        event("PUT", "/v1/offers/states", body=raw, headers={"content-type": "application/json"})
+    )
+    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR"), label
+    assert sum(sandbox.calls().values()) == 0
+    assert [i["outcome"] for i in deployed.audit_items()] == ["REJECTED"]
+
+
+@pytest.mark.parametrize(
+    ("offer_id", "body"),
+    [
+        ("not-a-uuid", SAVE),
+        (None, {"states": [{"name": "OPT_IN", "value": "SAVED"}]}),
+        (None, {"states": []}),
+        (None, {"states": SAVE["states"], "offerId": "x"}),
+        (None, {}),
+    ],
+)
+def test_invalid_single_offer_requests_are_refused(
+    update_state: Function, sandbox: SandboxControl, offer_id, body
+):
+    offer = offer_id or sandbox.untouched_offers(1)[0]
+    status, _, answer = update_state.call(offer_event(offer, body))
+    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert sum(sandbox.calls().values()) == 0
+
+
+def test_malformed_json_is_a_validation_error(update_state: Function, sandbox):
+    status, _, body = update_state.call(
+        event(
+            "PUT",
+            "/v1/offers/states",
+            body='{"stateChanges": [',
+            headers={"content-type": "application/json"},
+        )
+    )
+    assert (status, body["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert sum(sandbox.calls().values()) == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_unsupported(update_state: Function, sandbox, content_type):
+    offer = sandbox.untouched_offers(1)[0]
+    headers = {"content-type": content_type} if content_type else {}
+    request = event(
+        "PUT",
+        "/v1/offers/states",
+        body=json.dumps(_batch((offer, SAVE["states"]))),
+        headers=headers,
+    )
+    if content_type is None:
+        request["headers"].pop("content-type", None)
+    status, _, body = update_state.call(request)
+    assert (status, body["error"]["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+    assert sum(sandbox.calls().values()) == 0
+
+
+def test_a_body_over_64_kib_is_too_large(update_state: Function, sandbox: SandboxControl):
+    body = json.dumps({"stateChanges": [], "padding": "x" * 70_000})
+    status, _, answer = update_state.call(
+        event("PUT", "/v1/offers/states", body=body, headers={"content-type": "application/json"})
+    )
+    assert (status, answer["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert sum(sandbox.calls().values()) == 0
+
+
+def test_a_base64_body_is_decoded(update_state: Function, sandbox: SandboxControl):
+    offer = sandbox.untouched_offers(1)[0]
+    request = event("PUT", "/v1/offers/states", body=_batch((offer, SAVE["states"])))
+    request["body"] = base64.b64encode(request["body"].encode()).decode()
+    request["isBase64Encoded"] = True
+    status, _, _ = update_state.call(request)
+    assert status == 200
+    assert sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+
+
+def test_unknown_offer_is_not_found_and_audited_as_failed(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    status, _, body = update_state.call(offer_event(str(uuid.uuid4()), SAVE))
+    assert (status, body["error"]["code"]) == (404, "OFFER_NOT_FOUND")
+    [item] = deployed.audit_items()
+    assert (item["outcome"], item["httpStatus"], item["upstreamStatus"]) == ("FAILED", 404, 404)
+
+
+# ------------------------------------------------------------------ idempotency
+
+
+def test_replay_returns_first_answer_without_upstream_call(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    offer = sandbox.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    first_status, first_headers, first = update_state.call(offer_event(offer, OPT_IN, headers=key))
+    second_status, second_headers, second = update_state.call(
+        offer_event(offer, OPT_IN, headers=key)
+    )
+
+    assert (first_status, second_status) == (200, 200)
+    assert second == first
+    assert "Idempotent-Replayed" not in first_headers
+    assert second_headers["Idempotent-Replayed"] == "true"
+    assert sandbox.calls()["put"] == 1
+    assert len(deployed.audit_items()) == 1
+
+
+def test_same_key_with_another_body_is_a_conflict(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    offer = sandbox.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    update_state.call(offer_event(offer, OPT_IN, headers=key))
+    status, _, body = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert (status, body["error"]["code"]) == (409, "IDEMPOTENCY_CONFLICT")
+    assert sandbox.calls()["put"] == 1
+    assert sandbox.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
+    assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED", "REJECTED"]
+
+
+def test_same_key_for_another_collector_is_independent(update_state: Function, sandbox):
+    offer = sandbox.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    update_state.call(offer_event(offer, SAVE, headers=key))
+    status, headers, _ = update_state.call(
+        offer_event(
+            offer,
+            SAVE,
+            headers={**key, "collector-number": "80000000001"},
+            collector=None,
+            scopes=(WRITE, M2M),
+        )
+    )
+    assert status == 200
+    assert "Idempotent-Replayed" not in headers
+    assert sandbox.calls()["put"] == 2
+    assert sandbox.states("80000000001")[offer] == {"SAVE": "SAVED"}
+
+
+def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
+    update_state: Function, sandbox: SandboxControl
+):
+    offer = sandbox.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    sandbox.fault("put", "delay", delayMs=400, count=1)
+    first: dict = {}
+    worker = threading.Thread(
+        target=lambda: first.update(answer=update_state.call(offer_event(offer, SAVE, headers=key)))
+    )
+    worker.start()
+    deadline = time.monotonic() + 2
+    while sandbox.calls()["put"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status, _, body = update_state.call(offer_event(offer, SAVE, headers=key))
+    worker.join()
+    assert (status, body["error"]["code"]) == (409, "IDEMPOTENCY_CONFLICT")
+    assert "in flight" in body["error"]["message"]
+    assert first["answer"][0] == 200
+    assert sandbox.calls()["put"] == 1
+
+
+def test_a_failed_call_can_be_retried_with_the_same_key(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    offer = sandbox.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    sandbox.fault("put", "status", status=500)
+    status, _, body = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert (status, body["error"]["code"]) == (502, "UPSTREAM_ERROR")
+    sandbox.clear_faults()
+    status, headers, _ = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert status == 200
+    assert "Idempotent-Replayed" not in headers
+    assert sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    assert [i["outcome"] for i in deployed.audit_items()] == ["FAILED", "SUCCEEDED"]
+
+
+def test_an_idempotency_key_must_be_a_uuid(update_state: Function, sandbox: SandboxControl):
+    offer = sandbox.untouched_offers(1)[0]
+    status, _, body = update_state.call(
+        offer_event(offer, SAVE, headers={"idempotency-key": "abc"})
+    )
+    assert (status, body["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert sum(sandbox.calls().values()) == 0
+
+
+# ------------------------------------------------------------------ write-ahead audit
+
+
+def test_pending_record_is_written_before_the_upstream_put(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    offer = sandbox.untouched_offers(1)[0]
+    sandbox.fault("put", "delay", delayMs=300, count=1)
+    seen: list[list[str]] = []
+    worker = threading.Thread(target=lambda: update_state.call(offer_event(offer, SAVE)))
+    worker.start()
+    deadline = time.monotonic() + 2
+    while sandbox.calls()["put"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seen.append([i["outcome"] for i in deployed.audit_items()])  # while the PUT is held
+    worker.join()
+    assert seen == [["PENDING"]]
+    assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
+
+
+def test_upstream_failure_after_retries_is_audited_as_failed(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    sandbox.fault("put", "status", status=503, retryAfter=0)
+    status, _, body = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    assert (status, body["error"]["code"]) == (502, "UPSTREAM_ERROR")
+    assert sandbox.calls()["put"] == 3  # first try + 2 retries (PUT is idempotent)
+    [item] = deployed.audit_items()
+    assert (item["outcome"], item["upstreamStatus"], item["errorCode"]) == (
+        "FAILED",
+        503,
+        "UPSTREAM_ERROR",
+    )
