@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt sandbox
+.PHONY: help venv test lint fmt sandbox run token invoke
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -45,7 +45,17 @@ fmt: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format .
 
 test: lint ## lint, then the whole test suite
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+run: $(STAMP) ## the whole stack on 127.0.0.1:3000 (sandbox, moto, dev issuer, gateway); Ctrl-C stops it
+	@$(PY) -m local.stack
 
 sandbox: $(STAMP) ## the AIR MILES sandbox alone (SANDBOX_PORT, default 3001)
-	$(PY) -m local.sandbox
+	@$(PY) -m local.sandbox
+
+token: $(STAMP) ## a dev token: COLLECTOR=80000000110 (member), or M2M=1; SCOPES="..." replaces the scopes
+	@$(PY) -m local.issuer token $(if $(M2M),--m2m,--collector $(or $(COLLECTOR),80000000110)) $(if $(SCOPES),--scopes "$(SCOPES)")
+
+invoke: $(STAMP) ## one function, one event: FUNCTION=GetStateFunction EVENT=events/get_states.json
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=GetStateFunction EVENT=events/get_states.json"; exit 2; }
+	@$(PY) -m local.invoke $(FUNCTION) $(EVENT)

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from local.events import http_api_event
-from local.lambda_context import LambdaContext
+from local.lambda_runtime import LambdaContext
 from local.template import ROOT, Template
 
 MEMBER = "80000000110"

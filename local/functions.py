@@ -1,0 +1,232 @@
+"""The template's functions as local Lambda execution environments (worker processes).
+
+Each environment is a process running `local/lambda_runtime.py` with exactly the environment
+variables template.yaml gives the function (resolved to the local resources), plus what the
+Lambda runtime itself sets and `AWS_ENDPOINT_URL` pointing at the AWS emulation. One
+environment serves one invocation at a time; concurrent requests get more environments (each
+a cold start), as Lambda scales. An invocation that outlives the function's Timeout ends its
+environment, as Lambda does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.lambda_runtime import read_message, write_message
+from local.template import ROOT, Template
+
+RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
+LAYER_PYTHON = ROOT / "layers" / "offer_state" / "python"
+
+
+class FunctionTimeout(Exception):
+    """The invocation outlived the function's Timeout."""
+
+
+class FunctionCrashed(Exception):
+    """The environment died (or never started)."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    task_root: Path
+    handler: str
+    timeout: float
+    memory: int
+    environment: dict[str, str]
+
+    @classmethod
+    def from_template(
+        cls, template: Template, logical_id: str, aws_endpoint: str, region: str = "us-east-1"
+    ) -> FunctionSpec:
+        props = template.function_properties(logical_id)
+        environment = {
+            **template.function_environment(logical_id),
+            # What the Lambda runtime sets for every function ...
+            "AWS_LAMBDA_FUNCTION_NAME": logical_id,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{props['Runtime']}",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "LAMBDA_TASK_ROOT": str(ROOT / props["CodeUri"]),
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # ... what `sam local` adds (Powertools then skips X-Ray, which is not here) ...
+            "AWS_SAM_LOCAL": "true",
+            # ... and where AWS is.
+            "AWS_ENDPOINT_URL": aws_endpoint,
+        }
+        return cls(
+            logical_id=logical_id,
+            task_root=ROOT / props["CodeUri"],
+            handler=props["Handler"],
+            timeout=float(props["Timeout"]),
+            memory=int(props["MemorySize"]),
+            environment=environment,
+        )
+
+
+class _Environment:
+    """One worker process: one function environment."""
+
+    def __init__(self, spec: FunctionSpec, extra_env: Mapping[str, str], stdout: Any) -> None:
+        self.spec = spec
+        read_fd, write_fd = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(RUNTIME_SCRIPT),
+                    str(spec.task_root),
+                    str(LAYER_PYTHON),
+                    spec.handler,
+                    str(write_fd),
+                ],
+                env={**spec.environment, **extra_env},
+                stdin=subprocess.PIPE,
+                stdout=stdout,
+                pass_fds=(write_fd,),
+            )
+        finally:
+            os.close(write_fd)
+        self._replies = os.fdopen(read_fd, "rb")
+        self._ready = threading.Event()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the handler module is imported (the cold start is over)."""
+        if self._ready.is_set():
+            return
+        message = self._read(timeout)
+        if not (isinstance(message, dict) and message.get("ready")):
+            raise FunctionCrashed(f"{self.spec.logical_id} did not start")
+        self._ready.set()
+
+    def invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        write_message(
+            self.process.stdin,
+            {"event": event, "requestId": request_id, "timeout": self.spec.timeout},
+        )
+        return self._read(self.spec.timeout)
+
+    def _read(self, timeout: float) -> Any:
+        box: list[Any] = []
+        reader = threading.Thread(target=lambda: box.append(read_message(self._replies)))
+        reader.daemon = True
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            self.stop()
+            raise FunctionTimeout(f"Task timed out after {timeout:.2f} seconds")
+        if not box or box[0] is None:
+            self.stop()
+            raise FunctionCrashed(f"{self.spec.logical_id} exited (code {self.process.poll()})")
+        return box[0]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # end of stdin ends the environment
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._replies.close()
+
+
+class FunctionPool:
+    """The environments of one function: reuse an idle one, start another when all are busy."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        max_environments: int = 8,
+        extra_env: Mapping[str, str] | None = None,
+        stdout: Any = None,
+    ) -> None:
+        """`stdout`: where the function's own output goes (default: ours)."""
+        self.spec = spec
+        self._stdout = stdout
+        self._max = max_environments
+        self._extra_env = dict(extra_env or {})
+        self._idle: list[_Environment] = []
+        self._all: list[_Environment] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def warm(self) -> None:
+        """Start one environment now, so the first request does not pay the cold start."""
+        environment = self._start()
+        environment.wait_ready(60)
+        with self._lock:
+            self._idle.append(environment)
+
+    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        """The handler's answer as `{"result": …}` or `{"errorType", "errorMessage", …}`."""
+        environment = self._acquire()
+        try:
+            environment.wait_ready(60)
+            reply = environment.invoke(event, request_id or str(uuid.uuid4()))
+        except (FunctionTimeout, FunctionCrashed):
+            self._discard(environment)
+            raise
+        self._release(environment)
+        return reply
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            environments, self._all, self._idle = self._all, [], []
+        for environment in environments:
+            environment.stop()
+
+    def _start(self) -> _Environment:
+        environment = _Environment(self.spec, self._extra_env, self._stdout)
+        with self._lock:
+            self._all.append(environment)
+        return environment
+
+    def _acquire(self) -> _Environment:
+        with self._lock:
+            if self._closed:
+                raise FunctionCrashed("the local stack is stopping")
+            while self._idle:
+                environment = self._idle.pop()
+                if environment.alive():
+                    return environment
+                self._all.remove(environment)
+            if len(self._all) >= self._max:
+                raise FunctionCrashed(f"{self.spec.logical_id}: concurrency limit reached")
+        return self._start()
+
+    def _release(self, environment: _Environment) -> None:
+        with self._lock:
+            if self._closed:
+                environment.stop()
+            else:
+                self._idle.append(environment)
+
+    def _discard(self, environment: _Environment) -> None:
+        environment.stop()
+        with self._lock:
+            if environment in self._all:
+                self._all.remove(environment)

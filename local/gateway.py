@@ -1,0 +1,255 @@
+"""The local gateway: what API Gateway (HTTP API) does in front of the functions, on loopback.
+
+- serves exactly the `HttpApi` routes template.yaml declares (anything else:
+  `404 {"message":"Not Found"}`), preferring a literal path over one with variables;
+- checks JWTs as the JWT authorizer does: RS256 signature against the issuer's JWKS (found
+  by OIDC discovery), `iss`, `aud` (or `client_id`), `exp`, `nbf`; missing or bad:
+  `401 {"message":"Unauthorized"}`; none of the route's scopes: `403 {"message":"Forbidden"}`;
+- builds the payload-2.0 event (`local.events`) and invokes the function's environment;
+- turns the answer back into HTTP as API Gateway does (status, headers, cookies, base64
+  bodies; a plain object becomes a 200 JSON answer); a handler that raises or times out gives
+  `500 {"message":"Internal Server Error"}` and its traceback in the function's log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+
+from local.events import http_api_event
+from local.functions import FunctionCrashed, FunctionPool, FunctionTimeout
+from local.serving import BackgroundServer
+from local.template import Route, Template
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
+_NOT_FOUND = (404, {"message": "Not Found"})
+_UNAUTHORIZED = (401, {"message": "Unauthorized"})
+_FORBIDDEN = (403, {"message": "Forbidden"})
+_INTERNAL = (500, {"message": "Internal Server Error"})
+
+
+class AuthorizerError(Exception):
+    def __init__(self, status: int, body: dict[str, str]) -> None:
+        super().__init__(body["message"])
+        self.status = status
+        self.body = body
+
+
+class JwtAuthorizer:
+    """API Gateway's JWT authorizer for one issuer and its audiences."""
+
+    def __init__(self, issuer: str, audiences: list[str]) -> None:
+        self.issuer = issuer
+        self.audiences = set(audiences)
+        self._keys: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+        self._http.trust_env = False
+
+    def claims(self, authorization: str | None) -> dict[str, Any]:
+        """The verified claims of the bearer token, or AuthorizerError(401)."""
+        if not authorization:
+            raise AuthorizerError(*_UNAUTHORIZED)
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else authorization.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._key(header.get("kid"))
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                options={"require": ["exp", "iss"], "verify_aud": False},
+                leeway=0,
+            )
+        except (jwt.PyJWTError, KeyError, ValueError, requests.RequestException):
+            raise AuthorizerError(*_UNAUTHORIZED) from None
+        audiences = claims.get("aud")
+        audiences = set(audiences) if isinstance(audiences, list) else {audiences}
+        if not (audiences | {claims.get("client_id")}) & self.audiences:
+            raise AuthorizerError(*_UNAUTHORIZED)
+        return claims
+
+    @staticmethod
+    def scopes(claims: Mapping[str, Any]) -> list[str]:
+        value = claims.get("scope", claims.get("scp", ""))
+        return value.split() if isinstance(value, str) else list(value)
+
+    def _key(self, kid: str | None) -> Any:
+        with self._lock:
+            if kid not in self._keys:
+                self._refresh()  # a new key (rotation) or the first request
+            return self._keys[kid]
+
+    def _refresh(self) -> None:
+        discovery = self._http.get(f"{self.issuer}/.well-known/openid-configuration", timeout=5)
+        discovery.raise_for_status()
+        jwks = self._http.get(discovery.json()["jwks_uri"], timeout=5)
+        jwks.raise_for_status()
+        key_set = jwt.PyJWKSet.from_dict(jwks.json())
+        self._keys = {key.key_id: key.key for key in key_set.keys}
+
+
+class LocalGateway(BackgroundServer):
+    """An HTTP server that routes, authorizes and invokes like API Gateway."""
+
+    def __init__(
+        self,
+        template: Template,
+        pools: Mapping[str, FunctionPool],
+        authorizer: JwtAuthorizer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        extra_routes: Mapping[tuple[str, str], Callable[[], tuple[int, Any]]] | None = None,
+        log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    ) -> None:
+        self.routes = sorted(template.routes(), key=_specificity)
+        self.pools = pools
+        self.authorizer = authorizer
+        self.extra_routes = dict(extra_routes or {})
+        self.log = log
+        handler = type("Handler", (_Handler,), {"gateway": self})
+        super().__init__(handler, host, port)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            if route.method == method:
+                found = route.pattern.match(path)
+                if found:
+                    return route, found.groupdict()
+        return None
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One HTTP request in, one HTTP answer out."""
+        request_id = str(uuid.uuid4())
+        parts = urlsplit(target)
+        extra = self.extra_routes.get((method, parts.path))
+        if extra is not None:
+            return _json_answer(*extra(), request_id)
+        found = self.match(method, parts.path)
+        if found is None:
+            return _json_answer(*_NOT_FOUND, request_id)
+        route, path_parameters = found
+        claims: dict[str, Any] | None = None
+        scopes: list[str] | None = None
+        if route.authorizer is not None:
+            try:
+                claims = self.authorizer.claims(_header(headers, "authorization"))
+                scopes = self.authorizer.scopes(claims)
+                if route.scopes and not set(route.scopes) & set(scopes):
+                    raise AuthorizerError(*_FORBIDDEN)
+            except AuthorizerError as refused:
+                return _json_answer(refused.status, refused.body, request_id)
+        event = http_api_event(
+            method,
+            parts.path,
+            route_key=f"{route.method} {route.path}",
+            path_parameters=path_parameters or None,
+            query=parts.query,
+            headers=headers,
+            body=body if body else None,
+            claims=claims,
+            scopes=scopes,
+            source_ip=source_ip,
+            request_id=request_id,
+        )
+        try:
+            reply = self.pools[route.function].invoke(event, request_id)
+        except (FunctionTimeout, FunctionCrashed) as failure:
+            self.log(f"{route.function} {request_id}: {failure}")
+            return _json_answer(*_INTERNAL, request_id)
+        if "errorType" in reply:
+            self.log(f"{route.function} {request_id}: {reply['errorType']} (traceback above)")
+            return _json_answer(*_INTERNAL, request_id)
+        return _translate(reply["result"], request_id)
+
+
+def _specificity(route: Route) -> tuple[int, int]:
+    # API Gateway prefers literal paths, then fewer variables, then greedy ones.
+    greedy = route.path.count("+}")
+    variables = route.path.count("{")
+    return (greedy, variables)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _json_answer(
+    status: int, body: Any, request_id: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return status, [("Content-Type", "application/json"), ("apigw-requestid", request_id)], data
+
+
+def _translate(result: Any, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A payload-2.0 Lambda answer as API Gateway sends it on."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        # No statusCode: API Gateway assumes 200 and JSON of whatever came back.
+        return _json_answer(200, result, request_id)
+    headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+    headers += [("Set-Cookie", cookie) for cookie in result.get("cookies") or []]
+    headers.append(("apigw-requestid", request_id))
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    return int(result["statusCode"]), headers, data
+
+
+class _Handler(BaseHTTPRequestHandler):
+    gateway: LocalGateway
+    protocol_version = "HTTP/1.1"
+
+    def _any(self) -> None:
+        started = time.monotonic()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            status, headers, data = (
+                413,
+                [("Content-Type", "application/json")],
+                b'{"message":"Request Entity Too Large"}',
+            )
+        else:
+            body = self.rfile.read(length) if length else b""
+            status, headers, data = self.gateway.handle(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        path = urlsplit(self.path).path  # no query string: it may carry anything
+        self.gateway.log(
+            f"gateway {self.command} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms"
+        )
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
+
+    def log_message(self, *_args: object) -> None:
+        return None

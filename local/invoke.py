@@ -1,0 +1,111 @@
+"""`make invoke FUNCTION=GetStateFunction EVENT=events/get_states.json`: one function, one
+event, the way `sam local invoke` runs it.
+
+The function gets the same environment as under the local gateway. If the local stack runs
+(`make run`), its sandbox and AWS emulation are used; otherwise a sandbox and moto are
+started for this one call, on free ports, and stopped after it. The handler's answer is
+printed on stdout as JSON, its logs go to stderr; the exit code is 1 when it raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from local.functions import FunctionCrashed, FunctionPool, FunctionSpec, FunctionTimeout
+from local.issuer import issuer_url
+from local.sandbox import Sandbox
+from local.stack import (
+    FUNCTIONS,
+    REGION,
+    Ports,
+    existing_resources,
+    provision_local,
+    quiet_moto,
+    template_parameters,
+)
+from local.template import Template
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _sandbox_running(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{url}/_sandbox/calls", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make invoke", description=__doc__)
+    parser.add_argument("function", choices=FUNCTIONS, help="logical id in template.yaml")
+    parser.add_argument("event", type=Path, help="an API Gateway (payload 2.0) event file")
+    args = parser.parse_args(argv)
+    try:
+        event = json.loads(args.event.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read the event {args.event}: {exc}")
+
+    ports = Ports.from_env()
+    with ExitStack() as cleanup:
+        sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
+        moto_url = f"http://127.0.0.1:{ports.moto}"
+        parameters = template_parameters(sandbox_url, issuer_url(ports.issuer))
+        refs = (
+            existing_resources(Template(parameters=parameters), moto_url)
+            if _sandbox_running(sandbox_url)
+            else None
+        )
+        if refs is not None:
+            print(f"using the running local stack ({sandbox_url}, {moto_url})", file=sys.stderr)
+        else:
+            from moto.server import ThreadedMotoServer
+
+            quiet_moto()
+            sandbox = cleanup.enter_context(Sandbox(port=0))
+            moto_port = _free_port()
+            moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+            moto.start()
+            cleanup.callback(moto.stop)
+            sandbox_url, moto_url = sandbox.url, f"http://127.0.0.1:{moto_port}"
+            parameters = template_parameters(sandbox_url, issuer_url(ports.issuer))
+            refs = provision_local(Template(parameters=parameters), moto_url)
+            print(
+                f"started a sandbox ({sandbox_url}) and moto ({moto_url}) for this call",
+                file=sys.stderr,
+            )
+        template = Template(parameters=parameters, resource_refs=refs)
+        pool = FunctionPool(
+            FunctionSpec.from_template(template, args.function, moto_url, REGION),
+            max_environments=1,
+            stdout=sys.stderr,  # the function's logs; stdout is for its answer
+        )
+        cleanup.callback(pool.close)
+        try:
+            reply = pool.invoke(event)
+        except (FunctionTimeout, FunctionCrashed) as failure:
+            print(
+                json.dumps(
+                    {"errorType": type(failure).__name__, "errorMessage": str(failure)}, indent=2
+                )
+            )
+            return 1
+    if "errorType" in reply:
+        print(json.dumps(reply, indent=2))
+        return 1
+    print(json.dumps(reply["result"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,254 @@
+"""The whole product on 127.0.0.1 (`make run`): the AIR MILES sandbox, moto (Secrets Manager
+and DynamoDB) with the template's resources, the dev identity issuer, and the local gateway
+in front of the two functions. One process tree; SIGINT or SIGTERM stops all of it.
+
+Ports (DESIGN.md, "Local contract"): GATEWAY_PORT 3000, SANDBOX_PORT 3001, MOTO_PORT 3002,
+ISSUER_PORT 3004 (the issuer is ours; 3003 is the demo page's).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from local.functions import FunctionPool, FunctionSpec
+from local.gateway import JwtAuthorizer, LocalGateway
+from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
+from local.resources import provision
+from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
+from local.sandbox.seed import CATALOGUE
+from local.template import Template
+
+RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
+REGION = "us-east-1"
+FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = 3000
+    sandbox: int = 3001
+    moto: int = 3002
+    issuer: int = 3004
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        env = os.environ
+        return cls(
+            gateway=int(env.get("GATEWAY_PORT", cls.gateway)),
+            sandbox=int(env.get("SANDBOX_PORT", cls.sandbox)),
+            moto=int(env.get("MOTO_PORT", cls.moto)),
+            issuer=int(env.get("ISSUER_PORT", cls.issuer)),
+        )
+
+
+def template_parameters(sandbox_url: str, issuer: str) -> dict[str, str]:
+    """The parameter values the local stack deploys the template with."""
+    return {
+        "AirMilesBaseUrl": sandbox_url,
+        "AirMilesTokenUrl": sandbox_url + TOKEN_PATH,
+        "JwtIssuer": issuer,
+        "JwtAudience": DEFAULT_AUDIENCE,
+        "OriginClient": "external:partner:local",
+        "CorsAllowOrigins": os.environ.get("CORS_ALLOW_ORIGINS", "http://127.0.0.1:3003"),
+    }
+
+
+def _session() -> boto3.session.Session:
+    # moto takes any credentials; these keep boto3 from looking for real ones.
+    return boto3.session.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - not a secret: the emulator's dummy
+        region_name=REGION,
+    )
+
+
+def aws_clients(endpoint: str) -> dict[str, Any]:
+    session = _session()
+    return {
+        name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "secretsmanager")
+    }
+
+
+def existing_resources(template: Template, endpoint: str) -> dict[str, str] | None:
+    """What `provision_local` made in an AWS emulation that is already running, or None."""
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = _session()
+    quick = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=quick)
+    secrets = session.client("secretsmanager", endpoint_url=endpoint, config=quick)
+    refs: dict[str, str] = {}
+    try:
+        for logical_id in template.resources_of_type("AWS::DynamoDB::Table"):
+            name = f"{RESOURCE_PREFIX}-{logical_id}"
+            dynamodb.describe_table(TableName=name)
+            refs[logical_id] = name
+        for logical_id in template.resources_of_type("AWS::SecretsManager::Secret"):
+            described = secrets.describe_secret(SecretId=f"{RESOURCE_PREFIX}-{logical_id}")
+            refs[logical_id] = described["ARN"]
+    except (BotoCoreError, ClientError):
+        return None
+    return refs
+
+
+def provision_local(template: Template, endpoint: str) -> dict[str, str]:
+    """The template's tables and secret in the AWS emulation at `endpoint`."""
+    clients = aws_clients(endpoint)
+    return provision(
+        template,
+        dynamodb=clients["dynamodb"],
+        secretsmanager=clients["secretsmanager"],
+        prefix=RESOURCE_PREFIX,
+        credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "audience": AUDIENCE},
+    )
+
+
+class LocalStack:
+    def __init__(self, ports: Ports, *, log: Callable[[str], None] | None = None) -> None:
+        self.ports = ports
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._stoppers: list[Callable[[], None]] = []
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.moto}"
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        quiet_moto()
+        sandbox = Sandbox(port=self.ports.sandbox).start()
+        self._stoppers.append(sandbox.stop)
+        self.sandbox_url = sandbox.url
+
+        _require_free(self.ports.moto, "MOTO_PORT")
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.ports.moto, verbose=False)
+        moto.start()
+        self._stoppers.append(moto.stop)
+
+        self.issuer = DevIssuer(issuer_url(self.ports.issuer))
+        issuer_server = IssuerServer(self.issuer, port=self.ports.issuer).start()
+        self._stoppers.append(issuer_server.stop)
+
+        parameters = template_parameters(sandbox.url, self.issuer.issuer)
+        refs = provision_local(Template(parameters=parameters), self.moto_url)
+        self.template = Template(parameters=parameters, resource_refs=refs)
+
+        pools = {
+            name: FunctionPool(
+                FunctionSpec.from_template(self.template, name, self.moto_url, REGION)
+            )
+            for name in FUNCTIONS
+        }
+        for pool in pools.values():
+            self._stoppers.append(pool.close)
+        warming = [threading.Thread(target=pool.warm) for pool in pools.values()]
+        for thread in warming:
+            thread.start()
+        for thread in warming:
+            thread.join()
+
+        authorizer = JwtAuthorizer(
+            self.issuer.issuer, list(self.template.parameters["JwtAudience"])
+        )
+        gateway = LocalGateway(
+            self.template, pools, authorizer, port=self.ports.gateway, log=self.log
+        ).start()
+        self._stoppers.append(gateway.stop)
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                self.log(f"while stopping: {exc!r}")
+
+    def banner(self) -> str:
+        token = self.issuer.token(collector="80000000110")
+        fresh, seeded = CATALOGUE[0].offer_id, CATALOGUE[40].offer_id
+        url = self.gateway_url
+        return "\n".join(
+            [
+                f"  AIR MILES sandbox  {self.sandbox_url}",
+                f"  AWS (moto)         {self.moto_url}",
+                f"  dev issuer         {self.issuer.issuer}",
+                f"Offer State Gateway ready on {url} (Ctrl-C stops everything)",
+                "",
+                "Try (a member token for collector 80000000110, valid 1 h; `make token` for more):",
+                f'  curl -s "{url}/v1/offers/states?offerId={seeded},{fresh}" \\',
+                f'    -H "Authorization: Bearer {token}"',
+                f'  curl -s -X PUT "{url}/v1/offers/{fresh}/states" \\',
+                f'    -H "Authorization: Bearer {token}" \\',
+                '    -H "Content-Type: application/json" \\',
+                '    -d \'{"states":[{"name":"SAVE","value":"SAVED"}]}\'',
+            ]
+        )
+
+
+def quiet_moto() -> None:
+    """moto's server logs every request through werkzeug: keep the console for our lines."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def _require_free(port: int, variable: str) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} is in use; set {variable} to another port") from None
+
+
+def main() -> int:
+    ports = Ports.from_env()
+    for port, variable in (
+        (ports.gateway, "GATEWAY_PORT"),
+        (ports.sandbox, "SANDBOX_PORT"),
+        (ports.issuer, "ISSUER_PORT"),
+    ):
+        _require_free(port, variable)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    started = time.monotonic()
+    print("starting the local stack ...", flush=True)
+    stack = LocalStack(ports).start()
+    try:
+        print(stack.banner(), flush=True)
+        print(f"(started in {time.monotonic() - started:.1f} s)", flush=True)
+        stop.wait()
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

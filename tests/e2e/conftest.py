@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import RunningStack, listening, start_stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    assert running.stop() == 0
+    assert not any(listening(port) for port in running.ports.values())
+
+
+@pytest.fixture(autouse=True)
+def fresh_sandbox(stack: RunningStack) -> None:
+    stack.sandbox.reset()
+    stack.sandbox.clear_faults()
+
+
+@pytest.fixture
+def key_file(stack: RunningStack) -> Path:
+    return Path(stack.env["DEV_ISSUER_KEY_FILE"])

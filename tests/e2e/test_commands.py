@@ -1,0 +1,168 @@
+"""The local contract's commands: `make token`, `make invoke`, and stopping `make run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import jwt
+import pytest
+
+from local.template import ROOT
+from tests.support.stack import RunningStack, free_ports, listening, start_stack
+
+
+def _make(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _claims(stack: RunningStack, token: str) -> dict:
+    key = jwt.PyJWKSet.from_dict(stack.issuer.jwks()).keys[0].key
+    return jwt.decode(token, key, algorithms=["RS256"], audience="offer-state-gateway")
+
+
+@pytest.mark.parametrize(
+    ("args", "collector", "scopes"),
+    [
+        (["COLLECTOR=80000000110"], "80000000110", "offers/state.read offers/state.write"),
+        (["M2M=1"], None, "offers/state.read offers/state.write offers/state.m2m"),
+        (["COLLECTOR=84095202006", "SCOPES=offers/state.read"], "84095202006", "offers/state.read"),
+    ],
+)
+def test_make_token_prints_a_token_the_gateway_accepts(
+    stack: RunningStack, args, collector, scopes
+):
+    made = _make("token", *args, env=stack.env)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    claims = _claims(stack, token)
+    assert claims.get("collector_number") == collector
+    assert claims["scope"] == scopes
+    assert claims["iss"] == stack.issuer.issuer
+    headers = {"Collector-Number": "80000000110"} if collector is None else {}
+    answer = stack.request("GET", "/v1/offers/states/count", token, headers=headers)
+    assert answer.status_code == 200
+
+
+def test_make_token_refuses_a_bad_collector(stack: RunningStack):
+    made = _make("token", "COLLECTOR=123", env=stack.env)
+    assert made.returncode != 0
+    assert "11 digits" in made.stderr
+
+
+def test_make_invoke_runs_the_function_on_its_own(tmp_path: Path):
+    sandbox_port, moto_port = free_ports(2)  # nothing listens there: it starts its own
+    made = _make(
+        "invoke",
+        "FUNCTION=GetStateFunction",
+        "EVENT=events/get_states.json",
+        env={"SANDBOX_PORT": str(sandbox_port), "MOTO_PORT": str(moto_port)},
+    )
+    assert made.returncode == 0, made.stderr
+    answer = json.loads(made.stdout)
+    assert answer["statusCode"] == 200
+    assert len(json.loads(answer["body"])["offers"]) == 3
+    assert "started a sandbox" in made.stderr
+
+
+def test_make_invoke_uses_the_running_stack(stack: RunningStack):
+    before = stack.sandbox.calls()["put"]
+    made = _make(
+        "invoke",
+        "FUNCTION=UpdateStateFunction",
+        "EVENT=events/update_states_batch.json",
+        env=stack.env,
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["statusCode"] == 200
+    assert "using the running local stack" in made.stderr
+    assert stack.sandbox.calls()["put"] == before + 1
+
+
+def test_make_invoke_fails_when_the_handler_raises(tmp_path: Path, stack: RunningStack):
+    broken = tmp_path / "not-an-api-event.json"
+    broken.write_text('{"hello": "world"}')
+    made = _make("invoke", "FUNCTION=GetStateFunction", f"EVENT={broken}", env=stack.env)
+    assert made.returncode != 0  # the script exits 1; make reports it as 2
+    assert "errorType" in json.loads(made.stdout)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split()
+        for child in map(int, children):
+            found |= {child, *_descendants(child)}
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_stack_stops_everything(tmp_path: Path, sig: signal.Signals):
+    running = start_stack(tmp_path)
+    children = _descendants(running.process.pid)
+    assert children, "the function environments run as child processes"
+    running.process.send_signal(sig)
+    assert running.process.wait(20) == 0
+    assert not any(listening(port) for port in running.ports.values())
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert alive == []
+    assert "stopped" in "".join(running.output)
+
+
+def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
+    """The README's first command, as a person runs it: `make run`, then Ctrl-C (SIGINT to
+    the whole foreground process group)."""
+    import threading
+    import time
+
+    names = ("GATEWAY_PORT", "SANDBOX_PORT", "MOTO_PORT", "ISSUER_PORT")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "DEV_ISSUER_KEY_FILE": str(tmp_path / "key.pem"),
+    }
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "ready" in line:
+                ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        assert ready.wait(60), "".join(lines)
+        assert time.monotonic() - started < 60
+        text = "".join(lines)
+        assert text.count("curl -s") == 2
+        assert "Authorization: Bearer ey" in text
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(30)
+    assert not any(listening(port) for port in ports.values())

@@ -1,0 +1,178 @@
+"""The whole product over HTTP: `python -m local.stack` on free ports, driven like a partner
+app and a partner back end would."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+
+from local.sandbox.seed import CATALOGUE
+from tests.support.stack import RunningStack
+
+MEMBER = "80000000110"
+FRESH = [o.offer_id for o in CATALOGUE[:10]]
+
+
+def test_partner_app_journey(stack: RunningStack):
+    already_audited = len(stack.audit_items())
+    token = stack.token(MEMBER)
+    page = [*FRESH[:5], CATALOGUE[40].offer_id]
+
+    # Label a page of offers in one call.
+    labelled = stack.request("GET", "/v1/offers/states", token, params={"offerId": ",".join(page)})
+    assert labelled.status_code == 200
+    assert [o["offerId"] for o in labelled.json()["offers"]] == page
+    assert labelled.json()["offers"][-1]["saved"] is True
+    assert not any(o["saved"] or o["optedIn"] for o in labelled.json()["offers"][:5])
+    count_before = stack.request("GET", "/v1/offers/states/count", token).json()["count"]
+
+    # Opt in to one, save another, then change my mind about it.
+    body = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
+    assert stack.request("PUT", f"/v1/offers/{page[0]}/states", token, json=body).status_code == 200
+    saved = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+    assert (
+        stack.request("PUT", f"/v1/offers/{page[1]}/states", token, json=saved).status_code == 200
+    )
+    relabelled = stack.request("GET", "/v1/offers/states", token, params={"offerId": page[:2]})
+    assert [(o["optedIn"], o["saved"]) for o in relabelled.json()["offers"]] == [
+        (True, False),
+        (False, True),
+    ]
+    unsave = {"states": [{"name": "SAVE", "value": "UNSAVED"}]}
+    assert (
+        stack.request("PUT", f"/v1/offers/{page[1]}/states", token, json=unsave).status_code == 200
+    )
+
+    # "My saved offers" and its count.
+    found = stack.request("GET", "/v1/offers/states/find", token, params={"pageSize": 100}).json()
+    found_ids = {o["offerId"] for o in found["offers"]}
+    assert page[0] in found_ids
+    assert page[1] not in found_ids
+    count = stack.request("GET", "/v1/offers/states/count", token).json()["count"]
+    assert count == found["totalCount"] == count_before + 1
+
+    # Everything that touched the collector is in the audit trail, pseudonymously.
+    items = stack.audit_items()[already_audited:]
+    assert [i["action"] for i in items] == [
+        "GET_STATES",
+        "COUNT_STATES",
+        "UPDATE_STATES",
+        "UPDATE_STATES",
+        "GET_STATES",
+        "UPDATE_STATES",
+        "FIND_STATES",
+        "COUNT_STATES",
+    ]
+    assert all(i["outcome"] == "SUCCEEDED" for i in items)
+    assert all(MEMBER not in str(i) for i in items)
+
+
+def test_partner_backend_names_the_collector(stack: RunningStack):
+    token = stack.token(None)  # machine token
+    other = "80000000001"
+    answer = stack.request(
+        "PUT",
+        "/v1/offers/states",
+        token,
+        json={
+            "stateChanges": [{"offerId": FRESH[2], "states": [{"name": "SAVE", "value": "SAVED"}]}]
+        },
+        headers={"Collector-Number": other, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert answer.status_code == 200
+    assert stack.sandbox.states(other)[FRESH[2]] == {"SAVE": "SAVED"}
+    without = stack.request("GET", "/v1/offers/states/count", token)
+    assert (without.status_code, without.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+def test_idempotent_replay_through_the_gateway(stack: RunningStack):
+    token = stack.token(MEMBER)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
+    first = stack.request("PUT", f"/v1/offers/{FRESH[3]}/states", token, json=body, headers=key)
+    second = stack.request("PUT", f"/v1/offers/{FRESH[3]}/states", token, json=body, headers=key)
+    assert first.json() == second.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert stack.sandbox.calls()["put"] == 1
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        lambda s: None,
+        lambda s: "not-a-jwt",
+        lambda s: s.token(MEMBER, ttl=-10),  # expired
+        lambda s: s.token(MEMBER, audience="someone-else"),
+        lambda s: s.token(MEMBER, extra={"iss": "https://evil.example/"}),
+        lambda s: s.token(MEMBER, extra={"nbf": int(time.time()) + 600}),
+        lambda s: jwt.encode({"sub": "x", "collector_number": MEMBER}, "k" * 32, algorithm="HS256"),
+        lambda s: s.token(MEMBER)[:-4] + "AAAA",  # tampered signature
+    ],
+)
+def test_gateway_refuses_missing_or_bad_tokens(stack: RunningStack, make_token):
+    answer = stack.request("GET", "/v1/offers/states/count", make_token(stack))
+    assert (answer.status_code, answer.json()) == (401, {"message": "Unauthorized"})
+    assert stack.sandbox.calls()["count"] == 0
+
+
+def test_gateway_refuses_a_token_without_the_route_scope(stack: RunningStack):
+    read_only = stack.token(MEMBER, scopes=("offers/state.read",))
+    answer = stack.request(
+        "PUT",
+        f"/v1/offers/{FRESH[0]}/states",
+        read_only,
+        json={"states": [{"name": "SAVE", "value": "SAVED"}]},
+    )
+    assert (answer.status_code, answer.json()) == (403, {"message": "Forbidden"})
+    assert stack.request("GET", "/v1/offers/states/count", read_only).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/offers"),
+        ("GET", "/v1/offers/states/"),
+        ("DELETE", "/v1/offers/states"),
+        ("POST", "/v1/offers/states"),
+        ("PUT", "/v1/offers/states/find"),
+        ("GET", "/_sandbox/calls"),
+        ("PATCH", "/health"),
+    ],
+)
+def test_undeclared_routes_are_not_found(stack: RunningStack, method: str, path: str):
+    answer = stack.request(method, path, stack.token(MEMBER))
+    assert (answer.status_code, answer.json()) == (404, {"message": "Not Found"})
+
+
+def test_health_needs_no_token(stack: RunningStack):
+    answer = stack.request("GET", "/health")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ok"
+    assert uuid.UUID(answer.headers["X-Correlation-Id"])
+
+
+def test_an_upstream_fault_surfaces_as_its_error(stack: RunningStack):
+    stack.sandbox.fault("find", "status", status=500)
+    answer = stack.request("GET", "/v1/offers/states/find", stack.token(MEMBER))
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "UPSTREAM_ERROR"
+    assert answer.json()["correlationId"] == answer.headers["X-Correlation-Id"]
+    failed = [
+        i for i in stack.audit_items() if i["correlationId"] == answer.json()["correlationId"]
+    ]
+    assert [(i["outcome"], i["upstreamStatus"]) for i in failed] == [("FAILED", 500)]
+
+
+def test_concurrent_requests_get_their_own_environments(stack: RunningStack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = stack.token(MEMBER)
+    stack.sandbox.fault("count", "delay", delayMs=300)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda _: stack.request("GET", "/v1/offers/states/count", token), range(4))
+        )
+    assert [a.status_code for a in answers] == [200] * 4

@@ -1,0 +1,132 @@
+"""The local stack as a subprocess on free ports (`python -m local.stack`), for tests that
+drive the whole product over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from boto3.dynamodb.types import TypeDeserializer
+
+from local.issuer import DevIssuer
+from local.stack import RESOURCE_PREFIX
+from local.template import ROOT
+from tests.support.sandbox_control import SandboxControl
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    env: dict[str, str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}"
+
+    @property
+    def sandbox(self) -> SandboxControl:
+        return SandboxControl(f"http://127.0.0.1:{self.ports['SANDBOX_PORT']}")
+
+    @property
+    def issuer(self) -> DevIssuer:
+        return DevIssuer(
+            f"http://127.0.0.1:{self.ports['ISSUER_PORT']}", Path(self.env["DEV_ISSUER_KEY_FILE"])
+        )
+
+    def token(self, collector: str | None = "80000000110", **kwargs: Any) -> str:
+        return self.issuer.token(collector=collector, **kwargs)
+
+    def request(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def audit_items(self) -> list[dict[str, Any]]:
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=f"http://127.0.0.1:{self.ports['MOTO_PORT']}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        items = dynamodb.scan(TableName=f"{RESOURCE_PREFIX}-AuditTable")["Items"]
+        deserialize = TypeDeserializer().deserialize
+        return sorted(
+            ({k: deserialize(v) for k, v in item.items()} for item in items), key=lambda i: i["sk"]
+        )
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> RunningStack:
+    names = ("GATEWAY_PORT", "SANDBOX_PORT", "MOTO_PORT", "ISSUER_PORT", "DEMO_PORT")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "DEV_ISSUER_KEY_FILE": str(tmp_path / "dev-issuer-key.pem"),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = RunningStack(process, ports, env)
+    ready = threading.Event()
+
+    def drain() -> None:  # keep reading, or the stack blocks on a full pipe
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.output.append(line)
+            if "ready" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not ready.wait(0.1) and time.monotonic() < deadline:
+        pass
+    if process.poll() is not None or not any("ready" in line for line in stack.output):
+        stack.stop()
+        raise RuntimeError("the local stack did not start:\n" + "".join(stack.output[-40:]))
+    return stack
