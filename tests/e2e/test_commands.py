@@ -166,3 +166,37 @@ def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
         os.killpg(process.pid, signal.SIGINT)
         process.wait(30)
     assert not any(listening(port) for port in ports.values())
+
+
+def test_make_sandbox_serves_the_sandbox_alone():
+    (port,) = free_ports(1)
+    env = {**os.environ, "SANDBOX_PORT": str(port)}
+    process = subprocess.Popen(
+        ["make", "sandbox"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "ready" in first
+        assert f"127.0.0.1:{port}" in first
+        import requests
+
+        assert (
+            requests.get(f"http://127.0.0.1:{port}/_sandbox/calls", timeout=5).json()["token"] == 0
+        )
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)
+    assert not listening(port)
+
+
+def test_make_help_lists_the_local_contract():
+    listed = _make("help", env={}).stdout
+    for command in ("run", "test", "token", "invoke", "sandbox", "lint"):
+        assert f"\n{command} " in "\n" + listed

@@ -1,0 +1,166 @@
+"""The local gateway's own behaviour, with a small function and template made for it."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from local.functions import FunctionPool, FunctionSpec
+from local.gateway import JwtAuthorizer, LocalGateway
+from local.issuer import DevIssuer, IssuerServer
+from local.template import ROOT, Template
+
+TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Issuer:
+    Type: String
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            JwtConfiguration: {issuer: !Ref Issuer, audience: [offer-state-gateway]}
+  EchoFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: CODE
+      Handler: app.lambda_handler
+      Runtime: python3.13
+      Timeout: 1
+      MemorySize: 192
+      Environment:
+        Variables:
+          FROM_TEMPLATE: !Sub "${Issuer}/x"
+      Events: EVENTS
+"""
+
+
+OPEN = {"Authorizer": "NONE"}
+EVENTS = {
+    "Plain": {"Path": "/plain", "Method": "GET", "Auth": OPEN},
+    "Items": {"Path": "/items/{id}", "Method": "GET", "Auth": OPEN},
+    "Literal": {"Path": "/items/special", "Method": "GET", "Auth": OPEN},
+    "Raise": {"Path": "/raise", "Method": "GET", "Auth": OPEN},
+    "Slow": {"Path": "/slow", "Method": "GET", "Auth": OPEN},
+    "Binary": {"Path": "/binary", "Method": "POST", "Auth": OPEN},
+    "Secured": {
+        "Path": "/secured",
+        "Method": "GET",
+        "Auth": {"AuthorizationScopes": ["offers/state.read"]},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DevIssuer]]:
+    folder = tmp_path_factory.mktemp("gateway")
+    code = Path(__file__).parent / "echo_function"
+    path = folder / "template.yaml"
+    events = json.dumps({k: {"Type": "HttpApi", "Properties": v} for k, v in EVENTS.items()})
+    text = textwrap.dedent(TEMPLATE).replace("CODE", str(code.relative_to(ROOT)))
+    path.write_text(text.replace("EVENTS", events))  # JSON is YAML
+    issuer = DevIssuer("http://127.0.0.1:0", folder / "key.pem")
+    issuer_server = IssuerServer(issuer, port=0).start()
+    issuer.issuer = f"http://127.0.0.1:{issuer_server.port}"  # known once it listens
+    template = Template(path, parameters={"Issuer": issuer.issuer})
+    pool = FunctionPool(FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1"))
+    server = LocalGateway(
+        template,
+        {"EchoFunction": pool},
+        JwtAuthorizer(issuer.issuer, ["offer-state-gateway"]),
+        port=0,
+    ).start()
+    yield f"http://127.0.0.1:{server.port}", issuer
+    server.stop()
+    pool.close()
+    issuer_server.stop()
+
+
+def test_a_plain_object_becomes_a_200_json_answer_with_the_event_as_api_gateway_builds_it(gateway):
+    url, _ = gateway
+    answer = requests.get(
+        f"{url}/plain?a=1&a=2&b=x%20y", headers={"X-Thing": "v", "Cookie": "c=1"}, timeout=10
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    body = answer.json()
+    event = body["event"]
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /plain"
+    assert event["rawQueryString"] == "a=1&a=2&b=x%20y"
+    assert event["queryStringParameters"] == {"a": "1,2", "b": "x y"}
+    assert event["headers"]["x-thing"] == "v"
+    assert event["cookies"] == ["c=1"]
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["requestContext"]["requestId"] == answer.headers["apigw-requestid"]
+    assert event["requestContext"]["timeEpoch"] > 0
+    assert 0 < body["remaining_ms"] <= 1000
+    assert body["memory"] == 192
+    env = body["env"]
+    assert env["FROM_TEMPLATE"] == f"{gateway[1].issuer}/x"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert "VIRTUAL_ENV" not in env and "PYTEST_CURRENT_TEST" not in env  # nothing of ours leaks in
+
+
+def test_literal_paths_win_over_variables(gateway):
+    url, _ = gateway
+    assert (
+        requests.get(f"{url}/items/special", timeout=10).json()["event"]["routeKey"]
+        == "GET /items/special"
+    )
+    event = requests.get(f"{url}/items/42", timeout=10).json()["event"]
+    assert (event["routeKey"], event["pathParameters"]) == ("GET /items/{id}", {"id": "42"})
+
+
+def test_status_headers_cookies_and_base64_bodies_are_translated(gateway):
+    url, _ = gateway
+    answer = requests.post(f"{url}/binary", timeout=10)
+    assert answer.status_code == 201
+    assert answer.headers["Content-Type"] == "image/png"
+    assert answer.headers["X-Extra"] == "1"
+    assert answer.content == b"\x89PNG\x00\xff"
+    assert answer.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2"]
+
+
+def test_a_handler_that_raises_is_an_internal_server_error(gateway):
+    url, _ = gateway
+    answer = requests.get(f"{url}/raise", timeout=10)
+    assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
+    assert requests.get(f"{url}/plain", timeout=10).status_code == 200  # the environment lives on
+
+
+def test_a_handler_past_its_timeout_is_an_internal_server_error(gateway):
+    url, _ = gateway
+    answer = requests.get(f"{url}/slow", timeout=10)
+    assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
+    assert requests.get(f"{url}/plain", timeout=10).status_code == 200  # a new environment
+
+
+def test_authorizer_and_scopes(gateway):
+    url, issuer = gateway
+    assert requests.get(f"{url}/secured", timeout=10).status_code == 401
+    no_scope = issuer.token(collector="80000000110", scopes=("other",))
+    assert (
+        requests.get(
+            f"{url}/secured", headers={"Authorization": f"Bearer {no_scope}"}, timeout=10
+        ).status_code
+        == 403
+    )
+    good = issuer.token(collector="80000000110", scopes=("offers/state.read",))
+    answer = requests.get(f"{url}/secured", headers={"Authorization": f"Bearer {good}"}, timeout=10)
+    assert answer.status_code == 200
+
+
+def test_unknown_routes_and_methods(gateway):
+    url, _ = gateway
+    assert requests.get(f"{url}/nope", timeout=10).json() == {"message": "Not Found"}
+    assert requests.delete(f"{url}/plain", timeout=10).status_code == 404
