@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from local.template import ROOT
-from tests.support.stack import RunningStack, free_ports, listening, start_stack
+from tests.support.stack import RunningStack, clean_env, free_ports, listening, start_stack
 
 
 def _make(
@@ -21,7 +21,7 @@ def _make(
     return subprocess.run(
         ["make", "-s", *args],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -130,11 +130,9 @@ def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
 
     names = ("GATEWAY_PORT", "SANDBOX_PORT", "MOTO_PORT", "ISSUER_PORT")
     ports = dict(zip(names, free_ports(len(names)), strict=True))
-    env = {
-        **os.environ,
-        **{k: str(v) for k, v in ports.items()},
-        "DEV_ISSUER_KEY_FILE": str(tmp_path / "key.pem"),
-    }
+    env = clean_env(
+        **{k: str(v) for k, v in ports.items()}, DEV_ISSUER_KEY_FILE=str(tmp_path / "key.pem")
+    )
     started = time.monotonic()
     process = subprocess.Popen(
         ["make", "run"],
@@ -170,7 +168,7 @@ def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
 
 def test_make_sandbox_serves_the_sandbox_alone():
     (port,) = free_ports(1)
-    env = {**os.environ, "SANDBOX_PORT": str(port)}
+    env = clean_env(SANDBOX_PORT=str(port))
     process = subprocess.Popen(
         ["make", "sandbox"],
         cwd=ROOT,

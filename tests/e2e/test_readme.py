@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from local.template import ROOT
-from tests.support.stack import RunningStack
+from tests.support.stack import RunningStack, clean_env
 
 README = (ROOT / "README.md").read_text()
 _BLOCK = re.compile(
@@ -46,7 +46,7 @@ def test_readme_example_runs_as_printed(stack: RunningStack, needs: str, lang: s
         command = ["bash", "-euo", "pipefail", "-c", script]
     else:
         command = [sys.executable, "-c", script]
-    env = {**stack.env, "PYTHONPATH": str(ROOT / "layers" / "offer_state" / "python")}
+    env = {**clean_env(**stack.env), "PYTHONPATH": str(ROOT / "layers" / "offer_state" / "python")}
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )

@@ -24,6 +24,13 @@ from local.template import ROOT
 from tests.support.sandbox_control import SandboxControl
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """Our environment minus what a parent `make` passes down (so a `make` run from a test
+    behaves as one typed in a terminal: no "Entering directory" lines, no jobserver)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return {**env, **extra}
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
@@ -97,7 +104,7 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Runn
     names = ("GATEWAY_PORT", "SANDBOX_PORT", "MOTO_PORT", "ISSUER_PORT", "DEMO_PORT")
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {
-        **os.environ,
+        **clean_env(),
         **{k: str(v) for k, v in ports.items()},
         "DEV_ISSUER_KEY_FILE": str(tmp_path / "dev-issuer-key.pem"),
         "PYTHONUNBUFFERED": "1",
