@@ -12,10 +12,13 @@ SAM_VENV := $(VENV)/tools/sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
+# checkov too (it pins an old boto3). --skip-download: it must not call home.
+CHECKOV_VENV := $(VENV)/tools/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt sandbox run token invoke
+.PHONY: help venv test lint fmt sandbox run token invoke build
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -32,13 +35,20 @@ $(SAM_STAMP): requirements/sam.txt requirements/sam-constraints.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/sam.txt -c requirements/sam-constraints.txt
 	@touch $@
 
-venv: $(STAMP) $(SAM_STAMP) ## create the virtualenvs and install the pinned dependencies
+$(CHECKOV_STAMP): requirements/checkov.txt requirements/checkov-constraints.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@echo "installing checkov into $(CHECKOV_VENV) (first run only)"
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/checkov.txt -c requirements/checkov-constraints.txt
+	@touch $@
 
-lint: $(STAMP) $(SAM_STAMP) ## ruff, cfn-lint and sam validate --lint
+venv: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## create the virtualenvs and install the pinned dependencies
+
+lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## ruff, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 fmt: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix .
@@ -46,6 +56,10 @@ fmt: $(STAMP) ## format the code with ruff
 
 test: lint ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+build: $(SAM_STAMP) ## sam build for python3.13 on arm64 (no Docker), then the layer's unzipped size
+	$(SAM) build
+	@du -sb .aws-sam/build/OfferStateLayer | awk '{ printf "built layer OfferStateLayer, unzipped: %.1f MB\n", $$1 / 1048576 }'
 
 run: $(STAMP) ## the whole stack on 127.0.0.1:3000 (sandbox, moto, dev issuer, gateway); Ctrl-C stops it
 	@$(PY) -m local.stack

@@ -1,0 +1,90 @@
+"""The code side of least privilege: every AWS call each function makes, over every path
+(reads, writes, replays, conflicts, failures), is exactly the set its IAM policy grants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from tests.functions.conftest import Deployed
+from tests.support.functions import Function, event, offer_event
+from tests.support.sandbox_control import SandboxControl
+from tests.template.test_template import permissions
+
+SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+
+
+@pytest.fixture
+def calls(deployed: Deployed) -> Iterator[list[tuple[str, str]]]:
+    """(IAM action, resource) of every AWS call made by clients created from now on (after
+    the stack's resources exist)."""
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    recorded: list[tuple[str, str]] = []
+
+    def record(model, params, **_kwargs) -> None:
+        action = f"{model.service_model.signing_name}:{model.name}"
+        recorded.append((action, params.get("TableName") or params.get("SecretId") or "?"))
+
+    session.events.register("before-parameter-build.*.*", record)
+    yield recorded
+    boto3.setup_default_session()
+
+
+def _as_arns(used: list[tuple[str, str]], deployed: Deployed) -> set[tuple[str, str]]:
+    template = deployed.template
+    table_arns = {
+        deployed.refs[t]: template.resolve({"Fn::GetAtt": [t, "Arn"]})
+        for t in ("AuditTable", "IdempotencyTable")
+    }
+    return {(action, table_arns.get(resource, resource)) for action, resource in used}
+
+
+def test_get_state_uses_exactly_its_permissions(
+    calls, get_state: Function, deployed: Deployed, sandbox: SandboxControl
+):
+    offers = sandbox.untouched_offers(2)
+    get_state.call(event("GET", "/health"))
+    get_state.call(event("GET", "/v1/offers/states", query=[("offerId", o) for o in offers]))
+    get_state.call(event("GET", "/v1/offers/states/find"))
+    get_state.call(event("GET", "/v1/offers/states/count"))
+    get_state.call(event("GET", "/v1/offers/states", query=[("offerId", "bad")]))  # rejected
+    sandbox.fault("count", "status", status=500)
+    get_state.call(event("GET", "/v1/offers/states/count"))  # failed upstream
+
+    assert _as_arns(calls, deployed) == permissions(deployed.template, "GetStateFunction")
+
+
+def test_update_state_uses_exactly_its_permissions(
+    calls, update_state: Function, deployed: Deployed, sandbox: SandboxControl, monkeypatch
+):
+    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
+        DynamoDBPersistenceLayer,
+    )
+
+    first, second, third = sandbox.untouched_offers(3)
+    key = {"idempotency-key": str(uuid.uuid4())}
+    update_state.call(offer_event(first, SAVE))  # no key
+    update_state.call(offer_event(second, SAVE, headers=key))  # first with a key
+    update_state.call(offer_event(second, SAVE, headers=key))  # replay
+    update_state.call(
+        offer_event(second, {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}, headers=key)
+    )
+    sandbox.fault("put", "status", status=500)
+    update_state.call(offer_event(third, SAVE, headers={"idempotency-key": str(uuid.uuid4())}))
+    sandbox.clear_faults()
+    # A runtime whose boto3 cannot return the old item on a failed condition reads it instead.
+    monkeypatch.setattr(
+        DynamoDBPersistenceLayer,
+        "boto3_supports_condition_check_failure",
+        staticmethod(lambda _v: False),
+    )
+    fresh = update_state.module.service
+    fresh.__dict__.pop("_idempotency", None)
+    update_state.call(offer_event(second, SAVE, headers=key))
+
+    assert _as_arns(calls, deployed) == permissions(deployed.template, "UpdateStateFunction")

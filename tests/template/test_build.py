@@ -1,0 +1,114 @@
+"""`sam build` from this machine (Python 3.11, no Docker) yields a python3.13/arm64 layer and
+function artifacts that import cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from local.template import ROOT, Template
+from tests.support.stack import clean_env
+
+SAM = ROOT / ".venv" / "tools" / "sam" / "bin" / "sam"
+PARAMETERS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
+REFS = {
+    "AuditTable": "audit",
+    "IdempotencyTable": "idem",
+    "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:1:secret:s",
+    "OfferStateLayer": "layer",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SAM.exists():
+        pytest.fail("SAM CLI is missing: run `make venv`")
+    out = tmp_path_factory.mktemp("sam")
+    done = subprocess.run(
+        [str(SAM), "build", "--build-dir", str(out / "build"), "--cache-dir", str(out / "cache")],
+        cwd=ROOT,
+        env=clean_env(SAM_CLI_TELEMETRY="0"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out / "build"
+
+
+def test_function_artifacts_hold_only_their_own_code(built: Path):
+    for function in ("GetStateFunction", "UpdateStateFunction"):
+        assert sorted(p.name for p in (built / function).iterdir()) == ["app.py"]
+
+
+def test_layer_is_built_for_python313_on_arm64(built: Path):
+    python = built / "OfferStateLayer" / "python"
+    binaries = list(python.rglob("*.so"))
+    assert any("pydantic_core" in str(b) for b in binaries)
+    assert all(b.name.endswith("cpython-313-aarch64-linux-gnu.so") for b in binaries), binaries
+    assert (python / "offer_state" / "client.py").exists()
+
+
+def test_layer_does_not_ship_what_the_runtime_provides(built: Path):
+    python = built / "OfferStateLayer" / "python"
+    shipped = {p.name for p in python.iterdir()}
+    for runtime_package in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py"):
+        assert runtime_package not in shipped
+    assert (
+        "urllib3-2.8.0.dist-info" in shipped
+    )  # the one deliberate exception (see its requirements)
+    size = sum(p.stat().st_size for p in python.rglob("*") if p.is_file())
+    assert size < 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize("function", ["GetStateFunction", "UpdateStateFunction"])
+def test_built_function_imports_with_the_built_layer_alone(built: Path, function: str):
+    env = {
+        **Template(parameters=PARAMETERS, resource_refs=REFS).function_environment(function),
+        "AWS_REGION": "us-east-1",
+        "PATH": os.environ["PATH"],
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(ROOT / "tests" / "support" / "import_built.py"),
+            str(built / function),
+            str(built / "OfferStateLayer" / "python"),
+            sysconfig.get_paths()["purelib"],
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{function}: foreign binaries replaced by the host's copy: {report['foreign_binaries']}")
+    assert "offer_state.client" in report["imported"]
+    assert set(report["foreign_binaries"]) <= {"pydantic_core", "charset_normalizer", "wrapt"}
+    assert report["strays"] == []
+
+
+def test_layer_pins_are_the_tested_versions():
+    def pins(path: Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if "==" in line:
+                name, version = line.split("==")
+                found[name.lower().replace("_", "-").split("[")[0]] = version
+        return found
+
+    layer = pins(ROOT / "layers" / "offer_state" / "requirements-layer.txt")
+    tested = pins(ROOT / "requirements" / "constraints.txt")
+    assert {name: tested.get(name) for name in layer} == layer

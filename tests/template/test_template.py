@@ -1,0 +1,180 @@
+"""What template.yaml promises: least privilege, the layer, tracing, logs, a durable audit
+table, gradual deployment, and a README that documents its parameters and outputs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from local.template import ROOT, Template
+
+PARAMS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
+REFS = {
+    "AuditTable": "audit",
+    "IdempotencyTable": "idempotency",
+    "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
+    "OfferStateLayer": "layer",
+    **{f"{f}ErrorsAlarm": f"{f}-errors" for f in ("GetState", "UpdateState")},
+    "AuditWriteFailuresAlarm": "audit-failures",
+}
+FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")
+AUDIT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/audit"
+IDEMPOTENCY_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/idempotency"
+SECRET_ARN = REFS["AirMilesSecret"]
+
+# What each function's code calls (tests/functions/test_least_privilege.py checks the code
+# side: these are exactly the calls it makes).
+EXPECTED_PERMISSIONS = {
+    "GetStateFunction": {
+        ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("dynamodb:PutItem", AUDIT_ARN),
+    },
+    "UpdateStateFunction": {
+        ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("dynamodb:PutItem", AUDIT_ARN),
+        ("dynamodb:UpdateItem", AUDIT_ARN),
+        ("dynamodb:GetItem", IDEMPOTENCY_ARN),
+        ("dynamodb:PutItem", IDEMPOTENCY_ARN),
+        ("dynamodb:UpdateItem", IDEMPOTENCY_ARN),
+        ("dynamodb:DeleteItem", IDEMPOTENCY_ARN),
+    },
+}
+
+
+def permissions(template: Template, function: str) -> set[tuple[str, str]]:
+    granted = set()
+    for policy in template.resolve(template.function_properties(function)["Policies"]):
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                for resource in [resources] if isinstance(resources, str) else resources:
+                    granted.add((action, resource))
+    return granted
+
+
+@pytest.fixture
+def template() -> Template:
+    return Template(parameters=PARAMS, resource_refs=REFS)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_may_do_exactly_what_its_code_does(template: Template, function: str):
+    assert permissions(template, function) == EXPECTED_PERMISSIONS[function]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_wildcard_in_our_policies(template: Template, function: str):
+    for action, resource in permissions(template, function):
+        assert "*" not in action
+        assert "*" not in resource
+
+
+def test_a_customer_managed_secret_key_adds_only_decrypt_through_secrets_manager():
+    key = "arn:aws:kms:us-east-1:123456789012:key/abc"
+    template = Template(parameters={**PARAMS, "SecretKmsKeyArn": key}, resource_refs=REFS)
+    for function in FUNCTIONS:
+        added = permissions(template, function) - EXPECTED_PERMISSIONS[function]
+        assert added == {("kms:Decrypt", key)}
+        statements = template.resolve(template.function_properties(function)["Policies"])[0][
+            "Statement"
+        ]
+        [decrypt] = [s for s in statements if s["Action"] == "kms:Decrypt"]
+        assert (
+            decrypt["Condition"]["StringEquals"]["kms:ViaService"]
+            == "secretsmanager.us-east-1.amazonaws.com"
+        )
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_runtime_architecture_tracing_layer_and_alias(template: Template, function: str):
+    props = template.function_properties(function)
+    major, minor = map(int, props["Runtime"].removeprefix("python").split("."))
+    assert (major, minor) >= (3, 13)
+    assert props["Architectures"] == ["arm64"]
+    assert props["Tracing"] == "Active"
+    assert props["Layers"] == [{"Ref": "OfferStateLayer"}]
+    assert props["Timeout"] < 29  # under API Gateway's integration timeout
+    assert props["AutoPublishAlias"] == "live"
+    budget = float(template.function_environment(function)["AIRMILES_TOTAL_BUDGET"])
+    assert budget < props["Timeout"]
+
+
+def test_canary_in_prod_and_all_at_once_in_uat():
+    for environment, expected in (("prod", "Canary10Percent5Minutes"), ("uat", "AllAtOnce")):
+        template = Template(parameters={**PARAMS, "Environment": environment}, resource_refs=REFS)
+        for function in FUNCTIONS:
+            preference = template.resolve(
+                template.function_properties(function)["DeploymentPreference"]
+            )
+            assert preference["Type"] == expected
+            assert len(preference["Alarms"]) >= 2
+
+
+def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template: Template):
+    alarms = template.resources_of_type("AWS::CloudWatch::Alarm")
+    metrics = set()
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        if "MetricName" in props:
+            metrics.add(props["MetricName"])
+        for query in props.get("Metrics", []):
+            if "MetricStat" in query:
+                metrics.add(query["MetricStat"]["Metric"]["MetricName"])
+    assert {"Errors", "Throttles", "Upstream5xx", "UpstreamCalls", "AuditWriteFailures"} <= metrics
+    with_topic = Template(
+        parameters={**PARAMS, "AlarmTopicArn": "arn:aws:sns:us-east-1:1:t"}, resource_refs=REFS
+    )
+    for name in alarms:
+        assert with_topic.resolve(with_topic.resources[name]["Properties"]["AlarmActions"]) == [
+            "arn:aws:sns:us-east-1:1:t"
+        ]
+        assert template.resolve({"A": template.resources[name]["Properties"]["AlarmActions"]}) == {}
+
+
+def test_each_function_has_a_log_group_with_retention(template: Template):
+    groups = template.resources_of_type("AWS::Logs::LogGroup")
+    names = {template.resolve(g["Properties"]["LogGroupName"]) for g in groups.values()}
+    for function in FUNCTIONS:
+        function_name = template.resolve(template.function_properties(function)["FunctionName"])
+        assert f"/aws/lambda/{function_name}" in names
+    for group in groups.values():
+        assert template.resolve(group["Properties"]["RetentionInDays"]) == "90"
+
+
+def test_audit_table_is_durable_and_expires_records(template: Template):
+    table = template.resources["AuditTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert [g["IndexName"] for g in props["GlobalSecondaryIndexes"]] == ["CorrelationIndex"]
+
+
+def test_stage_is_throttled_and_access_logged(template: Template):
+    api = template.resources["OfferStateApi"]["Properties"]
+    assert template.resolve(api["DefaultRouteSettings"]) == {
+        "ThrottlingBurstLimit": "200",
+        "ThrottlingRateLimit": "100",
+    }
+    access_log = api["AccessLogSettings"]["Format"]
+    assert "$context.requestId" in access_log
+    assert "header" not in access_log  # nothing that can carry a token or a collector
+
+
+def test_every_checkov_skip_has_a_reason(template: Template):
+    for name, resource in template.resources.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), name
+            assert len(skip["comment"]) > 40, f"{name} {skip['id']}: say why"
+
+
+def test_readme_documents_every_parameter_and_output(template: Template):
+    readme = (ROOT / "README.md").read_text()
+    for name in [*template.body["Parameters"], *template.body["Outputs"]]:
+        assert f"`{name}`" in readme, f"README does not mention {name}"
