@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt sandbox run token invoke build
+.PHONY: help venv test lint fmt sandbox run token invoke build faults
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -56,6 +56,9 @@ fmt: $(STAMP) ## format the code with ruff
 
 test: lint ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+faults: $(STAMP) ## the fault matrix: every route under every fault, as a table and a summary
+	@PYTHONPATH=layers/offer_state/python $(PY) -m tests.reliability.matrix
 
 build: $(SAM_STAMP) ## sam build for python3.13 on arm64 (no Docker), then the layer's unzipped size
 	$(SAM) build

@@ -37,7 +37,7 @@ MEMBER_SCOPES = ("offers/state.read", "offers/state.write")
 M2M_SCOPES = ("offers/state.read", "offers/state.write", "offers/state.m2m")
 DEFAULT_KEY_FILE = ROOT / ".local" / "dev-issuer-key.pem"
 KEY_ID = "dev-issuer-1"
-_COLLECTOR = re.compile(r"^\d{11}$")
+_COLLECTOR = re.compile(r"[0-9]{11}")
 
 
 def issuer_url(port: int | None = None) -> str:
@@ -67,7 +67,7 @@ class DevIssuer:
     ) -> str:
         """A member token (`collector` given) or a machine token (no collector)."""
         now = int(time.time())
-        if collector is not None and not _COLLECTOR.match(collector):
+        if collector is not None and not _COLLECTOR.fullmatch(collector):
             raise ValueError("a collector number is 11 digits")
         claims: dict[str, Any] = {
             "iss": self.issuer,

@@ -197,7 +197,7 @@ class LocalStack:
                 f"  dev issuer         {self.issuer.issuer}",
                 f"Offer State Gateway ready on {url} (Ctrl-C stops everything)",
                 "",
-                "Try (a member token for collector 80000000110, valid 1 h; `make token` for more):",
+                "Try (a member token for collector *******0110, valid 1 h; `make token` for more):",
                 f'  curl -s "{url}/v1/offers/states?offerId={seeded},{fresh}" \\',
                 f'    -H "Authorization: Bearer {token}"',
                 f'  curl -s -X PUT "{url}/v1/offers/{fresh}/states" \\',

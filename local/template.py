@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,12 @@ def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
 
 
 _CfnLoader.add_multi_constructor("!", _tag)
+
+
+@lru_cache(maxsize=8)
+def _parsed(path: Path, _mtime_ns: int) -> dict[str, Any]:
+    # Parsing takes a tenth of a second and tests build many Templates: once per version.
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ class Template:
         account_id: str = "123456789012",
     ) -> None:
         self.path = path
-        self.body: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        self.body = _parsed(path, path.stat().st_mtime_ns)  # shared: never mutated
         self.region = region
         self.account_id = account_id
         self.parameters = self._parameter_values(parameters or {})

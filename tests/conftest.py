@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from local.sandbox import Sandbox
+from tests.support import leaks
 from tests.support.sandbox_control import SandboxControl
 
 
@@ -23,3 +27,36 @@ def sandbox(sandbox_server: Sandbox) -> Iterator[SandboxControl]:
     control.reset()
     yield control
     control.clear_faults()  # releases any connection a `timeout` fault still holds
+
+
+def _record_gateway_logs() -> None:
+    # The gateway's Logger binds the stdout it finds when first imported: import it now, at
+    # session start, so it never holds a per-test capture that is closed afterwards; and
+    # keep every line it writes for the leak check.
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "offer-state-gateway")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OfferStateGateway")
+    from offer_state.observability import logger
+
+    recorder = leaks.LogRecorder()
+    recorder.setFormatter(logger.registered_formatter)
+    logging.getLogger(logger.name).addHandler(recorder)
+
+
+_record_gateway_logs()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Every log line, metric, answer body and audit item a test produces is checked for
+    secrets, AIR MILES tokens and clear collector numbers (tests/support/leaks.py)."""
+    leaks.take()
+    yield
+    out, err = capsys.readouterr()
+    sys.stdout.write(out)  # still shown with a failure report
+    sys.stderr.write(err)
+    found = [
+        finding
+        for source, text in [("stdout", out), ("stderr", err), *leaks.take()]
+        for finding in leaks.findings(source, text)
+    ]
+    assert not found, "leaked: " + "; ".join(sorted(set(found)))

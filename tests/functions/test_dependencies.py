@@ -14,6 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET
 from tests.functions.conftest import Deployed
 from tests.support.functions import Function, event, offer_event
+from tests.support.inprocess import fresh_boto3_session
 from tests.support.sandbox_control import SandboxControl
 
 SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
@@ -23,7 +24,7 @@ SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 def unreachable(aws: None) -> Iterator[Callable[[str], None]]:
     """`unreachable("dynamodb.PutItem")`: that operation fails as if the endpoint were down,
     for every client created afterwards (the functions create theirs on first use)."""
-    boto3.setup_default_session()
+    fresh_boto3_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
 
@@ -34,7 +35,7 @@ def unreachable(aws: None) -> Iterator[Callable[[str], None]]:
         session.events.register_first(f"before-send.{operation}", refuse)
 
     yield block
-    boto3.setup_default_session()
+    fresh_boto3_session()
 
 
 def _dependency_unavailable(status: int, body: dict) -> None:

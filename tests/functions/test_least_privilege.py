@@ -11,6 +11,7 @@ import pytest
 
 from tests.functions.conftest import Deployed
 from tests.support.functions import Function, event, offer_event
+from tests.support.inprocess import fresh_boto3_session
 from tests.support.sandbox_control import SandboxControl
 from tests.template.test_template import permissions
 
@@ -21,7 +22,7 @@ SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 def calls(deployed: Deployed) -> Iterator[list[tuple[str, str]]]:
     """(IAM action, resource) of every AWS call made by clients created from now on (after
     the stack's resources exist)."""
-    boto3.setup_default_session()
+    fresh_boto3_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
     recorded: list[tuple[str, str]] = []
@@ -32,7 +33,7 @@ def calls(deployed: Deployed) -> Iterator[list[tuple[str, str]]]:
 
     session.events.register("before-parameter-build.*.*", record)
     yield recorded
-    boto3.setup_default_session()
+    fresh_boto3_session()
 
 
 def _as_arns(used: list[tuple[str, str]], deployed: Deployed) -> set[tuple[str, str]]:

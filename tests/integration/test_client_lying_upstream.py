@@ -5,68 +5,27 @@ The sandbox never lies, so a tiny loopback server plays a broken AIR MILES here.
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 
 from offer_state.client import Collector, MemberToken, OfferStateClient
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import UpstreamError
+from tests.support.liar import LiarHandler, entry, lying_upstream
 
 ASKED = str(uuid.uuid4())
 COLLECTOR = "80000000110"
 
 
-def _entry(offer: str, collector: str) -> dict:
-    return {
-        "offerId": offer,
-        "collectorId": collector,
-        "states": [{"name": "SAVE", "value": "SAVED", "updatedAt": "2026-01-01T00:00:00.000001Z"}],
-        "somethingNew": {"ignored": True},
-    }
-
-
-class _Liar(BaseHTTPRequestHandler):
-    answer: ClassVar[object] = {}
-
-    def do_POST(self) -> None:  # the token endpoint tells no lies
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self._reply({"access_token": "liar-token", "expires_in": 3600})
-
-    def do_GET(self) -> None:
-        self._reply(type(self).answer)
-
-    def _reply(self, answer: object) -> None:
-        body = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        return None
-
-
 @pytest.fixture
-def liar() -> Iterator[tuple[OfferStateClient, type[_Liar]]]:
-    handler = type("Liar", (_Liar,), {"answer": {}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    settings = ClientSettings.for_environment(url, token_url=url + "/oauth/token")
-    credentials = ClientCredentials(client_id="c", client_secret="s", audience="a")
-    try:
+def liar() -> Iterator[tuple[OfferStateClient, type[LiarHandler]]]:
+    with lying_upstream() as (url, handler):
+        settings = ClientSettings.for_environment(url, token_url=url + "/oauth/token")
+        credentials = ClientCredentials(client_id="c", client_secret="s", audience="a")
         with OfferStateClient(settings, credentials) as client:
             yield client, handler
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 MEMBER = MemberToken("member-token-from-elsewhere")
@@ -74,7 +33,7 @@ MEMBER = MemberToken("member-token-from-elsewhere")
 
 def test_unknown_fields_are_ignored_and_a_truthful_answer_passes(liar):
     client, handler = liar
-    handler.answer = {"offers": [_entry(ASKED, COLLECTOR)], "next": "ignored"}
+    handler.answer = {"offers": [entry(ASKED, COLLECTOR)], "next": "ignored"}
     offers = client.get(Collector(COLLECTOR), [ASKED])
     assert [str(o.offer_id) for o in offers] == [ASKED]
 
@@ -82,8 +41,8 @@ def test_unknown_fields_are_ignored_and_a_truthful_answer_passes(liar):
 @pytest.mark.parametrize(
     "answer",
     [
-        {"offers": [_entry(ASKED, "80000000001")]},  # another collector
-        {"offers": [_entry(str(uuid.uuid4()), COLLECTOR)]},  # an offer not asked for
+        {"offers": [entry(ASKED, "80000000001")]},  # another collector
+        {"offers": [entry(str(uuid.uuid4()), COLLECTOR)]},  # an offer not asked for
     ],
 )
 def test_get_answer_about_something_else_is_rejected(liar, answer):
@@ -96,14 +55,14 @@ def test_get_answer_about_something_else_is_rejected(liar, answer):
 
 def test_find_answer_about_another_collector_is_rejected(liar):
     client, handler = liar
-    handler.answer = {"offers": [_entry(ASKED, "80000000001")]}
+    handler.answer = {"offers": [entry(ASKED, "80000000001")]}
     with pytest.raises(UpstreamError):
         client.find(Collector(COLLECTOR))
 
 
 def test_get_with_a_member_token_still_refuses_unasked_offers(liar):
     client, handler = liar
-    handler.answer = {"offers": [_entry(str(uuid.uuid4()), COLLECTOR)]}
+    handler.answer = {"offers": [entry(str(uuid.uuid4()), COLLECTOR)]}
     with pytest.raises(UpstreamError):
         client.get(MEMBER, [ASKED])
 

@@ -235,3 +235,13 @@ def test_eight_threads_share_one_token_and_lose_no_update(
     assert sandbox.calls()["put"] == 40
     stored = sandbox.states(COLLECTOR)
     assert all(stored[o] == {"SAVE": "SAVED"} for o in offers)
+
+
+def test_a_put_answered_200_with_a_malformed_body_is_not_reported_as_applied(
+    client: OfferStateClient, sandbox: SandboxControl
+):
+    sandbox.fault("put", "malformed")
+    with pytest.raises(UpstreamError) as caught:
+        client.put(Collector(COLLECTOR), _save(sandbox.untouched_offers(1)[0]))
+    assert caught.value.upstream_status == 200
+    assert sandbox.calls()["put"] == 1

@@ -3,6 +3,7 @@ drive the whole product over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from local.issuer import DevIssuer
 from local.stack import RESOURCE_PREFIX
 from local.template import ROOT
+from tests.support import leaks
 from tests.support.sandbox_control import SandboxControl
 
 
@@ -78,9 +80,22 @@ class RunningStack:
         headers = dict(kwargs.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        answer = requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        leaks.record(f"gateway answer {method} {path}", answer.text)
+        return answer
+
+    def leak_findings(self) -> list[str]:
+        """Everything the stack printed (its logs, the functions' logs and metrics) and
+        every item it stored, checked for leaks (call after `stop`)."""
+        found = leaks.findings("stack output", "".join(self.output))
+        for table in ("AuditTable", "IdempotencyTable"):
+            found += leaks.findings(table, json.dumps(self.table_items(table), default=str))
+        return found
 
     def audit_items(self) -> list[dict[str, Any]]:
+        return sorted(self.table_items("AuditTable"), key=lambda i: i["sk"])
+
+    def table_items(self, logical_id: str) -> list[dict[str, Any]]:
         dynamodb = boto3.client(
             "dynamodb",
             endpoint_url=f"http://127.0.0.1:{self.ports['MOTO_PORT']}",
@@ -88,11 +103,9 @@ class RunningStack:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
-        items = dynamodb.scan(TableName=f"{RESOURCE_PREFIX}-AuditTable")["Items"]
+        items = dynamodb.scan(TableName=f"{RESOURCE_PREFIX}-{logical_id}")["Items"]
         deserialize = TypeDeserializer().deserialize
-        return sorted(
-            ({k: deserialize(v) for k, v in item.items()} for item in items), key=lambda i: i["sk"]
-        )
+        return [{k: deserialize(v) for k, v in item.items()} for item in items]
 
     def stop(self, timeout: float = 20) -> int:
         if self.process.poll() is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -79,7 +80,7 @@ class PartnerApi:
         self.app = APIGatewayHttpResolver(
             enable_validation=True, response_validation_error_http_code=500
         )
-        self.app.use([_reject_unknown_query_parameters])
+        self.app.use([_check_query_parameters])
         self.app.exception_handler(RequestValidationError)(self._invalid_request)
         self.app.exception_handler(OfferStateError)(self._failed)
         self.app.exception_handler(Exception)(self._unexpected)
@@ -159,6 +160,14 @@ class PartnerApi:
         return self._failed(OfferStateError("The gateway failed unexpectedly."))
 
     def _not_found(self, _exc: Exception) -> Response:
+        if self.app.current_event.raw_event.get("routeKey") in COLLECTOR_ROUTES:
+            # API Gateway matched a declared route, so the path is ours, but its parameter is
+            # not even shaped like an id (a character no route takes): a bad request.
+            invalid = ValidationError(
+                "The path is not valid.",
+                details=[{"field": "offerId", "message": "not a valid offer id"}],
+            )
+            return self._failed(invalid)
         # As API Gateway answers a route it does not know.
         return Response(
             status_code=404, content_type=JSON_CONTENT_TYPE, body='{"message":"Not Found"}'
@@ -241,10 +250,11 @@ class PartnerApi:
 # ---------------------------------------------------------------- helpers
 
 
-def _reject_unknown_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """A misspelt parameter would otherwise be silently ignored: refuse it instead."""
+def _check_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
+    """Refuse what validation would let through silently: a misspelt (unknown) parameter,
+    and values with control characters or surrounding spaces (`pageSize=1%0A` parses as 1)."""
     route = app.context.get("_route")
-    given = set((app.current_event.raw_event.get("queryStringParameters") or {}).keys())
+    given = app.current_event.raw_event.get("queryStringParameters") or {}
     if route is None or not given:
         return next_middleware(app)
     known: set[str] = set()
@@ -254,15 +264,22 @@ def _reject_unknown_query_parameters(app: APIGatewayHttpResolver, next_middlewar
             known |= {f.alias or name for name, f in annotation.model_fields.items()}
         else:
             known.add(param.alias)
-    unknown = sorted(given - known)
-    if unknown:
-        raise ValidationError(
-            "The request has query parameters this route does not take.",
-            details=[
-                {"field": name[:64], "message": "unknown query parameter"} for name in unknown[:10]
-            ],
-        )
+    details = [
+        {"field": name[:64], "message": "unknown query parameter"}
+        for name in sorted(set(given) - known)[:10]
+    ]
+    details += [
+        {"field": name[:64], "message": "control characters or surrounding spaces"}
+        for name, value in sorted(given.items())
+        if name in known and _unprintable(value)
+    ]
+    if details:
+        raise ValidationError("The query string is not valid.", details=details)
     return next_middleware(app)
+
+
+def _unprintable(value: str) -> bool:
+    return value != value.strip() or any(unicodedata.category(c) == "Cc" for c in value)
 
 
 def _check_body(event: Mapping[str, Any], headers: Mapping[str, str]) -> None:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import requests
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from offer_state import upstream
@@ -55,7 +55,8 @@ from offer_state.models import (
 from offer_state.transport import CallObserver, Deadline, Transport
 
 _COLLECTOR_NUMBER = re.compile(upstream.COLLECTOR_NUMBER_PATTERN)
-_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+_JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
+_LOCAL_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$")
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -67,7 +68,7 @@ class Collector:
     number: str = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.number, str) or not _COLLECTOR_NUMBER.match(self.number):
+        if not isinstance(self.number, str) or not _COLLECTOR_NUMBER.fullmatch(self.number):
             raise ValidationError("A collector number is 11 digits.")
 
     def __repr__(self) -> str:
@@ -214,7 +215,10 @@ class OfferStateClient:
             data=changes.model_dump_json(by_alias=True),
             success=upstream.PUT_SUCCESS_STATUSES,
         )
-        response.close()
+        if response.status_code != 204 and response.content.strip():
+            # A 200 must still be a well-formed answer: a cut-off or foreign body means we
+            # cannot tell whether the change was applied, so it is not reported as applied.
+            _parse(response, correlation, _JSON_VALUE.validate_json)
         return response.status_code
 
     # ------------------------------------------------------------ plumbing
@@ -285,7 +289,7 @@ class OfferStateClient:
             "x-origin-client": self.settings.origin_client,
         }
         if local_time is not None:
-            if not _LOCAL_TIME.match(local_time):
+            if not _LOCAL_TIME.fullmatch(local_time):
                 raise ValidationError(
                     "X-Local-Time must look like YYYY-MM-DDTHH:MM:SS.",
                     correlation_id=correlation_id,

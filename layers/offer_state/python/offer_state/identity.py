@@ -76,7 +76,7 @@ def resolve_identity(
         if collector_header is not None:
             raise CollectorAmbiguousError()
         number = str(member_number)
-        if not _COLLECTOR_NUMBER.match(number):
+        if not _COLLECTOR_NUMBER.fullmatch(number):
             raise ForbiddenError("The token's collector claim is not a collector number.")
         return Identity(number, "member", principal)
     if M2M_SCOPE in scopes_of(jwt):
@@ -85,7 +85,7 @@ def resolve_identity(
                 "A machine token must name the collector in the Collector-Number header.",
                 details=[{"field": "Collector-Number", "message": "Field required"}],
             )
-        if not _COLLECTOR_NUMBER.match(collector_header):
+        if not _COLLECTOR_NUMBER.fullmatch(collector_header):
             raise ValidationError(
                 "Collector-Number must be 11 digits.",
                 details=[{"field": "Collector-Number", "message": "must be 11 digits"}],

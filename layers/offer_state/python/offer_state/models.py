@@ -379,7 +379,7 @@ def _local_time(value: str) -> str:
 # `X-Local-Time`: the caller's wall-clock time, no zone, seconds [doc].
 LocalTime = Annotated[
     str,
-    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"),
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
     AfterValidator(_local_time),
 ]
 

@@ -13,7 +13,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-_ELEVEN_DIGITS = re.compile(r"(?<![\d.])\d{7}(\d{4})(?![\d.])")
+# Standing alone: 11 digits inside an id or a hex digest are not a collector number.
+_ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z.])\d{7}(\d{4})(?![0-9A-Za-z.])")
 
 
 class MaskingFormatter(LambdaPowertoolsFormatter):

@@ -45,5 +45,7 @@ ERROR_CODE_FIELD = "responseCode"
 # PUT answers 204 [doc], one sample shows 200: both are success.
 PUT_SUCCESS_STATUSES = frozenset({200, 204})
 
-COLLECTOR_NUMBER_PATTERN = r"^\d{11}$"  # [doc] 11 digits; no check digit is documented
+# [doc] 11 digits; no check digit is documented. ASCII digits only: Python's \d also takes
+# other scripts' digits (٨٠…), which must never reach AIR MILES.
+COLLECTOR_NUMBER_PATTERN = r"^[0-9]{11}$"
 COLLECTOR_HEADER = "Collector-Number"

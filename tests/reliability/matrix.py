@@ -1,0 +1,481 @@
+"""The fault matrix: every route under every fault, each cell a scenario with the answer it
+must get, the audit outcome it must leave, the AIR MILES calls it may make, and its time.
+
+`make faults` (python -m tests.reliability.matrix) prints the table and `N passed, M failed`;
+tests/reliability/test_fault_matrix.py asserts every cell. Handlers run in-process with moto
+and a sandbox on loopback (tests/support/inprocess.py), with the fast upstream budget of the
+tests (2 s); AWS faults are injected into botocore.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
+from moto import mock_aws
+from moto.core.botocore_stubber import MockRawResponse
+
+from local.sandbox import Sandbox
+from local.sandbox.seed import CATALOGUE
+from tests.support.functions import M2M, READ, WRITE, event, offer_event
+from tests.support.inprocess import (
+    FAKE_AWS,
+    FAST_UPSTREAM,
+    Deployed,
+    environment,
+    fresh_boto3_session,
+)
+from tests.support.sandbox_control import SandboxControl
+
+BUDGET = float(FAST_UPSTREAM["AIRMILES_TOTAL_BUDGET"])
+SLACK = 1.5  # audit writes, secret read, scheduling noise on a busy 2-core machine
+FRESH = [o.offer_id for o in CATALOGUE[:3]]
+SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+REPLAY_KEY = "3f1c2e0a-8d4b-4c6e-9f7a-1b2c3d4e5f60"
+
+# route name -> (function, upstream endpoint, event factory)
+ROUTES: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
+    "GET states": (
+        "GetStateFunction",
+        "get",
+        lambda: event("GET", "/v1/offers/states", query=[("offerId", FRESH[0])]),
+    ),
+    "GET find": ("GetStateFunction", "find", lambda: event("GET", "/v1/offers/states/find")),
+    "GET count": ("GetStateFunction", "count", lambda: event("GET", "/v1/offers/states/count")),
+    "PUT one": ("UpdateStateFunction", "put", lambda: offer_event(FRESH[0], SAVE)),
+    "PUT batch (m2m)": (
+        "UpdateStateFunction",
+        "put",
+        lambda: event(
+            "PUT",
+            "/v1/offers/states",
+            body={"stateChanges": [{"offerId": o, **SAVE} for o in FRESH[:2]]},
+            headers={"collector-number": "80000000001"},
+            collector=None,
+            scopes=(WRITE, M2M, READ),
+        ),
+    ),
+    "PUT one (key)": (
+        "UpdateStateFunction",
+        "put",
+        lambda: offer_event(FRESH[1], SAVE, headers={"idempotency-key": REPLAY_KEY}),
+    ),
+    "GET health": ("GetStateFunction", "health", lambda: event("GET", "/health", authorized=False)),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    scenario: str
+    route: str
+    status: int
+    code: str | None
+    audit: tuple[str, ...]  # outcomes of the audit items the request leaves
+    calls: dict[str, int]  # AIR MILES calls per endpoint (only those named are checked)
+    faults: tuple[dict[str, Any], ...] = ()
+    aws_fault: str | None = None
+    before: str | None = None  # "success": the same request succeeded once before (replay)
+    replayed: bool = False
+    max_seconds: float = BUDGET + SLACK
+
+    @property
+    def name(self) -> str:
+        return f"{self.route}: {self.scenario}"
+
+    @property
+    def expected(self) -> str:
+        return _summary(self.status, self.code, self.audit, self.calls)
+
+
+@dataclass
+class Observation:
+    status: int
+    code: str | None
+    audit: tuple[str, ...]
+    calls: dict[str, int]
+    seconds: float
+    replayed: bool
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        return _summary(self.status, self.code, self.audit, self.calls)
+
+
+def _summary(status: int, code: str | None, audit: tuple[str, ...], calls: dict[str, int]) -> str:
+    called = ",".join(f"{k}={v}" for k, v in sorted(calls.items()))
+    return f"{status} {code or '-'} audit[{','.join(audit) or '-'}] calls[{called}]"
+
+
+# ---------------------------------------------------------------------------- the cells
+
+# AIR MILES misbehaving on the route's own endpoint:
+# (scenario, fault, status, code, calls of that endpoint, audit outcome)
+UPSTREAM_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
+    ("500", {"mode": "status", "status": 500}, 502, "UPSTREAM_ERROR", 1, "FAILED"),
+    (
+        "502, retried",
+        {"mode": "status", "status": 502, "retryAfter": 0},
+        502,
+        "UPSTREAM_ERROR",
+        3,
+        "FAILED",
+    ),
+    (
+        "503, retried",
+        {"mode": "status", "status": 503, "retryAfter": 0},
+        502,
+        "UPSTREAM_ERROR",
+        3,
+        "FAILED",
+    ),
+    (
+        "503 Retry-After 30 s",
+        {"mode": "status", "status": 503, "retryAfter": 30},
+        429,
+        "RATE_LIMITED",
+        1,
+        "FAILED",
+    ),
+    (
+        "429 Retry-After 30 s",
+        {"mode": "status", "status": 429, "retryAfter": 30},
+        429,
+        "RATE_LIMITED",
+        1,
+        "FAILED",
+    ),
+    (
+        "one 429 Retry-After 0",
+        {"mode": "status", "status": 429, "retryAfter": 0, "count": 1},
+        200,
+        None,
+        2,
+        "SUCCEEDED",
+    ),
+    (
+        "one 503 then fine",
+        {"mode": "status", "status": 503, "retryAfter": 0, "count": 1},
+        200,
+        None,
+        2,
+        "SUCCEEDED",
+    ),
+    (
+        "401 (token renewed once)",
+        {"mode": "status", "status": 401},
+        502,
+        "UPSTREAM_ERROR",
+        2,
+        "FAILED",
+    ),
+    ("404", {"mode": "status", "status": 404}, 404, "OFFER_NOT_FOUND", 1, "FAILED"),
+    ("400", {"mode": "status", "status": 400}, 400, "VALIDATION_ERROR", 1, "FAILED"),
+    ("delay 200 ms (inside budget)", {"mode": "delay", "delayMs": 200}, 200, None, 1, "SUCCEEDED"),
+    (
+        "delay 5 s (past budget)",
+        {"mode": "delay", "delayMs": 5000},
+        504,
+        "UPSTREAM_TIMEOUT",
+        3,
+        "FAILED",
+    ),
+    ("timeout (no answer)", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT", 3, "FAILED"),
+    ("malformed 200", {"mode": "malformed"}, 502, "UPSTREAM_ERROR", 1, "FAILED"),
+    ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
+]
+# The token endpoint misbehaving: nothing reaches the Offer State API; the call is audited
+# as FAILED (AIR MILES, its token endpoint, was called). (scenario, fault, status, code, calls)
+TOKEN_FAULTS: list[tuple[str, dict[str, Any], int, str, int]] = [
+    ("500", {"mode": "status", "status": 500}, 502, "UPSTREAM_ERROR", 1),
+    ("503, retried", {"mode": "status", "status": 503, "retryAfter": 0}, 502, "UPSTREAM_ERROR", 3),
+    ("401 (secret re-read once)", {"mode": "status", "status": 401}, 502, "UPSTREAM_ERROR", 2),
+    ("timeout", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT", 3),
+    ("malformed", {"mode": "malformed"}, 502, "UPSTREAM_ERROR", 1),
+    ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR", 3),
+]
+SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
+AUDIT_FAULTS = ("audit-unreachable", "audit-throttled", "audit-conditional-failure")
+UNAVAILABLE = (503, "DEPENDENCY_UNAVAILABLE")
+AWS_SECONDS = 15.0  # botocore's own retries (standard mode) sit inside the function's Timeout
+
+
+def _cells() -> Iterator[Cell]:
+    for route in ("GET states", "GET find", "GET count", "PUT one", "PUT batch (m2m)"):
+        endpoint = ROUTES[route][1]
+        for scenario, fault, status, code, calls, outcome in UPSTREAM_FAULTS:
+            if status == 404 and endpoint not in ("get", "put"):
+                status, code = 502, "UPSTREAM_ERROR"  # FIND/COUNT name no offer
+            spec = ({"endpoint": endpoint, **fault},)
+            yield Cell(scenario, route, status, code, (outcome,), {endpoint: calls}, spec)
+    for route in ("GET states", "PUT one"):
+        endpoint = ROUTES[route][1]
+        for scenario, fault, status, code, calls in TOKEN_FAULTS:
+            spec = ({"endpoint": "token", **fault},)
+            counted = {"token": calls, endpoint: 0}
+            yield Cell(f"token {scenario}", route, status, code, ("FAILED",), counted, spec)
+    health = "GET health"
+    yield Cell("healthy", health, 200, None, (), {"health": 1})
+    for scenario, fault, status, code in (
+        ("500", {"mode": "status", "status": 500}, 502, "UPSTREAM_ERROR"),
+        ("timeout", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT"),
+    ):
+        calls = 3 if fault["mode"] == "timeout" else 1
+        yield Cell(
+            scenario,
+            health,
+            status,
+            code,
+            (),
+            {"health": calls},
+            ({"endpoint": "health", **fault},),
+        )
+    for route in ("GET states", "PUT one"):
+        endpoint = ROUTES[route][1]
+        for fault in SECRET_FAULTS:
+            calls = {endpoint: 0, "token": 0}
+            yield Cell(
+                fault, route, *UNAVAILABLE, (), calls, aws_fault=fault, max_seconds=AWS_SECONDS
+            )
+        # A read is made, then cannot be audited: it is not disclosed. A write is never sent.
+        calls = {endpoint: 1 if endpoint == "get" else 0}
+        for fault in AUDIT_FAULTS:
+            yield Cell(
+                fault, route, *UNAVAILABLE, (), calls, aws_fault=fault, max_seconds=AWS_SECONDS
+            )
+    keyed = "PUT one (key)"
+    yield Cell(
+        "idempotency-unreachable",
+        keyed,
+        *UNAVAILABLE,
+        (),
+        {"put": 0},
+        aws_fault="idempotency-unreachable",
+        max_seconds=AWS_SECONDS,
+    )
+    # A replay: the first answer again, no call to AIR MILES, no second audit record.
+    yield Cell(
+        "replay after success",
+        keyed,
+        200,
+        None,
+        (),
+        {"put": 0, "token": 0},
+        before="success",
+        replayed=True,
+    )
+    down = ({"endpoint": "put", "mode": "status", "status": 503, "retryAfter": 0},)
+    yield Cell(
+        "replay while AIR MILES is down",
+        keyed,
+        200,
+        None,
+        (),
+        {"put": 0},
+        down,
+        before="success",
+        replayed=True,
+    )
+    # A write that failed upstream leaves its key free: the retry goes through, once.
+    yield Cell(
+        "retry of a failed write, same key",
+        keyed,
+        200,
+        None,
+        ("SUCCEEDED",),
+        {"put": 1},
+        before="failure",
+    )
+
+
+CELLS: list[Cell] = list(_cells())
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def _table_of(request: Any) -> str:
+    return json.loads(request.body or b"{}").get("TableName", "")
+
+
+@contextmanager
+def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
+    """Make Secrets Manager or a table misbehave for every client created inside."""
+    fresh_boto3_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    audit, idempotency = deployed.refs["AuditTable"], deployed.refs["IdempotencyTable"]
+
+    def unreachable(operation: str, table: str | None = None) -> None:
+        def refuse(request: Any, **_: Any) -> None:
+            if table is None or _table_of(request) == table:
+                raise EndpointConnectionError(endpoint_url=request.url)
+
+        session.events.register_first(f"before-send.{operation}", refuse)
+
+    def error(operation: str, table: str, code: str) -> None:
+        # Answered before any request is made: what botocore raises once its own retries of
+        # a throttled call are spent. (A before-send answer would still reach moto.)
+        def answer(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
+            if json.loads(params.get("body") or b"{}").get("TableName") != table:
+                return None
+            http = AWSResponse("https://dynamodb.invalid", 400, {}, MockRawResponse(b"{}"))
+            error_body = {"Code": code, "Message": code}
+            return http, {"Error": error_body, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+        session.events.register_first(f"before-call.{operation}", answer)
+
+    if kind == "secrets-unreachable":
+        unreachable("secrets-manager.GetSecretValue")
+    elif kind == "secret-missing":
+        boto3.client("secretsmanager").delete_secret(
+            SecretId=deployed.refs["AirMilesSecret"], ForceDeleteWithoutRecovery=True
+        )
+    elif kind == "secret-not-json":
+        deployed.put_secret("client_id=x;client_secret=y")
+    elif kind == "secret-missing-field":
+        deployed.put_secret(
+            json.dumps({k: v for k, v in deployed.secret().items() if k != "client_secret"})
+        )
+    elif kind == "audit-unreachable":
+        unreachable("dynamodb.PutItem", audit)
+    elif kind == "audit-throttled":
+        error("dynamodb.PutItem", audit, "ProvisionedThroughputExceededException")
+    elif kind == "audit-conditional-failure":
+        error("dynamodb.PutItem", audit, "ConditionalCheckFailedException")
+    elif kind == "idempotency-unreachable":
+        unreachable("dynamodb.PutItem", idempotency)
+    try:
+        yield
+    finally:
+        fresh_boto3_session()
+
+
+def run_cell(cell: Cell, sandbox: SandboxControl) -> Observation:
+    function_id, _, make_event = ROUTES[cell.route]
+    sandbox.reset()
+    fresh_boto3_session()
+    with mock_aws():
+        deployed = Deployed.create(sandbox.url)
+        with environment(deployed.function_environment(function_id)):
+            function = deployed.load(function_id)
+            if cell.before == "success":
+                function.call(make_event())
+            elif cell.before == "failure":  # AIR MILES refused it once: the key stays usable
+                sandbox.fault("put", "status", status=500, count=1)
+                function.call(make_event())
+            audited_before = len(deployed.audit_items())
+            before = sandbox.calls()
+            with _aws_fault(cell.aws_fault, deployed):
+                for fault in cell.faults:
+                    sandbox.fault(**fault)
+                started = time.monotonic()
+                status, headers, body = function.call(make_event())
+                seconds = time.monotonic() - started
+            sandbox.clear_faults()
+            after = sandbox.calls()
+            items = deployed.audit_items()[audited_before:]
+            deployed.record_tables()
+    observation = Observation(
+        status=status,
+        code=(body or {}).get("error", {}).get("code") if isinstance(body, dict) else None,
+        audit=tuple(i["outcome"] for i in items),
+        calls={k: after[k] - before[k] for k in cell.calls},
+        seconds=seconds,
+        replayed=headers.get("Idempotent-Replayed") == "true",
+    )
+    _check(cell, observation, body)
+    return observation
+
+
+def _check(cell: Cell, seen: Observation, body: Any) -> None:
+    problems = seen.problems
+    if (seen.status, seen.code) != (cell.status, cell.code):
+        problems.append(f"answer {seen.status} {seen.code}")
+    if seen.audit != cell.audit:
+        problems.append(f"audit {seen.audit}")
+    if seen.calls != cell.calls:
+        problems.append(f"calls {seen.calls}")
+    if seen.seconds > cell.max_seconds:
+        problems.append(f"took {seen.seconds:.2f} s > {cell.max_seconds} s")
+    if seen.replayed != cell.replayed:
+        problems.append(f"replayed={seen.replayed}")
+    if seen.status >= 400 and not (
+        isinstance(body, dict) and set(body) == {"error", "correlationId"}
+    ):
+        problems.append("error body not in the documented shape")
+    # A write that reached AIR MILES must have left a record first (write-ahead).
+    if seen.calls.get("put") and not seen.audit and not cell.replayed:
+        problems.append("a PUT reached AIR MILES without an audit record")
+
+
+@contextmanager
+def matrix_sandbox() -> Iterator[SandboxControl]:
+    with (
+        Sandbox(port=0) as server,
+        environment(FAKE_AWS, remove=("AWS_PROFILE", "AWS_ENDPOINT_URL")),
+    ):
+        yield SandboxControl(server.url)
+
+
+def main() -> int:
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    rows: list[tuple[str, str, str, str]] = []
+    failed = 0
+    print(
+        f"fault matrix: {len(CELLS)} cells (upstream budget {BUDGET:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with matrix_sandbox() as sandbox:
+        for number, cell in enumerate(CELLS, 1):
+            print(f"  [{number:3}/{len(CELLS)}] {cell.name}", file=sys.stderr, flush=True)
+            with _quiet():
+                seen = run_cell(cell, sandbox)
+            ok = not seen.problems
+            failed += not ok
+            observed = f"{seen.summary} {seen.seconds:.2f}s"
+            rows.append(
+                (
+                    cell.name,
+                    cell.expected,
+                    observed,
+                    "pass" if ok else "FAIL: " + "; ".join(seen.problems),
+                )
+            )
+    widths = [
+        max(len(r[i]) for r in [("scenario", "expected", "observed", "pass"), *rows])
+        for i in range(4)
+    ]
+    for row in [
+        ("scenario", "expected", "observed", "pass"),
+        tuple("-" * w for w in widths),
+        *rows,
+    ]:
+        print("  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip())
+    print(f"{len(CELLS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The functions log and emit metrics on stdout: keep the table readable."""
+    import io
+    from contextlib import redirect_stdout
+
+    with redirect_stdout(io.StringIO()):
+        yield
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

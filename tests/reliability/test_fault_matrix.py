@@ -1,0 +1,35 @@
+"""Every cell of the fault matrix (tests/reliability/matrix.py; `make faults` prints it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.reliability.matrix import CELLS, Cell, matrix_sandbox, run_cell
+from tests.support.sandbox_control import SandboxControl
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxControl]:
+    with matrix_sandbox() as control:
+        yield control
+
+
+def test_the_matrix_is_wide():
+    assert len(CELLS) >= 40
+    assert len({cell.name for cell in CELLS}) == len(CELLS)
+    modes = {fault.get("mode") for cell in CELLS for fault in cell.faults}
+    assert modes == {"status", "delay", "timeout", "malformed", "reset"}
+    statuses = {fault.get("status") for cell in CELLS for fault in cell.faults} - {None}
+    assert {500, 502, 503, 429, 401, 404, 400} <= statuses
+    endpoints = {fault["endpoint"] for cell in CELLS for fault in cell.faults}
+    assert endpoints == {"token", "health", "get", "find", "count", "put"}
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=[cell.name for cell in CELLS])
+def test_cell(cell: Cell, sandbox: SandboxControl):
+    seen = run_cell(cell, sandbox)
+    assert seen.problems == [], (
+        f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
+    )

@@ -1,0 +1,144 @@
+"""The two functions in-process, as in tests/functions: AWS through moto (`mock_aws`, the
+resources created from template.yaml), AIR MILES through a sandbox over loopback HTTP.
+
+Usable from pytest fixtures and from plain scripts (the fault matrix of `make faults`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+
+from local.resources import provision
+from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH
+from local.template import Template
+from tests.support import leaks
+from tests.support.functions import Function, load_handler_module
+
+# Faster failures than production (the ratios stay): fault tests stay quick.
+FAST_UPSTREAM = {
+    "AIRMILES_TOTAL_BUDGET": "2",
+    "AIRMILES_READ_TIMEOUT": "0.5",
+    "AIRMILES_CONNECT_TIMEOUT": "0.5",
+    "AIRMILES_BACKOFF_FACTOR": "0.01",
+}
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+_BOTOCORE_LOADER = None
+
+
+def fresh_boto3_session() -> None:
+    """A new default boto3 session (no handlers, no clients from before) that shares one
+    botocore loader, so service models are read from disk once per process, not per test."""
+    global _BOTOCORE_LOADER
+    import botocore.loaders
+    import botocore.session
+
+    if _BOTOCORE_LOADER is None:
+        _BOTOCORE_LOADER = botocore.loaders.create_loader()
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _BOTOCORE_LOADER)
+    boto3.setup_default_session(botocore_session=core)
+
+
+@contextmanager
+def environment(values: Mapping[str, str], remove: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set (and remove) environment variables for the duration, then restore them."""
+    saved = dict(os.environ)
+    for name in remove:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def stack_parameters(sandbox_url: str) -> dict[str, str]:
+    return {
+        "AirMilesBaseUrl": sandbox_url,
+        "AirMilesTokenUrl": sandbox_url + TOKEN_PATH,
+        "JwtIssuer": "https://issuer.test/",
+        "JwtAudience": "offer-state-gateway",
+        "OriginClient": "external:test-partner:web",
+    }
+
+
+@dataclass
+class Deployed:
+    """The local stand-in of a deployed stack (inside `mock_aws`)."""
+
+    template: Template
+    refs: dict[str, str]
+
+    @classmethod
+    def create(cls, sandbox_url: str) -> Deployed:
+        parameters = stack_parameters(sandbox_url)
+        refs = provision(
+            Template(parameters=parameters),
+            dynamodb=boto3.client("dynamodb"),
+            secretsmanager=boto3.client("secretsmanager"),
+            prefix="test",
+            credentials={
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "audience": AUDIENCE,
+            },
+        )
+        deployed = cls(Template(parameters=parameters, resource_refs=refs), refs)
+        leaks.remember_secret(deployed.secret()["audit_pepper"])
+        return deployed
+
+    def record_tables(self) -> None:
+        """Hand every audit and idempotency item to the leak check."""
+        for table in ("AuditTable", "IdempotencyTable"):
+            # A test may have deleted or blocked the table: then there is nothing to check.
+            with contextlib.suppress(Exception):
+                leaks.record(table, self.table_items(table))
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        return {**self.template.function_environment(logical_id), **FAST_UPSTREAM}
+
+    def load(self, logical_id: str) -> Function:
+        """A fresh container of the function: its module imported anew (the environment
+        must already be set: `function_environment`)."""
+        props = self.template.function_properties(logical_id)
+        return Function(
+            logical_id,
+            load_handler_module(self.template, logical_id),
+            timeout=float(props["Timeout"]),
+            memory=int(props["MemorySize"]),
+        )
+
+    def table_items(self, logical_id: str) -> list[dict[str, Any]]:
+        dynamodb = boto3.client("dynamodb")
+        items = dynamodb.scan(TableName=self.refs[logical_id])["Items"]
+        deserialize = TypeDeserializer().deserialize
+        return [{k: deserialize(v) for k, v in item.items()} for item in items]
+
+    def audit_items(self) -> list[dict[str, Any]]:
+        return sorted(self.table_items("AuditTable"), key=lambda i: i["sk"])
+
+    def secret(self) -> dict[str, str]:
+        secrets = boto3.client("secretsmanager")
+        value = secrets.get_secret_value(SecretId=self.refs["AirMilesSecret"])
+        return json.loads(value["SecretString"])
+
+    def put_secret(self, text: str) -> None:
+        secrets = boto3.client("secretsmanager")
+        secrets.put_secret_value(SecretId=self.refs["AirMilesSecret"], SecretString=text)
