@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt sandbox run token invoke build faults
+.PHONY: help venv test lint fmt sandbox run token invoke build faults bench
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -60,9 +60,12 @@ test: lint ## lint, then the whole test suite
 faults: $(STAMP) ## the fault matrix: every route under every fault, as a table and a summary
 	@PYTHONPATH=layers/offer_state/python $(PY) -m tests.reliability.matrix
 
+bench: build ## cold start, per-request overhead, calls per request: a table and bench-results.json
+	@$(PY) -m local.bench
+
 build: $(SAM_STAMP) ## sam build for python3.13 on arm64 (no Docker), then the layer's unzipped size
 	$(SAM) build
-	@du -sb .aws-sam/build/OfferStateLayer | awk '{ printf "built layer OfferStateLayer, unzipped: %.1f MB\n", $$1 / 1048576 }'
+	@find .aws-sam/build/OfferStateLayer -type f -printf '%s\n' | awk '{ s += $$1 } END { printf "built layer OfferStateLayer, unzipped: %.1f MB\n", s / 1048576 }'
 
 run: $(STAMP) ## the whole stack on 127.0.0.1:3000 (sandbox, moto, dev issuer, gateway); Ctrl-C stops it
 	@$(PY) -m local.stack

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from offer_state.errors import DependencyUnavailableError
 from offer_state.identity import Identity
 
@@ -133,6 +131,8 @@ class AuditWriter:
         values = self._finished(http_status, upstream_status, latency_ms, error_code, states_after)
         values["outcome"] = outcome.value
         names = {f"#{k}": k for k in values}
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
+
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
@@ -196,6 +196,8 @@ class AuditWriter:
         return {k: v for k, v in values.items() if v is not None}
 
     def _put(self, item: dict[str, Any]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
+
         try:
             self._dynamodb.put_item(
                 TableName=self._table,

@@ -39,7 +39,6 @@ from offer_state.errors import (
     validation_details,
 )
 from offer_state.models import (
-    HEALTH_ANSWER,
     CountQuery,
     CountResult,
     FindQuery,
@@ -50,6 +49,7 @@ from offer_state.models import (
     StateChange,
     StateChanges,
     UpstreamErrorBody,
+    health_answer,
     parse_offer_ids,
 )
 from offer_state.transport import CallObserver, Deadline, Transport
@@ -123,7 +123,7 @@ class OfferStateClient:
         """`GET /offers/state-reader/health` (needs a valid token, names no collector)."""
         correlation = _correlation_id(correlation_id)
         response = self._call("health", "GET", self.settings.health_path, caller, correlation)
-        return _parse(response, correlation, HEALTH_ANSWER.validate_json)
+        return _parse(response, correlation, health_answer().validate_json)
 
     def get(
         self,

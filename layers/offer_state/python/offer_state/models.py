@@ -8,6 +8,7 @@ upstream page asks.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -62,9 +63,10 @@ class _Request(BaseModel):
 
 
 class _Answer(BaseModel):
-    """Base of what AIR MILES answers: unknown fields ignored."""
+    """Base of what AIR MILES answers: unknown fields ignored. Validators are built on first
+    use (`defer_build`): a cold start that never calls AIR MILES (health aside) does not pay."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # ---------------------------------------------------------------- requests
@@ -216,12 +218,16 @@ OfferIdList = Annotated[
     Field(min_length=1),
     AfterValidator(_distinct_within_limit),
 ]
-_OFFER_IDS: TypeAdapter[list[UUID]] = TypeAdapter(OfferIdList)
+
+
+@cache
+def _offer_ids() -> TypeAdapter[list[UUID]]:
+    return TypeAdapter(OfferIdList)
 
 
 def parse_offer_ids(values: Any) -> list[UUID]:
     """1 to 100 distinct offer ids, from a list and/or comma-separated strings."""
-    return _OFFER_IDS.validate_python(values)
+    return _offer_ids().validate_python(values)
 
 
 # ---------------------------------------------------------------- answers
@@ -268,7 +274,10 @@ class HealthStatus(_Answer):
     timestamp: Timestamp | None = None
 
 
-HEALTH_ANSWER: TypeAdapter[list[HealthStatus]] = TypeAdapter(list[HealthStatus])
+@cache
+def health_answer() -> TypeAdapter[list[HealthStatus]]:
+    """Health's answer is a JSON array (built on first use, like the other answers)."""
+    return TypeAdapter(list[HealthStatus])
 
 
 class UpstreamErrorBody(_Answer):

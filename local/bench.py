@@ -1,0 +1,417 @@
+"""`make bench`: cold start, per-request overhead and calls to other services, measured.
+
+Every measurement runs in a fresh interpreter (`python -I -S local/bench_child.py`) whose
+sys.path holds only what Lambda would: the function's code, the layer (our package, and its
+dependencies installed for this machine from the layer's own pinned list), and the packages
+the Lambda runtime provides (boto3 and its dependencies). AIR MILES is the sandbox and AWS is
+moto in server mode, both on loopback. Results: a table on stdout, `bench-results.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from local.functions import LAYER_PYTHON, FunctionSpec
+from local.stack import REGION, provision_local, quiet_moto, template_parameters
+from local.template import ROOT, Template
+
+BENCH_DIR = ROOT / ".venv" / "bench"
+LAYER_DEPS = BENCH_DIR / "layer"  # the layer's dependencies, for this machine
+RUNTIME = BENCH_DIR / "runtime"  # what Lambda's Python runtime provides
+RUNTIME_PACKAGES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+)
+CHILD = ROOT / "local" / "bench_child.py"
+FRAMEWORK_MS: dict[str, float] = {}  # informational: printed, not in bench-results.json
+# Fresh interpreters per cold measurement (at least 7), requests per route when warm (at least
+# 1000). The environment may lower them for a quick check of the bench itself (its test).
+RUNS = int(os.environ.get("BENCH_RUNS", "9"))
+WARM_REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))
+FUNCTIONS = {
+    "GetStateFunction": {
+        "first": "get_states",
+        "warm": {
+            "GET /v1/offers/states": "get_states",
+            "GET /v1/offers/states/find": "find_states",
+            "GET /v1/offers/states/count": "count_states",
+        },
+    },
+    "UpdateStateFunction": {
+        "first": "update_states_batch",
+        "warm": {
+            "PUT /v1/offers/{offerId}/states": "update_offer_states",
+            "PUT /v1/offers/states": "update_states_batch",
+        },
+    },
+}
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines():
+        if "==" in line:
+            name, version = line.strip().split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def prepare() -> None:
+    """Install the layer's dependencies and the runtime's packages for this machine, once
+    (again when their pins change)."""
+    layer_requirements = ROOT / "layers" / "offer_state" / "requirements-layer.txt"
+    pins = _pins()
+    runtime_lines = [f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES]
+    for target, lines in (
+        (LAYER_DEPS, [layer_requirements.read_text()]),
+        (RUNTIME, runtime_lines),
+    ):
+        stamp = target / ".installed"
+        wanted = "\n".join(lines)
+        if stamp.exists() and stamp.read_text() == wanted:
+            continue
+        _progress(f"installing {target.relative_to(ROOT)} (first run only)")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as requirements:
+            requirements.write(wanted)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+                str(target),
+                "-r",
+                requirements.name,
+            ],
+            check=True,
+        )
+        os.unlink(requirements.name)
+        stamp.write_text(wanted)
+
+
+def _child(request: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        job, result = Path(folder) / "job.json", Path(folder) / "result.json"
+        job.write_text(json.dumps(request))
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", str(CHILD), str(job), str(result)],
+            env=environment,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{request['mode']} failed:\n{done.stderr[-3000:]}")
+        return json.loads(result.read_text())
+
+
+def _event(name: str) -> dict[str, Any]:
+    event = json.loads((ROOT / "events" / f"{name}.json").read_text())
+    event["headers"].pop("idempotency-key", None)  # a key would turn repeats into replays
+    return event
+
+
+def _floor_spec(function: str, sandbox_url: str, refs: dict[str, str]) -> dict[str, Any]:
+    event = _event(FUNCTIONS[function]["first"])
+    spec: dict[str, Any] = {
+        "secret_id": refs["AirMilesSecret"],
+        "table": refs["AuditTable"],
+        "token_url": f"{sandbox_url}/oauth/token",
+        "collector": "80000000110",
+    }
+    if event["requestContext"]["http"]["method"] == "GET":
+        ids = event["queryStringParameters"]["offerId"].split(",")
+        spec.update(
+            method="GET", url=f"{sandbox_url}/offers/state-reader/v1/get", params={"offerId": ids}
+        )
+    else:
+        spec.update(
+            method="PUT", url=f"{sandbox_url}/offers/state-writer/v1/put", body=event["body"]
+        )
+    return spec
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run() -> dict[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    from local.sandbox import Sandbox
+
+    prepare()
+    quiet_moto()
+    sandbox = Sandbox(port=0).start()
+    moto_url = f"http://127.0.0.1:{_free_port()}"
+    moto = ThreadedMotoServer(
+        ip_address="127.0.0.1", port=int(moto_url.rsplit(":", 1)[1]), verbose=False
+    )
+    moto.start()
+    try:
+        parameters = template_parameters(sandbox.url, "http://127.0.0.1:3004")
+        refs = provision_local(Template(parameters=parameters), moto_url)
+        template = Template(parameters=parameters, resource_refs=refs)
+        return _measure(template, refs, sandbox.url, moto_url)
+    finally:
+        moto.stop()
+        sandbox.stop()
+
+
+def _measure(
+    template: Template, refs: dict[str, str], sandbox_url: str, moto_url: str
+) -> dict[str, Any]:
+    runtime_path = [str(LAYER_DEPS), str(RUNTIME)]
+    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    # Every cold measurement: (result key, function or None, request, environment).
+    cold: list[tuple[str, str | None, dict[str, Any], dict[str, str]]] = [
+        (
+            "baseline_boto3_import_ms",
+            None,
+            {"mode": "boto3_import", "sys_path": [str(RUNTIME)]},
+            base_env,
+        ),
+        ("framework", None, {"mode": "framework_import", "sys_path": runtime_path}, base_env),
+        ("xray", None, {"mode": "xray_import", "sys_path": runtime_path}, base_env),
+    ]
+    warm_jobs = []
+    for function, plan in FUNCTIONS.items():
+        spec = FunctionSpec.from_template(template, function, moto_url, REGION)
+        environment = {**base_env, **spec.environment}
+        sys_path = [str(spec.task_root), str(LAYER_PYTHON), *runtime_path]
+        context = {"function_name": function, "memory": spec.memory, "timeout": spec.timeout}
+        first_event = _event(plan["first"])
+        floor_spec = _floor_spec(function, sandbox_url, refs)
+        cold += [
+            ("cold_init_ms", function, {"mode": "cold_init", "sys_path": sys_path}, environment),
+            (
+                "cold_first_request_ms",
+                function,
+                {
+                    "mode": "cold_first_request",
+                    "sys_path": sys_path,
+                    "event": first_event,
+                    "context": context,
+                },
+                environment,
+            ),
+            (
+                "baseline_floor_ms",
+                function,
+                {"mode": "floor", "sys_path": runtime_path, "floor": floor_spec},
+                environment,
+            ),
+        ]
+        warm_jobs.append((function, plan, sys_path, context, environment))
+
+    # Rounds, each running every measurement once, so that the machine's drift (2 shared
+    # cores) falls on all of them alike; the first round only warms the bytecode caches.
+    samples: dict[tuple[str, str | None], list[float]] = {}
+    for round_number in range(RUNS + 1):
+        _progress(
+            f"cold starts: round {round_number}/{RUNS}{' (warm-up)' if round_number == 0 else ''}"
+        )
+        for key, function, request, environment in cold:
+            value = _child(request, environment)["ms"]
+            if round_number:
+                samples.setdefault((key, function), []).append(value)
+    results: dict[str, Any] = {
+        "cold_init_ms": {},
+        "cold_first_request_ms": {},
+        "baseline_floor_ms": {},
+    }
+    for (key, function), values in samples.items():
+        median = statistics.median(values)
+        if key in ("framework", "xray"):
+            FRAMEWORK_MS[key] = median
+        elif function is None:
+            results[key] = median
+        else:
+            results[key][function] = median
+
+    results["warm_overhead_ms"], results["peak_rss_mb"] = {}, {}
+    first_thousand: list[dict[str, int]] = []
+    audit: dict[str, list[float]] = {"read": [], "write": []}
+    for function, plan, sys_path, context, environment in warm_jobs:
+        _progress(f"{function}: {WARM_REQUESTS} warm requests per route in one environment")
+        warm = _child(
+            {
+                "mode": "warm",
+                "sys_path": sys_path,
+                "routes": {route: _event(name) for route, name in plan["warm"].items()},
+                "requests": WARM_REQUESTS,
+                "warmup": 20,
+                "context": context,
+                "audit_table": refs["AuditTable"],
+                "sandbox_url": sandbox_url,
+                "window": min(1000, WARM_REQUESTS),
+            },
+            environment,
+        )
+        for route, numbers in warm["routes"].items():
+            if numbers["statuses"] != [200]:
+                raise RuntimeError(f"{route} answered {numbers['statuses']}")
+            results["warm_overhead_ms"][route] = {"p50": numbers["p50"], "p99": numbers["p99"]}
+            kind = "read" if route.startswith("GET") else "write"
+            audit[kind].append(numbers["audit_writes_per_request"])
+        first_thousand.append(warm["first_thousand"])
+        results["peak_rss_mb"][function] = warm["peak_rss_mb"]
+    results["token_requests_per_1000"] = max(f["token_requests"] for f in first_thousand)
+    results["secret_reads_per_1000"] = max(f["secret_reads"] for f in first_thousand)
+    results["audit_writes_per_read"] = max(audit["read"])
+    results["audit_writes_per_write"] = max(audit["write"])
+    results["layer_unzipped_mb"] = _layer_size_mb()
+    return _rounded(results)
+
+
+def _layer_size_mb() -> float:
+    layer = ROOT / ".aws-sam" / "build" / "OfferStateLayer"
+    if not layer.exists():
+        raise RuntimeError("no built layer: run `make build` first (make bench does)")
+    return sum(p.stat().st_size for p in layer.rglob("*") if p.is_file()) / (1024 * 1024)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 2) if isinstance(value, float) else value
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(what, measured, target, met)."""
+    rows = []
+    boto3_ms = r["baseline_boto3_import_ms"]
+    for function in FUNCTIONS:
+        init = r["cold_init_ms"][function]
+        rows.append(
+            (
+                f"cold init {function}",
+                f"{init:.0f} ms = {init / boto3_ms:.2f}x boto3 import",
+                "<= 1.5x",
+                init <= 1.5 * boto3_ms,
+            )
+        )
+        first, floor = r["cold_first_request_ms"][function], r["baseline_floor_ms"][function]
+        rows.append(
+            (
+                f"cold first request {function}",
+                f"{first:.0f} ms = {first / floor:.2f}x floor ({floor:.0f} ms)",
+                "<= 1.3x",
+                first <= 1.3 * floor,
+            )
+        )
+    for route, p in r["warm_overhead_ms"].items():
+        rows.append(
+            (
+                f"warm overhead {route}",
+                f"p50 {p['p50']:.2f} ms, p99 {p['p99']:.2f} ms",
+                "p50 <= 2, p99 <= 10",
+                p["p50"] <= 2 and p["p99"] <= 10,
+            )
+        )
+    rows.append(
+        (
+            "token requests per 1000",
+            str(r["token_requests_per_1000"]),
+            "= 1",
+            r["token_requests_per_1000"] == 1,
+        )
+    )
+    rows.append(
+        (
+            "secret reads per 1000",
+            str(r["secret_reads_per_1000"]),
+            "<= 1",
+            r["secret_reads_per_1000"] <= 1,
+        )
+    )
+    rows.append(
+        (
+            "audit writes per read",
+            str(r["audit_writes_per_read"]),
+            "= 1",
+            r["audit_writes_per_read"] == 1,
+        )
+    )
+    rows.append(
+        (
+            "audit writes per write",
+            str(r["audit_writes_per_write"]),
+            "= 2",
+            r["audit_writes_per_write"] == 2,
+        )
+    )
+    rows.append(
+        (
+            "layer unzipped",
+            f"{r['layer_unzipped_mb']:.1f} MB",
+            "<= 20 MB",
+            r["layer_unzipped_mb"] <= 20,
+        )
+    )
+    for function, rss in r["peak_rss_mb"].items():
+        rows.append(
+            (
+                f"peak RSS {function}",
+                f"{rss:.0f} MB after {WARM_REQUESTS}+ requests per route",
+                "<= 128 MB",
+                rss <= 128,
+            )
+        )
+    return rows
+
+
+def main() -> int:
+    started = time.monotonic()
+    results = run()
+    (ROOT / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = [
+        ("measure", "measured", "target", "met"),
+        *[(a, b, c, "yes" if d else "NO") for a, b, c, d in targets(results)],
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for number, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+    met = sum(1 for *_, ok in targets(results) if ok)
+    framework_ms, xray_ms = FRAMEWORK_MS["framework"], FRAMEWORK_MS["xray"]
+    print(
+        f"for reference: importing pydantic and Powertools' Logger, Metrics and Event Handler"
+        f" with validation takes {framework_ms:.0f} ms of each cold start; in Lambda, where"
+        f" tracing is on, the X-Ray SDK adds {xray_ms:.0f} ms to the first request"
+    )
+    took = time.monotonic() - started
+    print(f"{met} of {len(rows) - 1} targets met; bench-results.json written ({took:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""`make bench` itself: its JSON has exactly the documented keys and its counts are right.
+(Timings are never asserted: a run with few samples checks the machinery, not the speed.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from local.template import ROOT
+from tests.support.stack import clean_env
+
+KEYS = {
+    "baseline_boto3_import_ms",
+    "cold_init_ms",
+    "cold_first_request_ms",
+    "baseline_floor_ms",
+    "warm_overhead_ms",
+    "token_requests_per_1000",
+    "secret_reads_per_1000",
+    "audit_writes_per_read",
+    "audit_writes_per_write",
+    "layer_unzipped_mb",
+    "peak_rss_mb",
+}
+FUNCTIONS = {"GetStateFunction", "UpdateStateFunction"}
+
+
+def test_bench_measures_and_counts(tmp_path):
+    built = subprocess.run(
+        ["make", "-s", "build"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    results = ROOT / "bench-results.json"
+    saved = results.read_text() if results.exists() else None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "local.bench"],
+            cwd=ROOT,
+            env=clean_env(BENCH_RUNS="1", BENCH_REQUESTS="30"),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        report = json.loads(results.read_text())
+    finally:
+        if saved is not None:
+            results.write_text(saved)
+    assert set(report) == KEYS
+    for per_function in (
+        "cold_init_ms",
+        "cold_first_request_ms",
+        "baseline_floor_ms",
+        "peak_rss_mb",
+    ):
+        assert set(report[per_function]) == FUNCTIONS
+        assert all(v > 0 for v in report[per_function].values())
+    assert set(report["warm_overhead_ms"]) == {
+        "GET /v1/offers/states",
+        "GET /v1/offers/states/find",
+        "GET /v1/offers/states/count",
+        "PUT /v1/offers/{offerId}/states",
+        "PUT /v1/offers/states",
+    }
+    assert all(set(p) == {"p50", "p99"} for p in report["warm_overhead_ms"].values())
+    assert report["token_requests_per_1000"] == 1
+    assert report["secret_reads_per_1000"] == 1
+    assert report["audit_writes_per_read"] == 1
+    assert report["audit_writes_per_write"] == 2
+    assert 1 < report["layer_unzipped_mb"] < 20
+    assert "targets met" in done.stdout
