@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt sandbox run token invoke build faults bench
+.PHONY: help venv test lint fmt sandbox run token invoke build faults bench audit openapi
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -57,10 +57,16 @@ fmt: $(STAMP) ## format the code with ruff
 test: lint ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
+audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1
+	@PYTHONPATH=layers/offer_state/python $(PY) -m local.audit_reader $(if $(COLLECTOR),--collector "$(COLLECTOR)") $(if $(CORRELATION),--correlation "$(CORRELATION)") $(if $(STACK),--stack "$(STACK)") $(if $(JSON),--json)
+
+openapi: $(STAMP) ## regenerate openapi.json from the handlers' routes and models
+	@$(PY) -m local.openapi
+
 faults: $(STAMP) ## the fault matrix: every route under every fault, as a table and a summary
 	@PYTHONPATH=layers/offer_state/python $(PY) -m tests.reliability.matrix
 
-bench: build ## cold start, per-request overhead, calls per request: a table and bench-results.json
+bench: $(STAMP) build ## cold start, per-request overhead, calls per request: a table and bench-results.json
 	@$(PY) -m local.bench
 
 build: $(SAM_STAMP) ## sam build for python3.13 on arm64 (no Docker), then the layer's unzipped size

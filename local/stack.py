@@ -8,6 +8,7 @@ ISSUER_PORT 3004 (the issuer is ours; 3003 is the demo page's).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
 from local.resources import provision
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
-from local.template import Template
+from local.template import ROOT, Template
 
 RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
 REGION = "us-east-1"
@@ -174,7 +175,12 @@ class LocalStack:
             self.issuer.issuer, list(self.template.parameters["JwtAudience"])
         )
         gateway = LocalGateway(
-            self.template, pools, authorizer, port=self.ports.gateway, log=self.log
+            self.template,
+            pools,
+            authorizer,
+            port=self.ports.gateway,
+            log=self.log,
+            extra_routes={("GET", "/openapi.json"): _openapi_document},
         ).start()
         self._stoppers.append(gateway.stop)
 
@@ -206,6 +212,11 @@ class LocalStack:
                 '    -d \'{"states":[{"name":"SAVE","value":"SAVED"}]}\'',
             ]
         )
+
+
+def _openapi_document() -> tuple[int, Any]:
+    """The committed OpenAPI document (`make openapi`), served as the API's own description."""
+    return 200, json.loads((ROOT / "openapi.json").read_text())
 
 
 def quiet_moto() -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from offer_state.api import CollectorNumberHeader, LocalTimeHeader, PartnerApi
+from offer_state.api import CollectorNumberHeader, LocalTimeHeader, PartnerApi, route_docs
 from offer_state.models import (
     CountAnswer,
     CountQuery,
@@ -24,12 +24,18 @@ api = PartnerApi(service)
 app = api.app
 
 
-@app.get("/health", summary="Gateway and AIR MILES health (no token needed)")
+@app.get(
+    "/health", **route_docs("GET /health"), summary="Gateway and AIR MILES health (no token needed)"
+)
 def health() -> HealthAnswer:
     return service.health(api.correlation_id)
 
 
-@app.get("/v1/offers/states", summary="States of a page of offers, in the order asked")
+@app.get(
+    "/v1/offers/states",
+    **route_docs("GET /v1/offers/states"),
+    summary="States of a page of offers, in the order asked",
+)
 def get_states(
     offer_ids: Annotated[OfferIdList, Query(alias="offerId", description="1 to 100 offer ids")],
     collector_number: CollectorNumberHeader = None,
@@ -38,7 +44,11 @@ def get_states(
     return service.get_states(api.call(collector_number), offer_ids, local_time)
 
 
-@app.get("/v1/offers/states/find", summary="The collector's saved and opted-in offers, paged")
+@app.get(
+    "/v1/offers/states/find",
+    **route_docs("GET /v1/offers/states/find"),
+    summary="The collector's saved and opted-in offers, paged",
+)
 def find_states(
     query: Annotated[FindQuery, Query()],
     collector_number: CollectorNumberHeader = None,
@@ -47,7 +57,11 @@ def find_states(
     return service.find_states(api.call(collector_number), query, local_time)
 
 
-@app.get("/v1/offers/states/count", summary="How many offers the collector saved or opted into")
+@app.get(
+    "/v1/offers/states/count",
+    **route_docs("GET /v1/offers/states/count"),
+    summary="How many offers the collector saved or opted into",
+)
 def count_states(
     query: Annotated[CountQuery, Query()],
     collector_number: CollectorNumberHeader = None,

@@ -13,6 +13,7 @@ from offer_state.api import (
     IdempotencyKeyHeader,
     LocalTimeHeader,
     PartnerApi,
+    route_docs,
 )
 from offer_state.models import AppliedChanges, StateChange, StateChanges, StatesBody
 from offer_state.observability import logger, metrics, tracer
@@ -23,7 +24,11 @@ api = PartnerApi(service)
 app = api.app
 
 
-@app.put("/v1/offers/<offerId>/states", summary="Change one offer's states")
+@app.put(
+    "/v1/offers/<offerId>/states",
+    **route_docs("PUT /v1/offers/{offerId}/states"),
+    summary="Change one offer's states",
+)
 def update_offer_states(
     offerId: Annotated[UUID, Path(description="The offer")],  # named as in the path
     body: Annotated[StatesBody, Body(embed=False)],
@@ -35,7 +40,11 @@ def update_offer_states(
     return _apply(changes, collector_number, local_time, idempotency_key)
 
 
-@app.put("/v1/offers/states", summary="Change the states of 1 to 25 offers at once")
+@app.put(
+    "/v1/offers/states",
+    **route_docs("PUT /v1/offers/states"),
+    summary="Change the states of 1 to 25 offers at once",
+)
 def update_states(
     body: Annotated[StateChanges, Body(embed=False)],
     collector_number: CollectorNumberHeader = None,

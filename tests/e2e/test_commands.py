@@ -198,3 +198,30 @@ def test_make_help_lists_the_local_contract():
     listed = _make("help", env={}).stdout
     for command in ("run", "test", "token", "invoke", "sandbox", "lint"):
         assert f"\n{command} " in "\n" + listed
+
+
+def test_make_audit_reads_the_local_stack(stack: RunningStack):
+    token = stack.token("80000000110")
+    answer = stack.request("GET", "/v1/offers/states/count", token)
+    correlation = answer.headers["X-Correlation-Id"]
+
+    table = _make("audit", "COLLECTOR=80000000110", env=stack.env)
+    assert table.returncode == 0, table.stderr
+    assert correlation in table.stdout
+    assert "80000000110" not in table.stdout
+    as_json = _make("audit", f"CORRELATION={correlation}", "JSON=1", env=stack.env)
+    assert as_json.returncode == 0, as_json.stderr
+    [record] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (record["action"], record["outcome"]) == ("COUNT_STATES", "SUCCEEDED")
+
+
+def test_make_audit_refuses_bad_input(stack: RunningStack):
+    made = _make("audit", "COLLECTOR=12345", env=stack.env)
+    assert made.returncode != 0
+    assert "error: a collector number is 11 digits" in made.stderr
+
+
+def test_the_gateway_serves_the_openapi_document(stack: RunningStack):
+    answer = stack.request("GET", "/openapi.json")
+    assert answer.status_code == 200
+    assert answer.json() == json.loads((ROOT / "openapi.json").read_text())

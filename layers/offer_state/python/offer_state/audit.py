@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -208,3 +208,46 @@ class AuditWriter:
         except (BotoCoreError, ClientError) as exc:
             self._on_failure("put")
             raise DependencyUnavailableError("The audit trail cannot be written.") from exc
+
+
+class AuditReader:
+    """Reads the trail back, newest first, a page at a time (support staff's view).
+
+    A collector's records are found by their pseudonymous key, computed here with the pepper:
+    whoever reads needs the secret's permission, not the pepper in hand."""
+
+    def __init__(self, dynamodb: Any, table_name: str, *, page_size: int = 100) -> None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        self._dynamodb = dynamodb
+        self._table = table_name
+        self._page_size = page_size
+        self._deserialize = TypeDeserializer().deserialize
+
+    def for_collector(self, collector_number: str, pepper: bytes) -> Iterator[dict[str, Any]]:
+        key = collector_key(collector_number, pepper)
+        return self._query(KeyConditionExpression="pk = :key", key=key)
+
+    def for_correlation_id(self, correlation_id: str) -> Iterator[dict[str, Any]]:
+        return self._query(
+            IndexName="CorrelationIndex",
+            KeyConditionExpression="correlationId = :key",
+            key=correlation_id,
+        )
+
+    def _query(self, *, key: str, **query: Any) -> Iterator[dict[str, Any]]:
+        page: dict[str, Any] = {}
+        while True:
+            answer = self._dynamodb.query(
+                TableName=self._table,
+                ExpressionAttributeValues={":key": {"S": key}},
+                ScanIndexForward=False,  # newest first: the sort key starts with the time
+                Limit=self._page_size,
+                **query,
+                **page,
+            )
+            for item in answer.get("Items", []):
+                yield {k: self._deserialize(v) for k, v in item.items()}
+            if "LastEvaluatedKey" not in answer:
+                return
+            page = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}

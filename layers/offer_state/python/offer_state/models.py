@@ -437,3 +437,9 @@ class ErrorAnswer(_Shape):
 
     error: ErrorInfo
     correlationId: str
+
+
+class GatewayMessage(_Shape):
+    """What API Gateway itself answers (401, and 404 for a route it does not know)."""
+
+    message: str

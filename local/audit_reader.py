@@ -1,0 +1,163 @@
+"""`make audit`: the audit records of one collector or one correlation id, newest first.
+
+    make audit COLLECTOR=80000000110             # the local stack (make run)
+    make audit CORRELATION=<uuid> JSON=1         # as JSON, for machines
+    make audit COLLECTOR=80000000110 STACK=offer-state-gateway-uat   # a deployed stack
+
+Against a deployed stack it uses the usual AWS settings (AWS_PROFILE, AWS_REGION ...) and
+reads the table name and the secret from the stack's outputs. The pseudonymous key of a
+collector is computed with the pepper from the secret: support staff never need the pepper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+_COLLECTOR = re.compile(r"[0-9]{11}")
+COLUMNS = ("time", "action", "offers", "states", "outcome", "status", "correlation id", "latency")
+
+
+class UsageError(Exception):
+    """Bad input or an unreachable target: one line for the user, exit 2."""
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="make audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--collector", help="11-digit collector number")
+    target.add_argument("--correlation", help="correlation id (a UUID)")
+    parser.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument("--page-size", type=int, default=100, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.collector is not None and not _COLLECTOR.fullmatch(args.collector):
+        raise UsageError("a collector number is 11 digits")
+    if args.correlation is not None:
+        try:
+            args.correlation = str(uuid.UUID(args.correlation))
+        except ValueError:
+            raise UsageError("a correlation id is a UUID") from None
+    return args
+
+
+def _clients(stack: str | None) -> tuple[Any, Any, str, str]:
+    """(dynamodb, secretsmanager, audit table name, secret id) of the stack to read."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if stack is None:
+        from local.stack import Ports, aws_clients, existing_resources, template_parameters
+        from local.template import Template
+
+        endpoint = f"http://127.0.0.1:{Ports.from_env().moto}"
+        parameters = template_parameters("http://127.0.0.1:3001", "http://127.0.0.1:3004")
+        refs = existing_resources(Template(parameters=parameters), endpoint)
+        if refs is None:
+            raise UsageError(
+                f"no local stack answers at {endpoint}: start it with `make run`, or give STACK="
+            )
+        clients = aws_clients(endpoint)
+        return (
+            clients["dynamodb"],
+            clients["secretsmanager"],
+            refs["AuditTable"],
+            refs["AirMilesSecret"],
+        )
+    try:
+        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    except (BotoCoreError, ClientError) as exc:
+        raise UsageError(f"cannot read stack {stack}: {exc}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    if "AuditTableName" not in outputs or "SecretArn" not in outputs:
+        raise UsageError(f"stack {stack} has no AuditTableName and SecretArn outputs")
+    return (
+        boto3.client("dynamodb"),
+        boto3.client("secretsmanager"),
+        outputs["AuditTableName"],
+        outputs["SecretArn"],
+    )
+
+
+def records(args: argparse.Namespace) -> Iterable[dict[str, Any]]:
+    from offer_state.audit import AuditReader
+
+    dynamodb, secrets, table, secret_id = _clients(args.stack)
+    reader = AuditReader(dynamodb, table, page_size=args.page_size)
+    if args.correlation is not None:
+        return reader.for_correlation_id(args.correlation)
+    secret = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    return reader.for_collector(args.collector, secret["audit_pepper"].encode())
+
+
+def _row(item: dict[str, Any]) -> tuple[str, ...]:
+    offers = item.get("offerIds", [])
+    shown = offers[0][:8] + "…" if offers else "-"
+    if len(offers) > 1:
+        shown += f" +{len(offers) - 1}"
+    states = []
+    for entry in item.get("requestedStates", []):
+        for state in entry.get("states", [entry]):
+            states.append(f"{state.get('name')}:{state.get('value')}")
+    status = str(item.get("httpStatus", "…"))
+    if "upstreamStatus" in item:
+        status += f" (AIR MILES {item['upstreamStatus']})"
+    latency = f"{float(item['latencyMs']):.0f} ms" if "latencyMs" in item else "-"
+    return (
+        item.get("createdAt", "?"),
+        item.get("action", "?"),
+        shown,
+        ", ".join(dict.fromkeys(states)) or "-",
+        item.get("outcome", "?") + (f" {item['errorCode']}" if "errorCode" in item else ""),
+        status,
+        item.get("correlationId", "?"),
+        latency,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _arguments(argv)
+        found = list(records(args))
+    except UsageError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    subject = (
+        f"collector *******{args.collector[-4:]}"
+        if args.collector
+        else f"correlation id {args.correlation}"
+    )
+    if args.json:
+        for item in found:
+            print(json.dumps(_plain(item), sort_keys=True))
+        return 0
+    rows = [COLUMNS, *(_row(item) for item in found)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    for number, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"{len(found)} record(s) for {subject}, newest first")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""openapi.json: generated from the handlers, committed, valid, and true to template.yaml."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_spec_validator import validate
+
+from local.openapi import OPENAPI_PATH, generate, render
+from local.template import Template
+
+DOCUMENT = json.loads(OPENAPI_PATH.read_text())
+PARAMS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
+
+
+def test_committed_document_is_what_the_code_generates():
+    assert OPENAPI_PATH.read_text() == render(generate()), (
+        "run `make openapi` and commit openapi.json"
+    )
+
+
+def test_document_is_valid_openapi():
+    validate(DOCUMENT)
+    assert DOCUMENT["openapi"].startswith("3.")
+
+
+def test_every_template_route_and_only_those_with_their_scopes():
+    routes = {(r.method.lower(), r.path): r for r in Template(parameters=PARAMS).routes()}
+    documented = {
+        (method, path): operation
+        for path, operations in DOCUMENT["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert set(documented) == set(routes)
+    for key, operation in documented.items():
+        expected = [{"partnerJwt": list(routes[key].scopes)}] if routes[key].scopes else []
+        assert operation.get("security", []) == expected, key
+
+
+def test_security_scheme_lists_the_scopes():
+    scheme = DOCUMENT["components"]["securitySchemes"]["partnerJwt"]
+    scopes = scheme["flows"]["clientCredentials"]["scopes"]
+    assert set(scopes) == {"offers/state.read", "offers/state.write", "offers/state.m2m"}
+
+
+@pytest.mark.parametrize("status", ["400", "403", "429", "502", "503", "504"])
+def test_errors_have_the_one_documented_shape(status):
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            if path == "/health" and status in ("400", "403", "429"):
+                continue
+            content = operation["responses"][status]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorAnswer"}, (method, path)
+    error = DOCUMENT["components"]["schemas"]["ErrorAnswer"]
+    assert set(error["required"]) == {"error", "correlationId"}
+    info = DOCUMENT["components"]["schemas"]["ErrorInfo"]
+    assert set(info["properties"]) == {"code", "message", "details"}
+
+
+def test_no_framework_leftovers():
+    for operations in DOCUMENT["paths"].values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]  # validation errors are our 400
+    assert "HTTPValidationError" not in DOCUMENT["components"]["schemas"]
+
+
+def test_find_parameters_are_typed():
+    parameters = {
+        p["name"]: p for p in DOCUMENT["paths"]["/v1/offers/states/find"]["get"]["parameters"]
+    }
+    assert parameters["pageSize"]["schema"]["maximum"] == 100
+    assert "SAVE:SAVED" in parameters["state"]["schema"]["items"]["enum"]
+    assert "ON" in parameters["region"]["schema"]["enum"]
