@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,6 +118,7 @@ class LocalGateway(BackgroundServer):
         log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     ) -> None:
         self.routes = sorted(template.routes(), key=_specificity)
+        self.cors = CorsPolicy.of(template.http_api_cors())
         self.pools = pools
         self.authorizer = authorizer
         self.extra_routes = dict(extra_routes or {})
@@ -140,7 +142,30 @@ class LocalGateway(BackgroundServer):
         body: bytes,
         source_ip: str,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One HTTP request in, one HTTP answer out."""
+        """One HTTP request in, one HTTP answer out (CORS as API Gateway adds it)."""
+        origin = _header(headers, "origin")
+        if self.cors is not None and method == "OPTIONS" and origin:
+            requested = _header(headers, "access-control-request-method")
+            if requested:  # a preflight: answered by the gateway itself, no route, no token
+                return 204, self.cors.preflight_headers(origin), b""
+        status, answer_headers, data = self._route(method, target, headers, body, source_ip)
+        if self.cors is not None:
+            # API Gateway ignores the integration's CORS headers and applies its own.
+            answer_headers = [
+                h for h in answer_headers if not h[0].lower().startswith("access-control-")
+            ]
+            if origin:
+                answer_headers += self.cors.response_headers(origin)
+        return status, answer_headers, data
+
+    def _route(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         request_id = str(uuid.uuid4())
         parts = urlsplit(target)
         extra = self.extra_routes.get((method, parts.path))
@@ -182,6 +207,71 @@ class LocalGateway(BackgroundServer):
             self.log(f"{route.function} {request_id}: {reply['errorType']} (traceback above)")
             return _json_answer(*_INTERNAL, request_id)
         return _translate(reply["result"], request_id)
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """The HttpApi's CorsConfiguration, applied as API Gateway applies it: an allowed origin
+    gets the headers (preflight and actual requests alike), any other origin gets none, so
+    the browser blocks the call."""
+
+    origins: tuple[str, ...]
+    methods: tuple[str, ...]
+    headers: tuple[str, ...]
+    expose: tuple[str, ...]
+    max_age: int | None
+    credentials: bool
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any] | None) -> CorsPolicy | None:
+        if not config:
+            return None
+        return cls(
+            origins=tuple(o for o in config.get("AllowOrigins", []) if o),
+            methods=tuple(config.get("AllowMethods", [])),
+            headers=tuple(config.get("AllowHeaders", [])),
+            expose=tuple(config.get("ExposeHeaders", [])),
+            max_age=int(config["MaxAge"]) if "MaxAge" in config else None,
+            credentials=bool(config.get("AllowCredentials", False)),
+        )
+
+    def allows(self, origin: str) -> bool:
+        for allowed in self.origins:
+            if allowed == "*" or allowed == origin:
+                return True
+            if allowed.endswith("*") and origin.startswith(allowed[:-1]):  # e.g. https://*
+                return True
+        return False
+
+    def _origin_headers(self, origin: str) -> list[tuple[str, str]]:
+        wildcard = "*" in self.origins and not self.credentials
+        headers = [("Access-Control-Allow-Origin", "*" if wildcard else origin), ("Vary", "Origin")]
+        if self.credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        return headers
+
+    def preflight_headers(self, origin: str) -> list[tuple[str, str]]:
+        if not self.allows(origin):
+            return []
+        headers = self._origin_headers(origin)
+        headers.append(("Access-Control-Allow-Methods", ",".join(self.methods)))
+        if self.headers:
+            headers.append(
+                ("Access-Control-Allow-Headers", ",".join(h.lower() for h in self.headers))
+            )
+        if self.max_age is not None:
+            headers.append(("Access-Control-Max-Age", str(self.max_age)))
+        return headers
+
+    def response_headers(self, origin: str) -> list[tuple[str, str]]:
+        if not self.allows(origin):
+            return []
+        headers = self._origin_headers(origin)
+        if self.expose:
+            headers.append(
+                ("Access-Control-Expose-Headers", ",".join(h.lower() for h in self.expose))
+            )
+        return headers
 
 
 def _specificity(route: Route) -> tuple[int, int]:

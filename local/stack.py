@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from local.demo_server import DemoServer
 from local.functions import FunctionPool, FunctionSpec
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
@@ -39,6 +40,7 @@ class Ports:
     sandbox: int = 3001
     moto: int = 3002
     issuer: int = 3004
+    demo: int = 3003
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -48,18 +50,20 @@ class Ports:
             sandbox=int(env.get("SANDBOX_PORT", cls.sandbox)),
             moto=int(env.get("MOTO_PORT", cls.moto)),
             issuer=int(env.get("ISSUER_PORT", cls.issuer)),
+            demo=int(env.get("DEMO_PORT", cls.demo)),
         )
 
 
-def template_parameters(sandbox_url: str, issuer: str) -> dict[str, str]:
+def template_parameters(sandbox_url: str, issuer: str, demo_port: int = 3003) -> dict[str, str]:
     """The parameter values the local stack deploys the template with."""
+    cors = os.environ.get("CORS_ALLOW_ORIGINS", f"http://127.0.0.1:{demo_port}")
     return {
         "AirMilesBaseUrl": sandbox_url,
         "AirMilesTokenUrl": sandbox_url + TOKEN_PATH,
         "JwtIssuer": issuer,
         "JwtAudience": DEFAULT_AUDIENCE,
         "OriginClient": "external:partner:local",
-        "CorsAllowOrigins": os.environ.get("CORS_ALLOW_ORIGINS", "http://127.0.0.1:3003"),
+        "CorsAllowOrigins": cors,
     }
 
 
@@ -153,7 +157,7 @@ class LocalStack:
         issuer_server = IssuerServer(self.issuer, port=self.ports.issuer).start()
         self._stoppers.append(issuer_server.stop)
 
-        parameters = template_parameters(sandbox.url, self.issuer.issuer)
+        parameters = template_parameters(sandbox.url, self.issuer.issuer, self.ports.demo)
         refs = provision_local(Template(parameters=parameters), self.moto_url)
         self.template = Template(parameters=parameters, resource_refs=refs)
 
@@ -184,6 +188,14 @@ class LocalStack:
         ).start()
         self._stoppers.append(gateway.stop)
 
+        demo = DemoServer(
+            api_url=self.gateway_url,
+            issuer_url=self.issuer.issuer,
+            sandbox_url=sandbox.url,
+            port=self.ports.demo,
+        ).start()
+        self._stoppers.append(demo.stop)
+
     def stop(self) -> None:
         while self._stoppers:
             stopper = self._stoppers.pop()
@@ -201,6 +213,7 @@ class LocalStack:
                 f"  AIR MILES sandbox  {self.sandbox_url}",
                 f"  AWS (moto)         {self.moto_url}",
                 f"  dev issuer         {self.issuer.issuer}",
+                f"  partner demo page  http://127.0.0.1:{self.ports.demo}",
                 f"Offer State Gateway ready on {url} (Ctrl-C stops everything)",
                 "",
                 "Try (a member token for collector *******0110, valid 1 h; `make token` for more):",
@@ -242,6 +255,7 @@ def main() -> int:
         (ports.gateway, "GATEWAY_PORT"),
         (ports.sandbox, "SANDBOX_PORT"),
         (ports.issuer, "ISSUER_PORT"),
+        (ports.demo, "DEMO_PORT"),
     ):
         _require_free(port, variable)
     stop = threading.Event()

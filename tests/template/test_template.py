@@ -178,3 +178,24 @@ def test_readme_documents_every_parameter_and_output(template: Template):
     readme = (ROOT / "README.md").read_text()
     for name in [*template.body["Parameters"], *template.body["Outputs"]]:
         assert f"`{name}`" in readme, f"README does not mention {name}"
+
+
+def test_cors_follows_the_parameter():
+    assert Template(parameters=PARAMS, resource_refs=REFS).http_api_cors() is None  # blank: none
+    cors = Template(
+        parameters={
+            **PARAMS,
+            "CorsAllowOrigins": "https://www.partner.example,https://m.partner.example",
+        },
+        resource_refs=REFS,
+    ).http_api_cors()
+    assert cors["AllowOrigins"] == ["https://www.partner.example", "https://m.partner.example"]
+    assert set(cors["AllowMethods"]) == {"GET", "PUT"}
+    assert set(cors["AllowHeaders"]) == {
+        "Authorization",
+        "Content-Type",
+        "Idempotency-Key",
+        "X-Correlation-Id",
+        "X-Local-Time",
+    }
+    assert set(cors["ExposeHeaders"]) == {"X-Correlation-Id", "Idempotent-Replayed"}
