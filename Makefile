@@ -63,7 +63,7 @@ audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; S
 openapi: $(STAMP) ## regenerate openapi.json from the handlers' routes and models
 	@$(PY) -m local.openapi
 
-faults: $(STAMP) ## the fault matrix: every route under every fault, as a table and a summary
+faults: $(STAMP) ## the fault matrix: every route under every fault, a table and a summary (FAULTS="PUT one" for some)
 	@PYTHONPATH=layers/offer_state/python $(PY) -m tests.reliability.matrix
 
 bench: $(STAMP) build ## cold start, per-request overhead, calls per request: a table and bench-results.json

@@ -225,3 +225,13 @@ def test_the_gateway_serves_the_openapi_document(stack: RunningStack):
     answer = stack.request("GET", "/openapi.json")
     assert answer.status_code == 200
     assert answer.json() == json.loads((ROOT / "openapi.json").read_text())
+
+
+def test_make_faults_prints_the_matrix_and_a_summary():
+    made = _make("faults", env={"FAULTS": "GET health"}, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    lines = made.stdout.splitlines()
+    assert lines[0].split() == ["scenario", "expected", "observed", "pass"]
+    assert [line.split(":")[0] for line in lines[2:-1]] == ["GET health"] * 3
+    assert all(line.rstrip().endswith("pass") for line in lines[2:-1])
+    assert lines[-1] == "3 passed, 0 failed"
