@@ -228,10 +228,11 @@ def test_the_gateway_serves_the_openapi_document(stack: RunningStack):
 
 
 def test_make_faults_prints_the_matrix_and_a_summary():
-    made = _make("faults", env={"FAULTS": "GET health"}, timeout=300)
+    chosen = "GET health: 50"  # the health route's 500, 502 and two 503 cells
+    made = _make("faults", env={"FAULTS": chosen}, timeout=300)
     assert made.returncode == 0, made.stderr[-2000:]
     lines = made.stdout.splitlines()
     assert lines[0].split() == ["scenario", "expected", "observed", "pass"]
-    assert [line.split(":")[0] for line in lines[2:-1]] == ["GET health"] * 3
+    assert [line.split(":")[0] for line in lines[2:-1]] == ["GET health"] * 4
     assert all(line.rstrip().endswith("pass") for line in lines[2:-1])
-    assert lines[-1] == "3 passed, 0 failed"
+    assert lines[-1] == "4 passed, 0 failed"

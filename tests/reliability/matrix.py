@@ -193,16 +193,6 @@ UPSTREAM_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
     ("malformed 200", {"mode": "malformed"}, 502, "UPSTREAM_ERROR", 1, "FAILED"),
     ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
 ]
-# The token endpoint misbehaving: nothing reaches the Offer State API; the call is audited
-# as FAILED (AIR MILES, its token endpoint, was called). (scenario, fault, status, code, calls)
-TOKEN_FAULTS: list[tuple[str, dict[str, Any], int, str, int]] = [
-    ("500", {"mode": "status", "status": 500}, 502, "UPSTREAM_ERROR", 1),
-    ("503, retried", {"mode": "status", "status": 503, "retryAfter": 0}, 502, "UPSTREAM_ERROR", 3),
-    ("401 (secret re-read once)", {"mode": "status", "status": 401}, 502, "UPSTREAM_ERROR", 2),
-    ("timeout", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT", 3),
-    ("malformed", {"mode": "malformed"}, 502, "UPSTREAM_ERROR", 1),
-    ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR", 3),
-]
 SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
 AUDIT_FAULTS = ("audit-unreachable", "audit-throttled", "audit-conditional-failure")
 UNAVAILABLE = (503, "DEPENDENCY_UNAVAILABLE")
@@ -210,35 +200,34 @@ AWS_SECONDS = 15.0  # botocore's own retries (standard mode) sit inside the func
 
 
 def _cells() -> Iterator[Cell]:
-    for route in ("GET states", "GET find", "GET count", "PUT one", "PUT batch (m2m)"):
+    # Every fault mode on every Offer State endpoint, through the route that calls it.
+    for route in (
+        "GET states",
+        "GET find",
+        "GET count",
+        "PUT one",
+        "PUT batch (m2m)",
+        "GET health",
+    ):
         endpoint = ROUTES[route][1]
         for scenario, fault, status, code, calls, outcome in UPSTREAM_FAULTS:
             if status == 404 and endpoint not in ("get", "put"):
-                status, code = 502, "UPSTREAM_ERROR"  # FIND/COUNT name no offer
+                status, code = 502, "UPSTREAM_ERROR"  # FIND, COUNT and health name no offer
+            audit = () if endpoint == "health" else (outcome,)  # health touches no collector
             spec = ({"endpoint": endpoint, **fault},)
-            yield Cell(scenario, route, status, code, (outcome,), {endpoint: calls}, spec)
+            yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec)
+    # Every fault mode on the token endpoint, before a read and before a write.
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
-        for scenario, fault, status, code, calls in TOKEN_FAULTS:
+        for scenario, fault, status, code, calls, outcome in UPSTREAM_FAULTS:
+            if status in (400, 404):
+                status, code = 502, "UPSTREAM_ERROR"  # the token endpoint refused us: our problem
+            if scenario.startswith("401"):
+                scenario = "401 (secret re-read once)"
             spec = ({"endpoint": "token", **fault},)
-            counted = {"token": calls, endpoint: 0}
-            yield Cell(f"token {scenario}", route, status, code, ("FAILED",), counted, spec)
-    health = "GET health"
-    yield Cell("healthy", health, 200, None, (), {"health": 1})
-    for scenario, fault, status, code in (
-        ("500", {"mode": "status", "status": 500}, 502, "UPSTREAM_ERROR"),
-        ("timeout", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT"),
-    ):
-        calls = 3 if fault["mode"] == "timeout" else 1
-        yield Cell(
-            scenario,
-            health,
-            status,
-            code,
-            (),
-            {"health": calls},
-            ({"endpoint": "health", **fault},),
-        )
+            reached = 1 if status == 200 else 0  # the Offer State API is called once a token came
+            counted = {"token": calls, endpoint: reached}
+            yield Cell(f"token {scenario}", route, status, code, (outcome,), counted, spec)
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
         for fault in SECRET_FAULTS:
