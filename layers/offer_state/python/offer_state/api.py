@@ -28,6 +28,7 @@ from offer_state.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     ValidationError,
+    error_detail,
 )
 from offer_state.identity import READ_SCOPE, WRITE_SCOPE, resolve_identity
 from offer_state.models import ErrorAnswer, GatewayMessage, LocalTime
@@ -168,7 +169,7 @@ class PartnerApi:
         event = self.app.current_event
         _action, scope = COLLECTOR_ROUTES[self._route_key(event.raw_event)]
         identity = resolve_identity(
-            (event.raw_event.get("requestContext") or {}).get("authorizer", {}).get("jwt"),
+            _jwt(event.raw_event),
             collector_header,
             collector_claim=self.service.settings.collector_claim,
             required_scope=scope,
@@ -190,7 +191,7 @@ class PartnerApi:
     # ------------------------------------------------------------ errors
 
     def _invalid_request(self, exc: RequestValidationError) -> Response:
-        details = [_detail(e) for e in exc.errors()]
+        details = [error_detail(e) for e in exc.errors()]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
         error = ValidationError(f"The request is not valid ({summary}).", details=details)
         return self._failed(error)
@@ -258,7 +259,7 @@ class PartnerApi:
         route = COLLECTOR_ROUTES.get(self._route_key(event))
         if route is None:
             return
-        jwt = (event.get("requestContext") or {}).get("authorizer", {}).get("jwt")
+        jwt = _jwt(event)
         header = _lower(event.get("headers")).get("collector-number")
         # With the header as sent; then without it (a member token that also sent one is
         # filed under its own claim). No trustworthy collector: nowhere to file it, and the
@@ -289,7 +290,7 @@ class PartnerApi:
     def _audit_context(self, event: Mapping[str, Any], correlation_id: str) -> AuditContext:
         context = event.get("requestContext") or {}
         http = context.get("http") or {}
-        claims = (context.get("authorizer") or {}).get("jwt", {}).get("claims") or {}
+        claims = _jwt(event).get("claims") or {}
         return AuditContext(
             route=self._route_key(event),
             request_id=context.get("requestId") or str(uuid.uuid4()),
@@ -357,17 +358,9 @@ def _check_body(event: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         ) from None
 
 
-def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
-    """A Powertools/pydantic error as `{field, message}`, never echoing the input."""
-    loc = [str(p) for p in error.get("loc", ())]
-    if loc and loc[0] in ("query", "header", "path", "body"):
-        loc = loc[1:]
-    if len(loc) > 1 and loc[0] in ("query", "body"):  # the name of a model parameter
-        loc = loc[1:]
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "json_invalid":
-        message = "malformed JSON"
-    return {"field": ".".join(loc) or None, "message": message}
+def _jwt(event: Mapping[str, Any]) -> dict[str, Any]:
+    """What API Gateway's JWT authorizer passed on: `{"claims": ..., "scopes": ...}`."""
+    return ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}
 
 
 def _lower(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -131,9 +132,7 @@ class AuditWriter:
         values = self._finished(http_status, upstream_status, latency_ms, error_code, states_after)
         values["outcome"] = outcome.value
         names = {f"#{k}": k for k in values}
-        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
-
-        try:
+        with self._writing("finish"):
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": pending.pk}, "sk": {"S": pending.sk}},
@@ -145,9 +144,6 @@ class AuditWriter:
                     ":pending": {"S": Outcome.PENDING.value},
                 },
             )
-        except (BotoCoreError, ClientError) as exc:
-            self._on_failure("finish")
-            raise DependencyUnavailableError("The audit trail cannot be written.") from exc
 
     # ------------------------------------------------------------------ items
 
@@ -196,17 +192,23 @@ class AuditWriter:
         return {k: v for k, v in values.items() if v is not None}
 
     def _put(self, item: dict[str, Any]) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
-
-        try:
+        with self._writing("put"):
             self._dynamodb.put_item(
                 TableName=self._table,
                 Item={k: self._serialize(v) for k, v in item.items()},
                 # A second item under the same key would hide the first: never overwrite.
                 ConditionExpression="attribute_not_exists(pk)",
             )
+
+    @contextmanager
+    def _writing(self, operation: str) -> Iterator[None]:
+        """Any DynamoDB failure is counted and becomes a 503 (DependencyUnavailableError)."""
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
+
+        try:
+            yield
         except (BotoCoreError, ClientError) as exc:
-            self._on_failure("put")
+            self._on_failure(operation)
             raise DependencyUnavailableError("The audit trail cannot be written.") from exc
 
 
@@ -236,18 +238,13 @@ class AuditReader:
         )
 
     def _query(self, *, key: str, **query: Any) -> Iterator[dict[str, Any]]:
-        page: dict[str, Any] = {}
-        while True:
-            answer = self._dynamodb.query(
-                TableName=self._table,
-                ExpressionAttributeValues={":key": {"S": key}},
-                ScanIndexForward=False,  # newest first: the sort key starts with the time
-                Limit=self._page_size,
-                **query,
-                **page,
-            )
-            for item in answer.get("Items", []):
+        pages = self._dynamodb.get_paginator("query").paginate(
+            TableName=self._table,
+            ExpressionAttributeValues={":key": {"S": key}},
+            ScanIndexForward=False,  # newest first: the sort key starts with the time
+            PaginationConfig={"PageSize": self._page_size},
+            **query,
+        )
+        for page in pages:
+            for item in page.get("Items", []):
                 yield {k: self._deserialize(v) for k, v in item.items()}
-            if "LastEvaluatedKey" not in answer:
-                return
-            page = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}

@@ -2,12 +2,18 @@
 
 Usable on its own, outside Lambda:
 
+    import os
+
     from offer_state.client import Collector, OfferStateClient
     from offer_state.config import ClientCredentials, ClientSettings
 
     client = OfferStateClient(
         ClientSettings.for_environment("uat", origin_client="external:acme:web"),
-        ClientCredentials(client_id="…", client_secret="…", audience="…"),
+        ClientCredentials(  # from wherever your secrets live, never from the code
+            client_id=os.environ["AIRMILES_CLIENT_ID"],
+            client_secret=os.environ["AIRMILES_CLIENT_SECRET"],
+            audience=os.environ["AIRMILES_AUDIENCE"],
+        ),
     )
     states = client.get(Collector("80000000110"), ["951d9a70-4cf8-41b1-a01e-7953f069f527"])
 
@@ -38,7 +44,9 @@ from offer_state.errors import (
     error_for_upstream_status,
     validation_details,
 )
+from offer_state.identity import is_collector_number, mask_collector_number
 from offer_state.models import (
+    LOCAL_TIME_PATTERN,
     CountQuery,
     CountResult,
     FindQuery,
@@ -54,9 +62,8 @@ from offer_state.models import (
 )
 from offer_state.transport import CallObserver, Deadline, Transport
 
-_COLLECTOR_NUMBER = re.compile(upstream.COLLECTOR_NUMBER_PATTERN)
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
-_LOCAL_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$")
+_LOCAL_TIME = re.compile(LOCAL_TIME_PATTERN)
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -68,11 +75,11 @@ class Collector:
     number: str = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.number, str) or not _COLLECTOR_NUMBER.fullmatch(self.number):
+        if not is_collector_number(self.number):
             raise ValidationError("A collector number is 11 digits.")
 
     def __repr__(self) -> str:
-        return f"Collector(*******{self.number[-4:]})"
+        return f"Collector({mask_collector_number(self.number)})"
 
 
 @dataclass(frozen=True)
@@ -307,21 +314,19 @@ class OfferStateClient:
     def _renewable(self, caller: Caller | None) -> bool:
         return not isinstance(caller, MemberToken) and self.tokens is not None
 
-    @staticmethod
     def _error(
-        endpoint: str, response: requests.Response, correlation_id: str, caller: Caller | None
+        self, endpoint: str, response: requests.Response, correlation_id: str, caller: Caller | None
     ) -> Exception:
         try:
             body = UpstreamErrorBody.model_validate_json(response.content)
         except PydanticValidationError:
             body = UpstreamErrorBody()
-        retry_after = response.headers.get("Retry-After")
         return error_for_upstream_status(
             response.status_code,
             endpoint=endpoint,
             response_code=body.response_code,
             correlation_id=correlation_id,
-            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            retry_after=self.transport.retry_after(response),
             member_token=isinstance(caller, MemberToken),
         )
 

@@ -103,6 +103,8 @@ class ClientSettings(BaseModel):
         """Read `AIRMILES_*` variables: AIRMILES_ENV (uat, prod or a URL), AIRMILES_TOKEN_URL,
         AIRMILES_ORIGIN_CLIENT, AIRMILES_CONNECT_TIMEOUT, AIRMILES_READ_TIMEOUT,
         AIRMILES_TOTAL_BUDGET, AIRMILES_MAX_RETRIES, AIRMILES_TOKEN_MARGIN, AIRMILES_PUT_PATH ..."""
+        # By hand rather than with pydantic-settings: a dozen variables do not justify another
+        # package in the layer and on the cold path.
         env = os.environ if environ is None else environ
         overrides: dict[str, Any] = {}
         for field in cls.model_fields:

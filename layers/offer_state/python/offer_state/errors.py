@@ -7,6 +7,7 @@ carry a token, a secret or a collector number.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -182,6 +183,20 @@ def validation_details(exc: Any) -> list[dict[str, Any]]:
     """A pydantic ValidationError as `[{"field", "message"}]`, never echoing the input
     (it may hold a token or a collector number)."""
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]}
+        error_detail(e)
         for e in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
+
+
+def error_detail(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One pydantic (or Powertools request-validation) error as `{field, message}`: only
+    its location and message, never its input."""
+    loc = [str(p) for p in error.get("loc", ())]
+    if loc and loc[0] in ("query", "header", "path", "body"):  # Powertools' request part
+        loc = loc[1:]
+    if len(loc) > 1 and loc[0] in ("query", "body"):  # the name of a model parameter
+        loc = loc[1:]
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        message = "malformed JSON"
+    return {"field": ".".join(loc) or None, "message": message}

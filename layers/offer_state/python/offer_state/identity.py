@@ -40,6 +40,10 @@ class Identity:
         return mask_collector_number(self.collector_number)
 
 
+def is_collector_number(value: object) -> bool:
+    return isinstance(value, str) and _COLLECTOR_NUMBER.fullmatch(value) is not None
+
+
 def mask_collector_number(number: str) -> str:
     """`80000000110` -> `*******0110`: enough for support to recognise, useless to misuse."""
     return "*" * (len(number) - 4) + number[-4:]
@@ -76,7 +80,7 @@ def resolve_identity(
         if collector_header is not None:
             raise CollectorAmbiguousError()
         number = str(member_number)
-        if not _COLLECTOR_NUMBER.fullmatch(number):
+        if not is_collector_number(number):
             raise ForbiddenError("The token's collector claim is not a collector number.")
         return Identity(number, "member", principal)
     if M2M_SCOPE in scopes_of(jwt):
@@ -85,7 +89,7 @@ def resolve_identity(
                 "A machine token must name the collector in the Collector-Number header.",
                 details=[{"field": "Collector-Number", "message": "Field required"}],
             )
-        if not _COLLECTOR_NUMBER.fullmatch(collector_header):
+        if not is_collector_number(collector_header):
             raise ValidationError(
                 "Collector-Number must be 11 digits.",
                 details=[{"field": "Collector-Number", "message": "must be 11 digits"}],

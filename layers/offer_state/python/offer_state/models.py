@@ -386,9 +386,10 @@ def _local_time(value: str) -> str:
 
 
 # `X-Local-Time`: the caller's wall-clock time, no zone, seconds [doc].
+LOCAL_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"
 LocalTime = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+    StringConstraints(pattern=LOCAL_TIME_PATTERN),
     AfterValidator(_local_time),
 ]
 

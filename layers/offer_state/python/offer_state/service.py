@@ -124,7 +124,7 @@ class OfferStateService:
         return AuditWriter(
             self.dynamodb,
             self.settings.audit_table,
-            pepper=lambda: self.secrets.secret().audit_pepper.get_secret_value().encode(),
+            pepper=self._pepper,
             retention_days=self.settings.audit_retention_days,
             on_failure=lambda _operation: count("AuditWriteFailures"),
         )

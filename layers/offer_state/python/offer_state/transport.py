@@ -91,6 +91,17 @@ class Transport:
     def session(self) -> requests.Session:
         return self._session
 
+    def retry_after(self, response: requests.Response) -> float | None:
+        """The answer's Retry-After in seconds (a number or an HTTP date), as urllib3 reads
+        it; None when absent or unreadable."""
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return self._policy.parse_retry_after(value)
+        except Exception:  # noqa: BLE001 - an unreadable Retry-After is treated as absent
+            return None
+
     def deadline(self) -> Deadline:
         return Deadline(self._clock() + self._settings.total_budget, self._clock)
 
@@ -144,7 +155,7 @@ class Transport:
 
             retry_after: float | None = None
             if response is not None:
-                retry_after = _retry_after(retry, response)
+                retry_after = self.retry_after(response)
                 if not retry.is_retry(method, response.status_code, retry_after is not None):
                     return response
             try:
@@ -172,16 +183,6 @@ class Transport:
             if response is not None:
                 response.close()  # hand the connection back to the pool before sleeping
             self._sleep(wait)
-
-
-def _retry_after(retry: Retry, response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return retry.parse_retry_after(value)
-    except Exception:  # noqa: BLE001 - an unreadable Retry-After is treated as absent
-        return None
 
 
 def _pooled_session() -> requests.Session:
