@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-_COLLECTOR = re.compile(r"[0-9]{11}")
+from local.table import format_table
+from offer_state.identity import is_collector_number, mask_collector_number
+
 COLUMNS = ("time", "action", "offers", "states", "outcome", "status", "correlation id", "latency")
 
 
@@ -39,7 +40,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     parser.add_argument("--page-size", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.collector is not None and not _COLLECTOR.fullmatch(args.collector):
+    if args.collector is not None and not is_collector_number(args.collector):
         raise UsageError("a collector number is 11 digits")
     if args.correlation is not None:
         try:
@@ -55,12 +56,10 @@ def _clients(stack: str | None) -> tuple[Any, Any, str, str]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     if stack is None:
-        from local.stack import Ports, aws_clients, existing_resources, template_parameters
-        from local.template import Template
+        from local.stack import Ports, aws_clients, existing_resources
 
         endpoint = f"http://127.0.0.1:{Ports.from_env().moto}"
-        parameters = template_parameters("http://127.0.0.1:3001", "http://127.0.0.1:3004")
-        refs = existing_resources(Template(parameters=parameters), endpoint)
+        refs = existing_resources(endpoint)
         if refs is None:
             raise UsageError(
                 f"no local stack answers at {endpoint}: start it with `make run`, or give STACK="
@@ -89,13 +88,16 @@ def _clients(stack: str | None) -> tuple[Any, Any, str, str]:
 
 def records(args: argparse.Namespace) -> Iterable[dict[str, Any]]:
     from offer_state.audit import AuditReader
+    from offer_state.secrets import GatewaySecret
 
     dynamodb, secrets, table, secret_id = _clients(args.stack)
     reader = AuditReader(dynamodb, table, page_size=args.page_size)
     if args.correlation is not None:
         return reader.for_correlation_id(args.correlation)
-    secret = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
-    return reader.for_collector(args.collector, secret["audit_pepper"].encode())
+    secret = GatewaySecret.model_validate_json(
+        secrets.get_secret_value(SecretId=secret_id)["SecretString"]
+    )
+    return reader.for_collector(args.collector, secret.audit_pepper.get_secret_value().encode())
 
 
 def _row(item: dict[str, Any]) -> tuple[str, ...]:
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     subject = (
-        f"collector *******{args.collector[-4:]}"
+        f"collector {mask_collector_number(args.collector)}"
         if args.collector
         else f"correlation id {args.correlation}"
     )
@@ -149,12 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for item in found:
             print(json.dumps(_plain(item), sort_keys=True))
         return 0
-    rows = [COLUMNS, *(_row(item) for item in found)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    for number, row in enumerate(rows):
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-        if number == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table([COLUMNS, *(_row(item) for item in found)]))
     print(f"{len(found)} record(s) for {subject}, newest first")
     return 0
 

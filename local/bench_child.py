@@ -17,7 +17,6 @@ import uuid
 
 def _paths(request):
     sys.path[:0] = request["sys_path"]
-    os.environ.update(request.get("environment", {}))
 
 
 def _context(function_name, memory, timeout):
@@ -205,7 +204,6 @@ def warm(request):
         }
     return {
         "routes": results,
-        "requests": served,
         "first_thousand": first_thousand,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

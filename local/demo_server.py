@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from local.serving import BackgroundServer
+from local.serving import BackgroundServer, loopback_session
 
 PAGE_DIR = Path(__file__).with_name("demo")
 
@@ -25,12 +25,18 @@ class DemoServer(BackgroundServer):
         self, *, api_url: str, issuer_url: str, sandbox_url: str, port: int, host: str = "127.0.0.1"
     ) -> None:
         settings = {"api": api_url, "issuer": issuer_url, "sandbox": sandbox_url}
-        handler = type("Handler", (_Handler,), {"settings": settings})
+        self._http = loopback_session()
+        handler = type("Handler", (_Handler,), {"settings": settings, "http": self._http})
         super().__init__(handler, host, port)
+
+    def stop(self) -> None:
+        super().stop()
+        self._http.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
     settings: ClassVar[dict[str, str]]
+    http: ClassVar[requests.Session]
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -42,7 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
                 json.dumps({k: self.settings[k] for k in ("api", "issuer")}).encode(),
             )
         elif path == "/catalogue.json":
-            offers = _sandbox(self.settings["sandbox"])
+            offers = self._catalogue()
             self._send(200, "application/json", json.dumps({"offerIds": offers}).encode())
         else:
             name = "index.html" if path in ("/", "") else path.lstrip("/")
@@ -52,6 +58,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
             self._send(200, kind, file.read_bytes())
+
+    def _catalogue(self) -> list[str]:
+        answer = self.http.get(f"{self.settings['sandbox']}/_sandbox/offers", timeout=5)
+        return answer.json()["offerIds"]
 
     def _send(self, status: int, kind: str, body: bytes) -> None:
         self.send_response(status)
@@ -70,9 +80,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *_args: Any) -> None:
         return None
-
-
-def _sandbox(url: str) -> list[str]:
-    session = requests.Session()
-    session.trust_env = False  # loopback only
-    return session.get(f"{url}/_sandbox/offers", timeout=5).json()["offerIds"]

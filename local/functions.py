@@ -46,9 +46,7 @@ class FunctionSpec:
     environment: dict[str, str]
 
     @classmethod
-    def from_template(
-        cls, template: Template, logical_id: str, aws_endpoint: str, region: str = "us-east-1"
-    ) -> FunctionSpec:
+    def from_template(cls, template: Template, logical_id: str, aws_endpoint: str) -> FunctionSpec:
         props = template.function_properties(logical_id)
         environment = {
             **template.function_environment(logical_id),
@@ -57,8 +55,8 @@ class FunctionSpec:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{props['Runtime']}",
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": template.region,  # the region the template's ARNs were resolved in
+            "AWS_DEFAULT_REGION": template.region,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "LAMBDA_TASK_ROOT": str(ROOT / props["CodeUri"]),

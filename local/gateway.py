@@ -30,7 +30,7 @@ import requests
 
 from local.events import http_api_event
 from local.functions import FunctionCrashed, FunctionPool, FunctionTimeout
-from local.serving import BackgroundServer
+from local.serving import BackgroundServer, loopback_session
 from local.template import Route, Template
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
@@ -55,8 +55,7 @@ class JwtAuthorizer:
         self.audiences = set(audiences)
         self._keys: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._http = requests.Session()
-        self._http.trust_env = False
+        self._http = loopback_session()
 
     def claims(self, authorization: str | None) -> dict[str, Any]:
         """The verified claims of the bearer token, or AuthorizerError(401)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,36 +18,31 @@ from pathlib import Path
 from local.functions import FunctionCrashed, FunctionPool, FunctionSpec, FunctionTimeout
 from local.issuer import issuer_url
 from local.sandbox import Sandbox
+from local.serving import loopback_session
 from local.stack import (
-    FUNCTIONS,
     REGION,
     Ports,
+    deploy_local,
     existing_resources,
-    provision_local,
-    quiet_moto,
+    start_moto,
     template_parameters,
 )
-from local.template import Template
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from local.template import Template, function_ids
 
 
 def _sandbox_running(url: str) -> bool:
     import requests
 
     try:
-        return requests.get(f"{url}/_sandbox/calls", timeout=1).ok
+        with loopback_session() as http:
+            return http.get(f"{url}/_sandbox/calls", timeout=1).ok
     except requests.RequestException:
         return False
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make invoke", description=__doc__)
-    parser.add_argument("function", choices=FUNCTIONS, help="logical id in template.yaml")
+    parser.add_argument("function", choices=function_ids(), help="logical id in template.yaml")
     parser.add_argument("event", type=Path, help="an API Gateway (payload 2.0) event file")
     args = parser.parse_args(argv)
     try:
@@ -60,33 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as cleanup:
         sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
         moto_url = f"http://127.0.0.1:{ports.moto}"
-        parameters = template_parameters(sandbox_url, issuer_url(ports.issuer))
-        refs = (
-            existing_resources(Template(parameters=parameters), moto_url)
-            if _sandbox_running(sandbox_url)
-            else None
-        )
+        refs = existing_resources(moto_url) if _sandbox_running(sandbox_url) else None
         if refs is not None:
             print(f"using the running local stack ({sandbox_url}, {moto_url})", file=sys.stderr)
-        else:
-            from moto.server import ThreadedMotoServer
-
-            quiet_moto()
-            sandbox = cleanup.enter_context(Sandbox(port=0))
-            moto_port = _free_port()
-            moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-            moto.start()
-            cleanup.callback(moto.stop)
-            sandbox_url, moto_url = sandbox.url, f"http://127.0.0.1:{moto_port}"
             parameters = template_parameters(sandbox_url, issuer_url(ports.issuer))
-            refs = provision_local(Template(parameters=parameters), moto_url)
+            template = Template(parameters=parameters, resource_refs=refs, region=REGION)
+        else:
+            sandbox = cleanup.enter_context(Sandbox(port=0))
+            moto, moto_url = start_moto()
+            cleanup.callback(moto.stop)
+            sandbox_url = sandbox.url
+            template = deploy_local(
+                template_parameters(sandbox_url, issuer_url(ports.issuer)), moto_url
+            )
             print(
                 f"started a sandbox ({sandbox_url}) and moto ({moto_url}) for this call",
                 file=sys.stderr,
             )
-        template = Template(parameters=parameters, resource_refs=refs)
         pool = FunctionPool(
-            FunctionSpec.from_template(template, args.function, moto_url, REGION),
+            FunctionSpec.from_template(template, args.function, moto_url),
             max_environments=1,
             stdout=sys.stderr,  # the function's logs; stdout is for its answer
         )

@@ -16,10 +16,9 @@ import sys
 from typing import Any
 
 from local.functions import LAYER_PYTHON
-from local.template import ROOT, Template
+from local.template import ROOT, Template, function_ids
 
 OPENAPI_PATH = ROOT / "openapi.json"
-FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")
 # The handlers read their settings at import: any well-formed values do for generating.
 _PLACEHOLDERS = {
     "JwtIssuer": "https://login.example.com/",
@@ -89,7 +88,7 @@ def generate() -> dict[str, Any]:
     template = Template(parameters=_PLACEHOLDERS, resource_refs=_REFS)
     saved = dict(os.environ)
     try:
-        for function in FUNCTIONS:
+        for function in function_ids():
             os.environ.update(template.function_environment(function))
             resolver = _load_handler(template, function).app
             # Each resolver checks its routes' security against the schemes it is given.

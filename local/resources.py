@@ -11,6 +11,11 @@ from typing import Any
 from local.template import Template
 
 
+def resource_name(prefix: str, logical_id: str) -> str:
+    """The physical name of a table or secret made here (what `Ref` gives for a table)."""
+    return f"{prefix}-{logical_id}"
+
+
 def provision(
     template: Template,
     *,
@@ -22,7 +27,7 @@ def provision(
     """Create every table and secret; returns what `Ref` gives for each (names, ARNs)."""
     refs: dict[str, str] = {}
     for logical_id in template.resources_of_type("AWS::DynamoDB::Table"):
-        name = f"{prefix}-{logical_id}"
+        name = resource_name(prefix, logical_id)
         dynamodb.create_table(TableName=name, **template.table_definition(logical_id))
         ttl = template.time_to_live(logical_id)
         if ttl:
@@ -30,7 +35,7 @@ def provision(
         refs[logical_id] = name
     for logical_id, resource in template.resources_of_type("AWS::SecretsManager::Secret").items():
         refs[logical_id] = secretsmanager.create_secret(
-            Name=f"{prefix}-{logical_id}",
+            Name=resource_name(prefix, logical_id),
             SecretString=json.dumps(secret_value(resource, credentials)),
         )["ARN"]
     return refs

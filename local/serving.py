@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    import requests
+
+
+def loopback_session() -> requests.Session:
+    """A requests session for calls between the local services: no proxy from the
+    environment (a proxy would not reach 127.0.0.1), no .netrc."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session
 
 
 class BackgroundServer:

@@ -24,14 +24,13 @@ from local.demo_server import DemoServer
 from local.functions import FunctionPool, FunctionSpec
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
-from local.resources import provision
+from local.resources import provision, resource_name
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
-from local.template import ROOT, Template
+from local.template import ROOT, Template, function_ids, resource_ids
 
 RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
 REGION = "us-east-1"
-FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,8 @@ def aws_clients(endpoint: str) -> dict[str, Any]:
     }
 
 
-def existing_resources(template: Template, endpoint: str) -> dict[str, str] | None:
-    """What `provision_local` made in an AWS emulation that is already running, or None."""
+def existing_resources(endpoint: str) -> dict[str, str] | None:
+    """What `deploy_local` made in an AWS emulation that is already running, or None."""
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -94,28 +93,40 @@ def existing_resources(template: Template, endpoint: str) -> dict[str, str] | No
     secrets = session.client("secretsmanager", endpoint_url=endpoint, config=quick)
     refs: dict[str, str] = {}
     try:
-        for logical_id in template.resources_of_type("AWS::DynamoDB::Table"):
-            name = f"{RESOURCE_PREFIX}-{logical_id}"
+        for logical_id in resource_ids("AWS::DynamoDB::Table"):
+            name = resource_name(RESOURCE_PREFIX, logical_id)
             dynamodb.describe_table(TableName=name)
             refs[logical_id] = name
-        for logical_id in template.resources_of_type("AWS::SecretsManager::Secret"):
-            described = secrets.describe_secret(SecretId=f"{RESOURCE_PREFIX}-{logical_id}")
-            refs[logical_id] = described["ARN"]
+        for logical_id in resource_ids("AWS::SecretsManager::Secret"):
+            secret_id = resource_name(RESOURCE_PREFIX, logical_id)
+            refs[logical_id] = secrets.describe_secret(SecretId=secret_id)["ARN"]
     except (BotoCoreError, ClientError):
         return None
     return refs
 
 
-def provision_local(template: Template, endpoint: str) -> dict[str, str]:
-    """The template's tables and secret in the AWS emulation at `endpoint`."""
+def start_moto(port: int = 0) -> tuple[Any, str]:
+    """moto in server mode on 127.0.0.1 (port 0: any free one): (the server, its URL)."""
+    from moto.server import ThreadedMotoServer
+
+    quiet_moto()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+
+
+def deploy_local(parameters: dict[str, str], endpoint: str) -> Template:
+    """The template's tables and secret created in the AWS emulation at `endpoint`, and the
+    template resolved against them (what a deployed stack's functions would see)."""
     clients = aws_clients(endpoint)
-    return provision(
-        template,
+    refs = provision(
+        Template(parameters=parameters, region=REGION),
         dynamodb=clients["dynamodb"],
         secretsmanager=clients["secretsmanager"],
         prefix=RESOURCE_PREFIX,
         credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "audience": AUDIENCE},
     )
+    return Template(parameters=parameters, resource_refs=refs, region=REGION)
 
 
 class LocalStack:
@@ -141,16 +152,12 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        quiet_moto()
         sandbox = Sandbox(port=self.ports.sandbox).start()
         self._stoppers.append(sandbox.stop)
         self.sandbox_url = sandbox.url
 
         _require_free(self.ports.moto, "MOTO_PORT")
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.ports.moto, verbose=False)
-        moto.start()
+        moto, _url = start_moto(self.ports.moto)
         self._stoppers.append(moto.stop)
 
         self.issuer = DevIssuer(issuer_url(self.ports.issuer))
@@ -158,14 +165,11 @@ class LocalStack:
         self._stoppers.append(issuer_server.stop)
 
         parameters = template_parameters(sandbox.url, self.issuer.issuer, self.ports.demo)
-        refs = provision_local(Template(parameters=parameters), self.moto_url)
-        self.template = Template(parameters=parameters, resource_refs=refs)
+        self.template = deploy_local(parameters, self.moto_url)
 
         pools = {
-            name: FunctionPool(
-                FunctionSpec.from_template(self.template, name, self.moto_url, REGION)
-            )
-            for name in FUNCTIONS
+            name: FunctionPool(FunctionSpec.from_template(self.template, name, self.moto_url))
+            for name in function_ids()
         }
         for pool in pools.values():
             self._stoppers.append(pool.close)

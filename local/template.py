@@ -50,6 +50,18 @@ def _parsed(path: Path, _mtime_ns: int) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader
 
 
+def resource_ids(resource_type: str, path: Path = TEMPLATE_PATH) -> list[str]:
+    """The logical ids of the template's resources of one type, in template order (no
+    parameter values needed, unlike a `Template`)."""
+    resources = _parsed(path, path.stat().st_mtime_ns)["Resources"]
+    return [k for k, v in resources.items() if v["Type"] == resource_type]
+
+
+def function_ids(path: Path = TEMPLATE_PATH) -> list[str]:
+    """The template's Lambda functions."""
+    return resource_ids("AWS::Serverless::Function", path)
+
+
 @dataclass(frozen=True)
 class Route:
     """One HttpApi route: who serves it and which scopes its authorizer demands."""

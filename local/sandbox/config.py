@@ -24,7 +24,8 @@ def default_token_ttl(explicit: int | None) -> int:
     return int(os.environ.get("SANDBOX_TOKEN_TTL", DEFAULT_TOKEN_TTL))
 
 
-def _is_int(value: Any) -> bool:
+def is_json_int(value: Any) -> bool:
+    """A JSON integer (`true` parses as a Python int too, and is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -55,9 +56,9 @@ class SandboxConfig:
         for key, value in changes.items():
             if key == "tokenTtl":
                 # 0 is allowed on purpose: it issues tokens that are already expired.
-                ok = _is_int(value) and value >= 0
+                ok = is_json_int(value) and value >= 0
             elif key == "putStatus":
-                ok = _is_int(value) and value in (200, 204)
+                ok = is_json_int(value) and value in (200, 204)
             elif key == "findTotals":
                 ok = isinstance(value, bool)
             else:

@@ -13,16 +13,13 @@ import time
 from typing import Any
 
 from local.sandbox.calls import ENDPOINTS
+from local.sandbox.config import is_json_int
 
 FAULT_ENDPOINTS = (*ENDPOINTS, "*")
 MODES = ("status", "delay", "timeout", "malformed", "reset")
 FIELDS = ("endpoint", "mode", "status", "delayMs", "count", "retryAfter")
 HOLD_SECONDS = 120.0
 DEFAULT_RETRY_AFTER = 1
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def validate(spec: Any) -> dict[str, Any]:
@@ -39,7 +36,7 @@ def validate(spec: Any) -> dict[str, Any]:
     fault = {"endpoint": spec["endpoint"], "mode": spec["mode"]}
     status = spec.get("status")
     if status is not None or fault["mode"] == "status":
-        if not _is_int(status) or not 100 <= status <= 599:
+        if not is_json_int(status) or not 100 <= status <= 599:
             raise ValueError("status must be an integer from 100 to 599.")
         fault["status"] = status
     delay = spec.get("delayMs")
@@ -49,12 +46,12 @@ def validate(spec: Any) -> dict[str, Any]:
         fault["delayMs"] = delay
     count = spec.get("count")
     if count is not None:
-        if not _is_int(count) or count < 1:
+        if not is_json_int(count) or count < 1:
             raise ValueError("count must be a positive integer.")
         fault["count"] = count
         fault["remaining"] = count
     retry_after = spec.get("retryAfter", DEFAULT_RETRY_AFTER)
-    if not _is_int(retry_after) or retry_after < 0:
+    if not is_json_int(retry_after) or retry_after < 0:
         raise ValueError("retryAfter must be a whole number of seconds, 0 or more.")
     fault["retryAfter"] = retry_after
     return fault

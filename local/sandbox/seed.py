@@ -86,4 +86,3 @@ SEED_STATES: dict[str, dict[str, dict[str, tuple[str, datetime]]]] = {
         _offer(61): {"SAVE": ("UNSAVED", _at("2026-03-11T14:20:00.434343Z"))},
     },
 }
-SEED_COLLECTORS = tuple(SEED_STATES)
