@@ -9,9 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.sandbox import Sandbox
-from tests.support import leaks
-from tests.support.sandbox_control import SandboxControl
+# Before anything imports them: the support modules' assertion helpers report as tests do.
+pytest.register_assert_rewrite("tests.support")
+
+from local.sandbox import Sandbox  # noqa: E402
+from tests.support import leaks  # noqa: E402
+from tests.support.sandbox_control import SandboxControl  # noqa: E402
 
 
 @pytest.fixture(scope="module")

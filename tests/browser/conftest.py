@@ -42,8 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 @pytest.fixture(autouse=True)
 def fresh_sandbox(stack: RunningStack) -> None:
-    stack.sandbox.reset()
-    stack.sandbox.clear_faults()
+    stack.sandbox.reset()  # faults too
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,10 +21,4 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 @pytest.fixture(autouse=True)
 def fresh_sandbox(stack: RunningStack) -> None:
-    stack.sandbox.reset()
-    stack.sandbox.clear_faults()
-
-
-@pytest.fixture
-def key_file(stack: RunningStack) -> Path:
-    return Path(stack.env["DEV_ISSUER_KEY_FILE"])
+    stack.sandbox.reset()  # faults too

@@ -26,7 +26,7 @@ KEYS = {
 FUNCTIONS = {"GetStateFunction", "UpdateStateFunction"}
 
 
-def test_bench_measures_and_counts(tmp_path):
+def test_bench_measures_and_counts():
     built = subprocess.run(
         ["make", "-s", "build"],
         cwd=ROOT,

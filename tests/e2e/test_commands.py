@@ -6,13 +6,25 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import jwt
 import pytest
+import requests
 
 from local.template import ROOT
-from tests.support.stack import RunningStack, clean_env, free_ports, listening, start_stack
+from tests.support.stack import (
+    RunningStack,
+    clean_env,
+    free_ports,
+    listening,
+    stack_env,
+    start_stack,
+)
 
 
 def _make(
@@ -27,6 +39,28 @@ def _make(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def _make_in_background(
+    target: str, env: dict[str, str], stop: signal.Signals, wait: float
+) -> Iterator[subprocess.Popen[str]]:
+    """`make <target>` in a session of its own (output on its stdout), then `stop` sent to
+    its whole process group, as a terminal sends Ctrl-C, and up to `wait` seconds for it."""
+    process = subprocess.Popen(
+        ["make", target],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, stop)
+        process.wait(wait)
 
 
 def _claims(stack: RunningStack, token: str) -> dict:
@@ -63,7 +97,7 @@ def test_make_token_refuses_a_bad_collector(stack: RunningStack):
     assert "11 digits" in made.stderr
 
 
-def test_make_invoke_runs_the_function_on_its_own(tmp_path: Path):
+def test_make_invoke_runs_the_function_on_its_own():
     sandbox_port, moto_port = free_ports(2)  # nothing listens there: it starts its own
     made = _make(
         "invoke",
@@ -124,73 +158,41 @@ def test_stopping_the_stack_stops_everything(tmp_path: Path, sig: signal.Signals
 
 def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
     """The README's first command, as a person runs it: `make run`, then Ctrl-C (SIGINT to
-    the whole foreground process group)."""
-    import threading
-    import time
-
-    names = ("GATEWAY_PORT", "SANDBOX_PORT", "MOTO_PORT", "ISSUER_PORT")
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    env = clean_env(
-        **{k: str(v) for k, v in ports.items()}, DEV_ISSUER_KEY_FILE=str(tmp_path / "key.pem")
-    )
+    the whole foreground process group). Every port on a free one: a developer's own stack
+    may hold the defaults."""
+    ports, env = stack_env(tmp_path)
     started = time.monotonic()
-    process = subprocess.Popen(
-        ["make", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
     lines: list[str] = []
     ready = threading.Event()
+    with _make_in_background("run", env, signal.SIGINT, 30) as process:
 
-    def drain() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "ready" in line:
-                ready.set()
+        def drain() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if "ready" in line:
+                    ready.set()
 
-    threading.Thread(target=drain, daemon=True).start()
-    try:
+        threading.Thread(target=drain, daemon=True).start()
         assert ready.wait(60), "".join(lines)
         assert time.monotonic() - started < 60
         text = "".join(lines)
         assert text.count("curl -s") == 2
         assert "Authorization: Bearer ey" in text
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(30)
     assert not any(listening(port) for port in ports.values())
 
 
 def test_make_sandbox_serves_the_sandbox_alone():
     (port,) = free_ports(1)
     env = clean_env(SANDBOX_PORT=str(port))
-    process = subprocess.Popen(
-        ["make", "sandbox"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with _make_in_background("sandbox", env, signal.SIGTERM, 20) as process:
         assert process.stdout is not None
         first = process.stdout.readline()
         assert "ready" in first
         assert f"127.0.0.1:{port}" in first
-        import requests
-
         assert (
             requests.get(f"http://127.0.0.1:{port}/_sandbox/calls", timeout=5).json()["token"] == 0
         )
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
     assert not listening(port)
 
 

@@ -12,8 +12,6 @@ from tests.support.functions import Function
 from tests.support.inprocess import FAKE_AWS, Deployed, fresh_boto3_session
 from tests.support.sandbox_control import SandboxControl
 
-__all__ = ["Deployed"]
-
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -9,11 +9,9 @@ import boto3
 import pytest
 
 from local import audit_reader
-from tests.functions.conftest import Deployed
-from tests.support.functions import MEMBER, Function, event, offer_event
+from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
+from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
-
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 
 
 @pytest.fixture

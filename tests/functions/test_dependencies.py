@@ -8,16 +8,14 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import boto3
+import botocore.client
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET
-from tests.functions.conftest import Deployed
-from tests.support.functions import Function, event, offer_event
-from tests.support.inprocess import fresh_boto3_session
+from tests.support.functions import MEMBER, SAVE, Function, assert_error, event, offer_event
+from tests.support.inprocess import Deployed, fresh_boto3_session
 from tests.support.sandbox_control import SandboxControl
-
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 
 
 @pytest.fixture
@@ -38,10 +36,6 @@ def unreachable(aws: None) -> Iterator[Callable[[str], None]]:
     fresh_boto3_session()
 
 
-def _dependency_unavailable(status: int, body: dict) -> None:
-    assert (status, body["error"]["code"]) == (503, "DEPENDENCY_UNAVAILABLE")
-
-
 @pytest.mark.parametrize(
     "secret",
     [
@@ -54,8 +48,8 @@ def test_a_malformed_secret_is_a_dependency_failure(
     get_state: Function, deployed: Deployed, sandbox: SandboxControl, secret: str
 ):
     deployed.put_secret(secret)
-    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
-    _dependency_unavailable(status, body)
+    answer = get_state.call(event("GET", "/v1/offers/states/count"))
+    body = assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox.calls()["count"] == 0
     assert CLIENT_SECRET not in json.dumps(body)
 
@@ -66,8 +60,8 @@ def test_a_missing_secret_is_a_dependency_failure(
     boto3.client("secretsmanager").delete_secret(
         SecretId=deployed.refs["AirMilesSecret"], ForceDeleteWithoutRecovery=True
     )
-    status, _, body = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
-    _dependency_unavailable(status, body)
+    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox.calls()["put"] == 0
 
 
@@ -75,8 +69,8 @@ def test_secrets_manager_unreachable_is_a_dependency_failure(
     unreachable, get_state: Function, sandbox: SandboxControl
 ):
     unreachable("secrets-manager.GetSecretValue")
-    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
-    _dependency_unavailable(status, body)
+    answer = get_state.call(event("GET", "/v1/offers/states/count"))
+    assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox.calls()["count"] == 0
 
 
@@ -84,44 +78,35 @@ def test_audit_table_unreachable_means_no_put_upstream(
     unreachable, update_state: Function, sandbox: SandboxControl
 ):
     unreachable("dynamodb.PutItem")
-    status, _, body = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
-    _dependency_unavailable(status, body)
+    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox.calls()["put"] == 0
 
 
-def test_audit_table_missing_means_no_put_upstream_even_with_a_key(
-    update_state: Function, deployed: Deployed, sandbox: SandboxControl
+@pytest.mark.parametrize(
+    ("missing", "left_empty"),
+    [("AuditTable", "IdempotencyTable"), ("IdempotencyTable", "AuditTable")],
+    ids=["audit table missing", "idempotency table missing"],
+)
+def test_a_missing_table_means_no_put_upstream_even_with_a_key(
+    update_state: Function, deployed: Deployed, sandbox: SandboxControl, missing, left_empty
 ):
-    boto3.client("dynamodb").delete_table(TableName=deployed.refs["AuditTable"])
+    boto3.client("dynamodb").delete_table(TableName=deployed.refs[missing])
     key = {"idempotency-key": str(uuid.uuid4())}
-    status, _, body = update_state.call(
-        offer_event(sandbox.untouched_offers(1)[0], SAVE, headers=key)
-    )
-    _dependency_unavailable(status, body)
+    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE, headers=key))
+    assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox.calls()["put"] == 0
-    # The idempotency lock was released: the same key works once the table is back.
-    assert deployed.table_items("IdempotencyTable") == []
-
-
-def test_idempotency_table_unreachable_means_no_put_upstream(
-    update_state: Function, deployed: Deployed, sandbox: SandboxControl
-):
-    boto3.client("dynamodb").delete_table(TableName=deployed.refs["IdempotencyTable"])
-    key = {"idempotency-key": str(uuid.uuid4())}
-    status, _, body = update_state.call(
-        offer_event(sandbox.untouched_offers(1)[0], SAVE, headers=key)
-    )
-    _dependency_unavailable(status, body)
-    assert sandbox.calls()["put"] == 0
-    assert deployed.audit_items() == []
+    # Nothing left in the other table: no idempotency record holding the key, no audit
+    # record of a write that was never sent.
+    assert deployed.table_items(left_empty) == []
 
 
 def test_a_read_that_cannot_be_audited_is_not_disclosed(
     get_state: Function, deployed: Deployed, sandbox: SandboxControl
 ):
     boto3.client("dynamodb").delete_table(TableName=deployed.refs["AuditTable"])
-    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
-    _dependency_unavailable(status, body)
+    answer = get_state.call(event("GET", "/v1/offers/states/count"))
+    body = assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert "count" not in body
 
 
@@ -132,7 +117,7 @@ def test_outcome_not_written_still_answers_the_applied_change(
     offer = sandbox.untouched_offers(1)[0]
     status, _, _ = update_state.call(offer_event(offer, SAVE))
     assert status == 200  # the change happened; the PENDING record proves the attempt
-    assert sandbox.states("80000000110")[offer] == {"SAVE": "SAVED"}
+    assert sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
     assert [i["outcome"] for i in deployed.audit_items()] == ["PENDING"]
 
 
@@ -150,9 +135,9 @@ def test_rotated_credentials_are_reread_once(
     assert sandbox.calls()["token"] == 4  # cached stale secret refused, forced re-read works
 
 
-def test_secret_is_read_once_for_many_requests(get_state: Function, sandbox: SandboxControl):
-    import botocore.client
-
+def test_secret_is_read_once_for_many_requests(
+    get_state: Function, sandbox: SandboxControl, monkeypatch: pytest.MonkeyPatch
+):
     calls = []
     original = botocore.client.BaseClient._make_api_call
 
@@ -161,16 +146,13 @@ def test_secret_is_read_once_for_many_requests(get_state: Function, sandbox: San
             calls.append(operation)
         return original(self, operation, params)
 
-    botocore.client.BaseClient._make_api_call = counting
-    try:
-        for _ in range(20):
-            assert get_state.call(event("GET", "/v1/offers/states/count"))[0] == 200
-    finally:
-        botocore.client.BaseClient._make_api_call = original
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    for _ in range(20):
+        assert get_state.call(event("GET", "/v1/offers/states/count"))[0] == 200
     assert len(calls) == 1
     assert sandbox.calls()["token"] == 1
 
 
-def test_credentials_audience_comes_from_the_secret(get_state: Function, deployed: Deployed):
+def test_provisioned_secret_holds_audience_and_pepper(deployed: Deployed):
     assert deployed.secret()["audience"] == AUDIENCE
     assert len(deployed.secret()["audit_pepper"]) >= 16

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functions.conftest import Deployed
-from tests.support.functions import M2M, MEMBER, READ, WRITE, Function, event, offer_event
+from tests.support.functions import (
+    M2M,
+    MEMBER,
+    OTHER,
+    READ,
+    SAVE,
+    WRITE,
+    Function,
+    assert_error,
+    assert_nothing_upstream,
+    event,
+    machine,
+    offer_event,
+)
+from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
 
-OTHER = "80000000001"
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 
-
-def _refused(status: int, body: dict, code: str, sandbox: SandboxControl) -> None:
-    assert (status, body["error"]["code"]) == (
-        {"VALIDATION_ERROR": 400, "COLLECTOR_AMBIGUOUS": 400, "FORBIDDEN": 403}[code],
-        code,
-    )
-    assert sum(sandbox.calls().values()) == 0
+def _refused(answer: tuple[int, dict, dict], code: str, sandbox: SandboxControl) -> dict:
+    """Refused with `code` (and its status) before any call to AIR MILES; the body."""
+    status = {"VALIDATION_ERROR": 400, "COLLECTOR_AMBIGUOUS": 400, "FORBIDDEN": 403}[code]
+    body = assert_error(answer, status, code)
+    assert_nothing_upstream(sandbox)
+    return body
 
 
 def test_member_token_reads_its_own_collector(get_state: Function, sandbox: SandboxControl):
@@ -30,10 +40,10 @@ def test_member_token_reads_its_own_collector(get_state: Function, sandbox: Sand
 def test_member_token_with_collector_number_is_ambiguous(
     get_state: Function, sandbox: SandboxControl, deployed: Deployed
 ):
-    status, _, body = get_state.call(
+    answer = get_state.call(
         event("GET", "/v1/offers/states/count", headers={"collector-number": OTHER})
     )
-    _refused(status, body, "COLLECTOR_AMBIGUOUS", sandbox)
+    _refused(answer, "COLLECTOR_AMBIGUOUS", sandbox)
     # Filed under the member's own collector, never under the one the header named.
     [item] = deployed.audit_items()
     assert (item["collector"], item["outcome"]) == ("*******0110", "REJECTED")
@@ -43,18 +53,16 @@ def test_member_token_cannot_write_another_collector_by_header(
     update_state: Function, sandbox: SandboxControl
 ):
     offer = sandbox.untouched_offers(1)[0]
-    status, _, body = update_state.call(
-        offer_event(offer, SAVE, headers={"collector-number": OTHER})
-    )
-    _refused(status, body, "COLLECTOR_AMBIGUOUS", sandbox)
+    answer = update_state.call(offer_event(offer, SAVE, headers={"collector-number": OTHER}))
+    _refused(answer, "COLLECTOR_AMBIGUOUS", sandbox)
     assert offer not in sandbox.states(OTHER)
 
 
 def test_machine_token_without_collector_number_is_refused(get_state: Function, sandbox):
-    status, _, body = get_state.call(
+    answer = get_state.call(
         event("GET", "/v1/offers/states/count", collector=None, scopes=(READ, M2M))
     )
-    _refused(status, body, "VALIDATION_ERROR", sandbox)
+    body = _refused(answer, "VALIDATION_ERROR", sandbox)
     assert body["error"]["details"][0]["field"] == "Collector-Number"
 
 
@@ -62,64 +70,42 @@ def test_machine_token_without_collector_number_is_refused(get_state: Function, 
 def test_machine_token_with_a_bad_collector_number_is_refused(
     get_state: Function, sandbox: SandboxControl, deployed: Deployed, number: str
 ):
-    status, _, body = get_state.call(
-        event(
-            "GET",
-            "/v1/offers/states/count",
-            headers={"collector-number": number},
-            collector=None,
-            scopes=(READ, M2M),
-        )
-    )
-    _refused(status, body, "VALIDATION_ERROR", sandbox)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(number, READ, M2M)))
+    _refused(answer, "VALIDATION_ERROR", sandbox)
     assert deployed.audit_items() == []  # no trustworthy collector to file it under
 
 
 def test_token_without_m2m_scope_cannot_name_a_collector(get_state: Function, sandbox):
-    status, _, body = get_state.call(
-        event(
-            "GET",
-            "/v1/offers/states/count",
-            headers={"collector-number": OTHER},
-            collector=None,
-            scopes=(READ,),
-        )
-    )
-    _refused(status, body, "FORBIDDEN", sandbox)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(OTHER, READ)))
+    _refused(answer, "FORBIDDEN", sandbox)
 
 
 def test_token_naming_no_collector_is_forbidden(get_state: Function, sandbox):
-    status, _, body = get_state.call(
-        event("GET", "/v1/offers/states/count", collector=None, scopes=(READ,))
-    )
-    _refused(status, body, "FORBIDDEN", sandbox)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", collector=None, scopes=(READ,)))
+    _refused(answer, "FORBIDDEN", sandbox)
 
 
 def test_a_claim_that_is_not_a_collector_number_is_forbidden(get_state: Function, sandbox):
-    status, _, body = get_state.call(event("GET", "/v1/offers/states/count", collector="12345"))
-    _refused(status, body, "FORBIDDEN", sandbox)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", collector="12345"))
+    _refused(answer, "FORBIDDEN", sandbox)
 
 
 def test_reading_needs_the_read_scope(get_state: Function, sandbox):
-    status, _, body = get_state.call(event("GET", "/v1/offers/states/count", scopes=(WRITE,)))
-    _refused(status, body, "FORBIDDEN", sandbox)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", scopes=(WRITE,)))
+    _refused(answer, "FORBIDDEN", sandbox)
 
 
 def test_writing_needs_the_write_scope(update_state: Function, sandbox: SandboxControl):
     offer = sandbox.untouched_offers(1)[0]
-    status, _, body = update_state.call(offer_event(offer, SAVE, scopes=(READ,)))
-    _refused(status, body, "FORBIDDEN", sandbox)
+    answer = update_state.call(offer_event(offer, SAVE, scopes=(READ,)))
+    _refused(answer, "FORBIDDEN", sandbox)
 
 
 def test_machine_token_writes_for_the_named_collector(
     update_state: Function, sandbox: SandboxControl
 ):
     offer = sandbox.untouched_offers(1)[0]
-    status, _, _ = update_state.call(
-        offer_event(
-            offer, SAVE, headers={"collector-number": OTHER}, collector=None, scopes=(WRITE, M2M)
-        )
-    )
+    status, _, _ = update_state.call(offer_event(offer, SAVE, **machine(OTHER, WRITE, M2M)))
     assert status == 200
     assert sandbox.states(OTHER)[offer] == {"SAVE": "SAVED"}
     assert offer not in sandbox.states(MEMBER)
@@ -128,5 +114,5 @@ def test_machine_token_writes_for_the_named_collector(
 def test_collector_in_the_body_is_not_a_field(update_state: Function, sandbox: SandboxControl):
     offer = sandbox.untouched_offers(1)[0]
     body = {"collectorNumber": OTHER, "stateChanges": [{"offerId": offer, **SAVE}]}
-    status, _, answer = update_state.call(event("PUT", "/v1/offers/states", body=body))
-    _refused(status, answer, "VALIDATION_ERROR", sandbox)
+    answer = update_state.call(event("PUT", "/v1/offers/states", body=body))
+    _refused(answer, "VALIDATION_ERROR", sandbox)

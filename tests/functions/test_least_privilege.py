@@ -9,13 +9,10 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.functions.conftest import Deployed
-from tests.support.functions import Function, event, offer_event
-from tests.support.inprocess import fresh_boto3_session
+from tests.support.functions import SAVE, Function, event, offer_event
+from tests.support.inprocess import Deployed, fresh_boto3_session
+from tests.support.permissions import permissions
 from tests.support.sandbox_control import SandboxControl
-from tests.template.test_template import permissions
-
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 
 
 @pytest.fixture

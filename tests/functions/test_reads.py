@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from tests.functions.conftest import Deployed
-from tests.support.functions import M2M, MEMBER, READ, Function, event
+from tests.support.functions import M2M, MEMBER, OTHER, READ, Function, event, machine
+from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
 
 
@@ -140,18 +140,11 @@ def test_count(get_state: Function, sandbox: SandboxControl, deployed: Deployed)
 def test_machine_token_names_the_collector_in_the_header(
     get_state: Function, sandbox: SandboxControl, deployed: Deployed
 ):
-    other = "80000000001"
     status, _, body = get_state.call(
-        event(
-            "GET",
-            "/v1/offers/states/count",
-            headers={"collector-number": other},
-            collector=None,
-            scopes=(READ, M2M),
-        )
+        event("GET", "/v1/offers/states/count", **machine(OTHER, READ, M2M))
     )
     assert (status, body) == (200, {"count": 3})
-    assert sandbox.requests()[-1]["headers"]["collector-number"] == other
+    assert sandbox.requests()[-1]["headers"]["collector-number"] == OTHER
     [item] = deployed.audit_items()
     assert item["tokenKind"] == "m2m"
     assert item["collector"] == "*******0001"

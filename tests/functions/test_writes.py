@@ -10,12 +10,25 @@ import uuid
 
 import pytest
 
-from tests.functions.conftest import Deployed
-from tests.support.functions import M2M, MEMBER, WRITE, Function, event, offer_event
+from local.sandbox.seed import FRESH_OFFERS
+from tests.support.functions import (
+    M2M,
+    MEMBER,
+    OPT_IN,
+    OTHER,
+    SAVE,
+    WRITE,
+    Function,
+    assert_error,
+    assert_nothing_upstream,
+    event,
+    machine,
+    offer_event,
+)
+from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
 
-OPT_IN = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+UNTOUCHED = FRESH_OFFERS[0].offer_id  # what `sandbox.untouched_offers(1)[0]` answers
 
 
 def _batch(*changes: tuple[str, list[dict]]) -> dict:
@@ -84,41 +97,40 @@ def test_25_changes_are_accepted(update_state: Function, sandbox: SandboxControl
     assert len(body["stateChanges"]) == 25
 
 
-def _bad_bodies(offer: str) -> list[tuple[str, object]]:
-    return [
-        ("OPT_IN:SAVED", _batch((offer, [{"name": "OPT_IN", "value": "SAVED"}]))),
-        ("OPT_IN:UNSAVED", _batch((offer, [{"name": "OPT_IN", "value": "UNSAVED"}]))),
-        ("unknown name", _batch((offer, [{"name": "LIKE", "value": "SAVED"}]))),
-        ("lower case", _batch((offer, [{"name": "save", "value": "saved"}]))),
-        ("no states", _batch((offer, []))),
-        ("no changes", {"stateChanges": []}),
-        ("26 changes", _batch(*[(str(uuid.uuid4()), SAVE["states"]) for _ in range(26)])),
-        ("same offer twice", _batch((offer, SAVE["states"]), (offer, OPT_IN["states"]))),
-        (
-            "same name twice",
-            _batch((offer, SAVE["states"] + [{"name": "SAVE", "value": "UNSAVED"}])),
-        ),
-        ("bad offer id", _batch(("offer-1", SAVE["states"]))),
-        ("unknown field", {**_batch((offer, SAVE["states"])), "extra": True}),
-        ("unknown state field", _batch((offer, [{"name": "SAVE", "value": "SAVED", "x": 1}]))),
-        ("not an object", [1, 2]),
-        ("null", None),
-        ("string", "stateChanges"),
-    ]
+# (label, body): each names an untouched catalogue offer where it names one.
+BAD_BODIES: list[tuple[str, object]] = [
+    ("OPT_IN:SAVED", _batch((UNTOUCHED, [{"name": "OPT_IN", "value": "SAVED"}]))),
+    ("OPT_IN:UNSAVED", _batch((UNTOUCHED, [{"name": "OPT_IN", "value": "UNSAVED"}]))),
+    ("unknown name", _batch((UNTOUCHED, [{"name": "LIKE", "value": "SAVED"}]))),
+    ("lower case", _batch((UNTOUCHED, [{"name": "save", "value": "saved"}]))),
+    ("no states", _batch((UNTOUCHED, []))),
+    ("no changes", {"stateChanges": []}),
+    ("26 changes", _batch(*[(str(uuid.uuid4()), SAVE["states"]) for _ in range(26)])),
+    ("same offer twice", _batch((UNTOUCHED, SAVE["states"]), (UNTOUCHED, OPT_IN["states"]))),
+    (
+        "same name twice",
+        _batch((UNTOUCHED, SAVE["states"] + [{"name": "SAVE", "value": "UNSAVED"}])),
+    ),
+    ("bad offer id", _batch(("offer-1", SAVE["states"]))),
+    ("unknown field", {**_batch((UNTOUCHED, SAVE["states"])), "extra": True}),
+    ("unknown state field", _batch((UNTOUCHED, [{"name": "SAVE", "value": "SAVED", "x": 1}]))),
+    ("not an object", [1, 2]),
+    ("null", None),
+    ("string", "stateChanges"),
+]
 
 
-@pytest.mark.parametrize("case", range(15))
-def test_invalid_batch_bodies_are_refused_before_any_io(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed, case: int
+@pytest.mark.parametrize("body", [pytest.param(body, id=label) for label, body in BAD_BODIES])
+def test_invalid_batch_bodies_are_refused_before_any_upstream_call(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed, body: object
 ):
-    offer = sandbox.untouched_offers(1)[0]
-    label, body = _bad_bodies(offer)[case]
+    assert sandbox.untouched_offers(1)[0] == UNTOUCHED  # the offer the bodies name
     raw = json.dumps(body)
-    status, _, answer = update_state.call(
+    answer = update_state.call(
         event("PUT", "/v1/offers/states", body=raw, headers={"content-type": "application/json"})
     )
-    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR"), label
-    assert sum(sandbox.calls().values()) == 0
+    assert_error(answer, 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
     assert [i["outcome"] for i in deployed.audit_items()] == ["REJECTED"]
 
 
@@ -136,13 +148,12 @@ def test_invalid_single_offer_requests_are_refused(
     update_state: Function, sandbox: SandboxControl, offer_id, body
 ):
     offer = offer_id or sandbox.untouched_offers(1)[0]
-    status, _, answer = update_state.call(offer_event(offer, body))
-    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR")
-    assert sum(sandbox.calls().values()) == 0
+    assert_error(update_state.call(offer_event(offer, body)), 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 def test_malformed_json_is_a_validation_error(update_state: Function, sandbox):
-    status, _, body = update_state.call(
+    answer = update_state.call(
         event(
             "PUT",
             "/v1/offers/states",
@@ -150,8 +161,8 @@ def test_malformed_json_is_a_validation_error(update_state: Function, sandbox):
             headers={"content-type": "application/json"},
         )
     )
-    assert (status, body["error"]["code"]) == (400, "VALIDATION_ERROR")
-    assert sum(sandbox.calls().values()) == 0
+    assert_error(answer, 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
@@ -166,18 +177,17 @@ def test_a_body_that_is_not_json_is_unsupported(update_state: Function, sandbox,
     )
     if content_type is None:
         request["headers"].pop("content-type", None)
-    status, _, body = update_state.call(request)
-    assert (status, body["error"]["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
-    assert sum(sandbox.calls().values()) == 0
+    assert_error(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_nothing_upstream(sandbox)
 
 
 def test_a_body_over_64_kib_is_too_large(update_state: Function, sandbox: SandboxControl):
     body = json.dumps({"stateChanges": [], "padding": "x" * 70_000})
-    status, _, answer = update_state.call(
+    answer = update_state.call(
         event("PUT", "/v1/offers/states", body=body, headers={"content-type": "application/json"})
     )
-    assert (status, answer["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
-    assert sum(sandbox.calls().values()) == 0
+    assert_error(answer, 413, "PAYLOAD_TOO_LARGE")
+    assert_nothing_upstream(sandbox)
 
 
 def test_a_base64_body_is_decoded(update_state: Function, sandbox: SandboxControl):
@@ -193,8 +203,7 @@ def test_a_base64_body_is_decoded(update_state: Function, sandbox: SandboxContro
 def test_unknown_offer_is_not_found_and_audited_as_failed(
     update_state: Function, sandbox: SandboxControl, deployed: Deployed
 ):
-    status, _, body = update_state.call(offer_event(str(uuid.uuid4()), SAVE))
-    assert (status, body["error"]["code"]) == (404, "OFFER_NOT_FOUND")
+    assert_error(update_state.call(offer_event(str(uuid.uuid4()), SAVE)), 404, "OFFER_NOT_FOUND")
     [item] = deployed.audit_items()
     assert (item["outcome"], item["httpStatus"], item["upstreamStatus"]) == ("FAILED", 404, 404)
 
@@ -226,8 +235,8 @@ def test_same_key_with_another_body_is_a_conflict(
     offer = sandbox.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
     update_state.call(offer_event(offer, OPT_IN, headers=key))
-    status, _, body = update_state.call(offer_event(offer, SAVE, headers=key))
-    assert (status, body["error"]["code"]) == (409, "IDEMPOTENCY_CONFLICT")
+    answer = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
     assert sandbox.calls()["put"] == 1
     assert sandbox.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
     assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED", "REJECTED"]
@@ -238,18 +247,12 @@ def test_same_key_for_another_collector_is_independent(update_state: Function, s
     key = {"idempotency-key": str(uuid.uuid4())}
     update_state.call(offer_event(offer, SAVE, headers=key))
     status, headers, _ = update_state.call(
-        offer_event(
-            offer,
-            SAVE,
-            headers={**key, "collector-number": "80000000001"},
-            collector=None,
-            scopes=(WRITE, M2M),
-        )
+        offer_event(offer, SAVE, **machine(OTHER, WRITE, M2M, headers=key))
     )
     assert status == 200
     assert "Idempotent-Replayed" not in headers
     assert sandbox.calls()["put"] == 2
-    assert sandbox.states("80000000001")[offer] == {"SAVE": "SAVED"}
+    assert sandbox.states(OTHER)[offer] == {"SAVE": "SAVED"}
 
 
 def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
@@ -266,9 +269,9 @@ def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
     deadline = time.monotonic() + 2
     while sandbox.calls()["put"] == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    status, _, body = update_state.call(offer_event(offer, SAVE, headers=key))
+    answer = update_state.call(offer_event(offer, SAVE, headers=key))
     worker.join()
-    assert (status, body["error"]["code"]) == (409, "IDEMPOTENCY_CONFLICT")
+    body = assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
     assert "in flight" in body["error"]["message"]
     assert first["answer"][0] == 200
     assert sandbox.calls()["put"] == 1
@@ -280,8 +283,7 @@ def test_a_failed_call_can_be_retried_with_the_same_key(
     offer = sandbox.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
     sandbox.fault("put", "status", status=500)
-    status, _, body = update_state.call(offer_event(offer, SAVE, headers=key))
-    assert (status, body["error"]["code"]) == (502, "UPSTREAM_ERROR")
+    assert_error(update_state.call(offer_event(offer, SAVE, headers=key)), 502, "UPSTREAM_ERROR")
     sandbox.clear_faults()
     status, headers, _ = update_state.call(offer_event(offer, SAVE, headers=key))
     assert status == 200
@@ -292,11 +294,9 @@ def test_a_failed_call_can_be_retried_with_the_same_key(
 
 def test_an_idempotency_key_must_be_a_uuid(update_state: Function, sandbox: SandboxControl):
     offer = sandbox.untouched_offers(1)[0]
-    status, _, body = update_state.call(
-        offer_event(offer, SAVE, headers={"idempotency-key": "abc"})
-    )
-    assert (status, body["error"]["code"]) == (400, "VALIDATION_ERROR")
-    assert sum(sandbox.calls().values()) == 0
+    answer = update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": "abc"}))
+    assert_error(answer, 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 # ------------------------------------------------------------------ write-ahead audit
@@ -323,8 +323,8 @@ def test_upstream_failure_after_retries_is_audited_as_failed(
     update_state: Function, sandbox: SandboxControl, deployed: Deployed
 ):
     sandbox.fault("put", "status", status=503, retryAfter=0)
-    status, _, body = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
-    assert (status, body["error"]["code"]) == (502, "UPSTREAM_ERROR")
+    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    assert_error(answer, 502, "UPSTREAM_ERROR")
     assert sandbox.calls()["put"] == 3  # first try + 2 retries (PUT is idempotent)
     [item] = deployed.audit_items()
     assert (item["outcome"], item["upstreamStatus"], item["errorCode"]) == (

@@ -18,9 +18,9 @@ from offer_state.errors import (
     ValidationError,
 )
 from tests.support.sandbox_control import SandboxControl
+from tests.support.stack import free_ports
 
 COLLECTOR = "80000000110"
-BUDGET = 2.0  # tests/integration/conftest.py FAST
 SLACK = 0.5  # scheduling noise on a loaded 2-core machine
 
 
@@ -66,7 +66,7 @@ def test_a_persistent_401_is_an_auth_error_after_one_renewal(
     assert sandbox.calls()["token"] == 2
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("status", [429, 502, 503, 504])  # 429: a Retry-After of 0 waited out
 def test_a_transient_status_is_retried(client: OfferStateClient, sandbox: SandboxControl, status):
     sandbox.fault("count", "status", status=status, count=1, retryAfter=0)
     assert client.count(Collector(COLLECTOR)) >= 0
@@ -86,7 +86,7 @@ def test_a_persistent_transient_status_stops_after_the_retry_count(
         client.find(Collector(COLLECTOR))
     assert caught.value.upstream_status == status
     assert sandbox.calls()["find"] == client.settings.max_retries + 1
-    assert time.monotonic() - started < BUDGET + SLACK
+    assert time.monotonic() - started < client.settings.total_budget + SLACK
 
 
 @pytest.mark.parametrize(("status", "error"), [(500, UpstreamError), (400, ValidationError)])
@@ -98,12 +98,6 @@ def test_a_non_transient_status_is_not_retried(
         client.get(Collector(COLLECTOR), [sandbox.untouched_offers(1)[0]])
     assert caught.value.upstream_status == status
     assert sandbox.calls()["get"] == 1
-
-
-def test_429_with_a_short_retry_after_is_waited_out(client, sandbox: SandboxControl):
-    sandbox.fault("count", "status", status=429, count=1, retryAfter=0)
-    assert client.count(Collector(COLLECTOR)) >= 0
-    assert sandbox.calls()["count"] == 2
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -136,7 +130,7 @@ def test_no_answer_in_time_is_an_upstream_timeout_inside_the_budget(
         client.find(Collector(COLLECTOR))
     elapsed = time.monotonic() - started
     assert caught.value.status == 504
-    assert elapsed < BUDGET + SLACK
+    assert elapsed < client.settings.total_budget + SLACK
     # 0.5 s read timeout per attempt, 2 retries: three attempts fit in the 2 s budget.
     assert sandbox.calls()["find"] == client.settings.max_retries + 1
 
@@ -167,11 +161,7 @@ def test_a_single_reset_on_put_is_retried_and_applied_once(client, sandbox: Sand
 
 
 def test_nothing_listening_is_unavailable(settings: ClientSettings, credentials, sandbox):
-    import socket
-
-    with socket.socket() as probe:  # a port that was free a moment ago
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)  # free a moment ago
     dead = settings.model_copy(update={"token_url": f"http://127.0.0.1:{port}/oauth/token"})
     with OfferStateClient(dead, credentials) as client, pytest.raises(UpstreamUnavailableError):
         client.count(Collector(COLLECTOR))
@@ -195,7 +185,7 @@ def test_token_endpoint_faults_surface_as_their_error(
     started = time.monotonic()
     with pytest.raises(error):
         client.count(Collector(COLLECTOR))
-    assert time.monotonic() - started < BUDGET + SLACK
+    assert time.monotonic() - started < client.settings.total_budget + SLACK
     assert sandbox.calls()["count"] == 0
 
 

@@ -26,7 +26,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from local.sandbox import Sandbox
 from local.sandbox.seed import CATALOGUE
-from tests.support.functions import M2M, READ, WRITE, event, offer_event
+from tests.support.functions import M2M, OTHER, READ, SAVE, WRITE, event, machine, offer_event
 from tests.support.inprocess import (
     FAKE_AWS,
     FAST_UPSTREAM,
@@ -39,7 +39,6 @@ from tests.support.sandbox_control import SandboxControl
 BUDGET = float(FAST_UPSTREAM["AIRMILES_TOTAL_BUDGET"])
 SLACK = 1.5  # audit writes, secret read, scheduling noise on a busy 2-core machine
 FRESH = [o.offer_id for o in CATALOGUE[:3]]
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 REPLAY_KEY = "3f1c2e0a-8d4b-4c6e-9f7a-1b2c3d4e5f60"
 
 # route name -> (function, upstream endpoint, event factory)
@@ -59,9 +58,7 @@ ROUTES: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             "PUT",
             "/v1/offers/states",
             body={"stateChanges": [{"offerId": o, **SAVE} for o in FRESH[:2]]},
-            headers={"collector-number": "80000000001"},
-            collector=None,
-            scopes=(WRITE, M2M, READ),
+            **machine(OTHER, WRITE, M2M, READ),
         ),
     ),
     "PUT one (key)": (

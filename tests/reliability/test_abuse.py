@@ -7,46 +7,47 @@ import json
 
 import pytest
 
-from tests.support.functions import M2M, READ, WRITE, Function, event, offer_event
+from tests.support.functions import (
+    M2M,
+    MEMBER,
+    OTHER,
+    READ,
+    SAVE,
+    WRITE,
+    Function,
+    assert_error,
+    assert_nothing_upstream,
+    event,
+    machine,
+    offer_event,
+)
 from tests.support.inprocess import Deployed
 from tests.support.liar import entry, lying_upstream
-from tests.support.sandbox_control import SandboxControl
-
-MEMBER, OTHER = "80000000110", "80000000001"
-SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
-
-
-def _nothing_upstream(sandbox: SandboxControl) -> None:
-    assert sum(sandbox.calls().values()) == 0
-
-
-def _error(answer: tuple[int, dict, dict], status: int, code: str) -> None:
-    got, _, body = answer
-    assert (got, body["error"]["code"]) == (status, code), body
-
 
 # ------------------------------------------------------------------ another collector
 
 
 def test_member_cannot_name_another_collector_in_the_path(update_state: Function, sandbox):
     answer = update_state.call(offer_event(OTHER, SAVE))
-    _error(answer, 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(answer, 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 def test_member_cannot_name_another_collector_in_the_query(get_state: Function, sandbox):
     answer = get_state.call(
         event("GET", "/v1/offers/states/count", query=[("collectorNumber", OTHER)])
     )
-    _error(answer, 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(answer, 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 def test_member_cannot_name_another_collector_in_the_body(update_state: Function, sandbox):
     offer = sandbox.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, "collectorId": OTHER, **SAVE}]}
-    _error(update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(
+        update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR"
+    )
+    assert_nothing_upstream(sandbox)
 
 
 @pytest.mark.parametrize("header", ["Collector-Number", "COLLECTOR-NUMBER", "collector-number"])
@@ -54,61 +55,51 @@ def test_member_cannot_name_another_collector_in_any_header_case(
     get_state: Function, sandbox, header
 ):
     answer = get_state.call(event("GET", "/v1/offers/states/count", headers={header: OTHER}))
-    _error(answer, 400, "COLLECTOR_AMBIGUOUS")
-    _nothing_upstream(sandbox)
+    assert_error(answer, 400, "COLLECTOR_AMBIGUOUS")
+    assert_nothing_upstream(sandbox)
 
 
 def test_machine_token_without_the_m2m_scope_cannot_name_a_collector(get_state: Function, sandbox):
-    answer = get_state.call(
-        event(
-            "GET",
-            "/v1/offers/states/count",
-            headers={"collector-number": OTHER},
-            collector=None,
-            scopes=(READ, WRITE),
-        )
-    )
-    _error(answer, 403, "FORBIDDEN")
-    _nothing_upstream(sandbox)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(OTHER, READ, WRITE)))
+    assert_error(answer, 403, "FORBIDDEN")
+    assert_nothing_upstream(sandbox)
 
 
 def test_writing_needs_the_write_scope_even_for_machines(update_state: Function, sandbox):
     offer = sandbox.untouched_offers(1)[0]
-    answer = update_state.call(
-        offer_event(
-            offer, SAVE, headers={"collector-number": OTHER}, collector=None, scopes=(READ, M2M)
-        )
-    )
-    _error(answer, 403, "FORBIDDEN")
-    _nothing_upstream(sandbox)
+    answer = update_state.call(offer_event(offer, SAVE, **machine(OTHER, READ, M2M)))
+    assert_error(answer, 403, "FORBIDDEN")
+    assert_nothing_upstream(sandbox)
 
 
 # ------------------------------------------------------------------ bodies
 
 
-def test_deeply_nested_json_is_a_validation_error(update_state: Function, sandbox):
+def test_deeply_nested_json_is_a_validationassert_error(update_state: Function, sandbox):
     deep = "[" * 30000 + "]" * 30000  # under 64 KiB, far past any parser's recursion limit
     request = event(
         "PUT", "/v1/offers/states", body=deep, headers={"content-type": "application/json"}
     )
-    _error(update_state.call(request), 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(update_state.call(request), 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
-def test_huge_json_under_the_limit_is_a_validation_error(update_state: Function, sandbox):
+def test_huge_json_under_the_limit_is_a_validationassert_error(update_state: Function, sandbox):
     offer = sandbox.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, **SAVE}], "padding": "x" * 60_000}
-    _error(update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(
+        update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR"
+    )
+    assert_nothing_upstream(sandbox)
 
 
 def test_huge_json_over_the_limit_is_too_large(update_state: Function, sandbox):
     offer = sandbox.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, **SAVE}], "padding": "x" * 70_000}
-    _error(
+    assert_error(
         update_state.call(event("PUT", "/v1/offers/states", body=body)), 413, "PAYLOAD_TOO_LARGE"
     )
-    _nothing_upstream(sandbox)
+    assert_nothing_upstream(sandbox)
 
 
 @pytest.mark.parametrize(
@@ -122,8 +113,8 @@ def test_wrong_content_types_are_unsupported(update_state: Function, sandbox, co
         body=json.dumps({"stateChanges": [{"offerId": offer, **SAVE}]}),
         headers={"content-type": content_type},
     )
-    _error(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE")
-    _nothing_upstream(sandbox)
+    assert_error(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_nothing_upstream(sandbox)
 
 
 # ------------------------------------------------------------------ characters
@@ -160,11 +151,11 @@ def test_odd_characters_in_every_write_field_are_refused(update_state: Function,
         },
     ]
     for body in bodies:
-        _error(
+        assert_error(
             update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR"
         )
-    _error(update_state.call(offer_event(offer + odd, SAVE)), 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(update_state.call(offer_event(offer + odd, SAVE)), 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 @pytest.mark.parametrize("odd", ODD)
@@ -180,32 +171,20 @@ def test_odd_characters_in_every_read_parameter_and_header_are_refused(
         event(
             "GET", "/v1/offers/states/count", headers={"x-local-time": "2026-11-25T16:59:0" + odd}
         ),
-        event(
-            "GET",
-            "/v1/offers/states/count",
-            headers={"collector-number": "8000000011" + odd},
-            collector=None,
-            scopes=(READ, M2M),
-        ),
+        event("GET", "/v1/offers/states/count", **machine("8000000011" + odd, READ, M2M)),
     ]
     for request in requests:
-        _error(get_state.call(request), 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+        assert_error(get_state.call(request), 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 def test_digits_of_other_scripts_are_not_a_collector_number(get_state: Function, sandbox):
     arabic_indic = "٨٠٠٠٠٠٠٠١١٠"  # 80000000110, in Arabic-Indic digits
     answer = get_state.call(
-        event(
-            "GET",
-            "/v1/offers/states/count",
-            headers={"collector-number": arabic_indic},
-            collector=None,
-            scopes=(READ, M2M),
-        )
+        event("GET", "/v1/offers/states/count", **machine(arabic_indic, READ, M2M))
     )
-    _error(answer, 400, "VALIDATION_ERROR")
-    _nothing_upstream(sandbox)
+    assert_error(answer, 400, "VALIDATION_ERROR")
+    assert_nothing_upstream(sandbox)
 
 
 # ------------------------------------------------------------------ upstream answers that lie

@@ -14,18 +14,15 @@ from typing import Any
 from local.events import http_api_event
 from local.lambda_runtime import LambdaContext
 from local.template import ROOT, Template
+from tests.support.sandbox_control import SandboxControl
 
-MEMBER = "80000000110"
+MEMBER = "80000000110"  # the member the tokens speak for by default
+OTHER = "80000000001"  # another seeded collector
 READ = "offers/state.read"
 WRITE = "offers/state.write"
 M2M = "offers/state.m2m"
-ROUTE_KEYS = {
-    ("GET", "/health"): "GET /health",
-    ("GET", "/v1/offers/states"): "GET /v1/offers/states",
-    ("GET", "/v1/offers/states/find"): "GET /v1/offers/states/find",
-    ("GET", "/v1/offers/states/count"): "GET /v1/offers/states/count",
-    ("PUT", "/v1/offers/states"): "PUT /v1/offers/states",
-}
+SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
+OPT_IN = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
 
 
 def load_handler_module(template: Template, logical_id: str) -> ModuleType:
@@ -95,7 +92,7 @@ def event(
     return http_api_event(
         method,
         path,
-        route_key=route_key or ROUTE_KEYS.get((method, path), f"{method} {path}"),
+        route_key=route_key or f"{method} {path}",
         path_parameters=path_parameters,
         query=query,
         headers=all_headers,
@@ -103,6 +100,16 @@ def event(
         claims=token_claims,
         scopes=scopes if authorized else None,
     )
+
+
+def machine(number: str, *scopes: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """`event` keywords of a machine token (no member claim) with `scopes`, naming collector
+    `number` in its Collector-Number header (after any other `headers`)."""
+    return {
+        "headers": {**(headers or {}), "collector-number": number},
+        "collector": None,
+        "scopes": scopes,
+    }
 
 
 def offer_event(offer_id: str, body: Any, **kwargs: Any) -> dict[str, Any]:
@@ -115,6 +122,18 @@ def offer_event(offer_id: str, body: Any, **kwargs: Any) -> dict[str, Any]:
         path_parameters={"offerId": offer_id},
         **kwargs,
     )
+
+
+def assert_error(answer: tuple[int, dict[str, str], Any], status: int, code: str) -> Any:
+    """`answer` (from `Function.call`) is the error `code` with HTTP `status`; its body."""
+    got, _, body = answer
+    assert (got, body["error"]["code"]) == (status, code), body
+    return body
+
+
+def assert_nothing_upstream(sandbox: SandboxControl) -> None:
+    """Not one call reached AIR MILES (any endpoint, the token endpoint included)."""
+    assert sum(sandbox.calls().values()) == 0
 
 
 EVENTS_DIR = Path(ROOT / "events")

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 
 from local.issuer import DevIssuer
-from local.stack import RESOURCE_PREFIX
+from local.stack import RESOURCE_PREFIX, Ports
 from local.template import ROOT
 from tests.support import leaks
 from tests.support.sandbox_control import SandboxControl
@@ -42,6 +42,26 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+# Every port the local stack binds, by the variable `Ports.from_env` reads it from.
+STACK_PORT_VARIABLES = tuple(f"{port.name.upper()}_PORT" for port in fields(Ports))
+
+
+def stack_env(tmp_path: Path, **extra: str) -> tuple[dict[str, int], dict[str, str]]:
+    """A free port for every port the local stack binds, and the environment (`clean_env`)
+    that hands them to it, with a dev issuer key file of its own under `tmp_path`:
+    (ports by variable, environment)."""
+    ports = dict(zip(STACK_PORT_VARIABLES, free_ports(len(STACK_PORT_VARIABLES)), strict=True))
+    env = clean_env(
+        **{
+            **{k: str(v) for k, v in ports.items()},
+            "DEV_ISSUER_KEY_FILE": str(tmp_path / "dev-issuer-key.pem"),
+            "PYTHONUNBUFFERED": "1",
+            **extra,  # may override any of them
+        }
+    )
+    return ports, env
 
 
 def listening(port: int) -> bool:
@@ -114,15 +134,7 @@ class RunningStack:
 
 
 def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> RunningStack:
-    names = ("GATEWAY_PORT", "SANDBOX_PORT", "MOTO_PORT", "ISSUER_PORT", "DEMO_PORT")
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    env = {
-        **clean_env(),
-        **{k: str(v) for k, v in ports.items()},
-        "DEV_ISSUER_KEY_FILE": str(tmp_path / "dev-issuer-key.pem"),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
+    ports, env = stack_env(tmp_path, **(extra_env or {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "local.stack"],
         cwd=ROOT,

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from local.template import ROOT, Template
+from tests.support.permissions import permissions
 
 PARAMS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
 REFS = {
@@ -40,19 +41,6 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:DeleteItem", IDEMPOTENCY_ARN),
     },
 }
-
-
-def permissions(template: Template, function: str) -> set[tuple[str, str]]:
-    granted = set()
-    for policy in template.resolve(template.function_properties(function)["Policies"]):
-        for statement in policy["Statement"]:
-            assert statement["Effect"] == "Allow"
-            actions = statement["Action"]
-            resources = statement["Resource"]
-            for action in [actions] if isinstance(actions, str) else actions:
-                for resource in [resources] if isinstance(resources, str) else resources:
-                    granted.add((action, resource))
-    return granted
 
 
 @pytest.fixture
