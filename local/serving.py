@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     import requests
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGINT or SIGTERM sets (Ctrl-C, or `kill`): the foreground commands wait
+    on it, then stop what they started.
+
+    The handler sets it from a short-lived thread, not itself: a handler runs in the main
+    thread, between any two bytecodes, so it may find the event's (non-reentrant) lock held
+    by that same thread, and `set()` would wait for it forever. Seen under `make`: the
+    terminal's signal and make's copy of it arrive together, the second handler runs inside
+    the first one's `set()`, and the process hangs."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        threading.Thread(target=stop.set, daemon=True).start()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return stop
 
 
 def loopback_session() -> requests.Session:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
 from local.resources import provision, resource_name
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
+from local.serving import stop_on_signals
 from local.template import ROOT, Template, function_ids, resource_ids
 
 RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
@@ -262,9 +262,7 @@ def main() -> int:
         (ports.demo, "DEMO_PORT"),
     ):
         _require_free(port, variable)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     started = time.monotonic()
     print("starting the local stack ...", flush=True)
     stack = LocalStack(ports).start()

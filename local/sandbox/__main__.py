@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 
 from local.sandbox import CLIENT_ID, Sandbox
+from local.serving import stop_on_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,9 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "3001")))
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     sandbox = Sandbox(host=args.host, port=args.port, log_stream=sys.stderr)
     try:
         sandbox.start()
