@@ -5,6 +5,9 @@
 const PAGE_SIZE = 8;
 const SAVED_PAGE_SIZE = 5;
 const state = { config: null, token: null, catalogue: [], page: 0, savedPage: 0, keys: new Map() };
+// Answers can arrive out of order (quick clicks on "Next"): only the newest request of a list
+// may draw it, or a late answer for an earlier page would replace the page asked last.
+const newest = { catalogue: 0, saved: 0 };
 const $ = (id) => document.getElementById(id);
 
 class ApiError extends Error {
@@ -83,7 +86,9 @@ async function showCatalogue() {
   $("prev-page").disabled = state.page === 0;
   $("next-page").disabled = state.page >= pages - 1;
   // One call labels the whole page, in the order asked.
+  const asked = ++newest.catalogue;
   const data = await api("GET", `/v1/offers/states?offerId=${ids.join(",")}`);
+  if (asked !== newest.catalogue) return;
   $("offers").innerHTML = data.offers.map((offer) => `
     <tr data-testid="offer-row" data-offer-id="${offer.offerId}">
       <td class="offer">${offer.offerId}</td>
@@ -130,7 +135,9 @@ async function refreshCount() {
 }
 
 async function showSaved() {
+  const asked = ++newest.saved;
   const data = await api("GET", `/v1/offers/states/find?pageSize=${SAVED_PAGE_SIZE}&pageNumber=${state.savedPage}`);
+  if (asked !== newest.saved) return;
   $("saved-list").innerHTML = data.offers.map((offer) => `
     <tr data-testid="saved-row" data-offer-id="${offer.offerId}">
       <td class="offer">${offer.offerId}</td>

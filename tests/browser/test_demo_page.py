@@ -61,6 +61,21 @@ def test_sign_in_labels_each_page_with_one_call(page: Page, stack: RunningStack)
     page.screenshot(path=str(OUTPUT / "demo-page.png"))  # the README's picture (docs/)
 
 
+def test_a_late_answer_for_an_earlier_page_does_not_replace_the_page_asked_last(
+    page: Page, stack: RunningStack
+):
+    _sign_in(page, _demo_url(stack))
+    stack.sandbox.fault("get", "delay", delayMs=1500, count=1)  # page 2's labels come late
+    page.get_by_test_id("next-page").click()
+    page.get_by_test_id("next-page").click()
+    expect(page.get_by_test_id("page-number")).to_have_text(re.compile("^page 3 of"))
+    page.wait_for_load_state("networkidle")  # page 2's answer has arrived too
+    third = [offer.offer_id for offer in CATALOGUE[16:24]]
+    rows = page.get_by_test_id("offer-row")
+    expect(rows).to_have_count(8)
+    assert [rows.nth(i).get_attribute("data-offer-id") for i in range(8)] == third
+
+
 def test_save_then_unsave(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
     offer = CATALOGUE[1].offer_id
