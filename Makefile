@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt sandbox run token invoke build faults bench audit openapi
+.PHONY: help venv browser test lint fmt sandbox run token invoke build faults bench audit openapi
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -54,7 +54,10 @@ fmt: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ## lint, then the whole test suite
+browser: $(STAMP) ## the headless Chromium the browser tests drive: found, or installed (apt-get, else Playwright's)
+	@$(PY) -m local.browser
+
+test: lint browser ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1

@@ -1,18 +1,17 @@
-"""The partner demo page in headless Chromium (Debian's package, driven by Playwright for
-Python; no browser is downloaded), against the local stack on free ports."""
+"""The partner demo page in headless Chromium driven by Playwright for Python, against the local
+stack on free ports. The browser is the one `local.browser` finds or provides (`make test` runs
+it first and says which)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from local import browser as chromium
 from local.template import ROOT
 from tests.support.stack import RunningStack, start_stack
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As the machine's probe runs it: no sandbox as root, and nothing that calls home.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -49,10 +48,10 @@ def fresh_sandbox(stack: RunningStack) -> None:
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `apt-get install chromium` (.ci/run does)")
+    # Found, or provided now (a bare `pytest` run gets what `make test` would have provided).
+    executable = chromium.ensure().executable
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
