@@ -7,15 +7,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from offer_state.api import CollectorNumberHeader, LocalTimeHeader, PartnerApi, route_docs
-from offer_state.models import (
-    CountAnswer,
-    CountQuery,
-    FindAnswer,
-    FindQuery,
-    HealthAnswer,
-    OfferIdList,
-    OfferStatesAnswer,
-)
+from offer_state.models.airmiles_requests import CountQuery, FindQuery, OfferIdList
+from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, OfferStatesAnswer
 from offer_state.observability import logger, metrics, tracer
 from offer_state.service import OfferStateService
 

@@ -15,7 +15,8 @@ from offer_state.api import (
     PartnerApi,
     route_docs,
 )
-from offer_state.models import AppliedChanges, StateChange, StateChanges, StatesBody
+from offer_state.models.airmiles_requests import StateChange, StateChanges
+from offer_state.models.partner import AppliedChanges, StatesBody
 from offer_state.observability import logger, metrics, tracer
 from offer_state.service import OfferStateService
 

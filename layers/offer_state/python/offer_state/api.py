@@ -31,7 +31,8 @@ from offer_state.errors import (
     error_detail,
 )
 from offer_state.identity import READ_SCOPE, WRITE_SCOPE, resolve_identity
-from offer_state.models import ErrorAnswer, GatewayMessage, LocalTime
+from offer_state.models.airmiles_requests import LocalTime
+from offer_state.models.partner import ErrorAnswer, GatewayMessage
 from offer_state.observability import count, logger
 from offer_state.service import (
     COUNT_STATES,

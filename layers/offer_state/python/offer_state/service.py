@@ -20,18 +20,18 @@ from offer_state.audit import AuditContext, AuditEntry, AuditWriter, Outcome, co
 from offer_state.config import GatewaySettings
 from offer_state.errors import DependencyUnavailableError, IdempotencyConflictError, OfferStateError
 from offer_state.identity import Identity
-from offer_state.models import (
+from offer_state.models.airmiles_answers import AirMilesOfferStates
+from offer_state.models.airmiles_requests import CountQuery, FindQuery, StateChanges
+from offer_state.models.partner import (
     AppliedChange,
     AppliedChanges,
     AppliedState,
     CountAnswer,
-    CountQuery,
     FindAnswer,
-    FindQuery,
     HealthAnswer,
     OfferStatesAnswer,
     OfferStateView,
-    StateChanges,
+    StateView,
     UpstreamHealth,
 )
 from offer_state.observability import UpstreamTelemetry, count, logger, state_changed
@@ -167,7 +167,7 @@ class OfferStateService:
             ),
         )
         by_id = {o.offer_id: o for o in found}
-        return OfferStatesAnswer(offers=[OfferStateView.of(i, by_id.get(i)) for i in offer_ids])
+        return OfferStatesAnswer(offers=[_view(i, by_id.get(i)) for i in offer_ids])
 
     def find_states(
         self, call: CallContext, query: FindQuery, local_time: str | None
@@ -181,7 +181,7 @@ class OfferStateService:
             ),
         )
         return FindAnswer(
-            offers=[OfferStateView.of(o.offer_id, o) for o in result.offers],
+            offers=[_view(o.offer_id, o) for o in result.offers],
             pageNumber=result.page_number if result.page_number is not None else query.page_number,
             pageSize=result.page_size if result.page_size is not None else query.page_size,
             totalCount=result.total_count,
@@ -389,6 +389,18 @@ class OfferStateService:
             )
         except DependencyUnavailableError:
             logger.error("audit outcome not written; the PENDING record remains")
+
+
+def _view(offer_id: UUID, entry: AirMilesOfferStates | None) -> OfferStateView:
+    """One offer as the partner app labels it (no entry: AIR MILES knows no state of it)."""
+    states = entry.states if entry is not None else []
+    pairs = {(s.name, s.value) for s in states}
+    return OfferStateView(
+        offerId=offer_id,
+        optedIn=("OPT_IN", "OPTED_IN") in pairs,
+        saved=("SAVE", "SAVED") in pairs,
+        states=[StateView(name=s.name, value=s.value, updatedAt=s.updated_at) for s in states],
+    )
 
 
 def _filters(query: CountQuery) -> list[dict[str, Any]]:
