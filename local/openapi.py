@@ -52,7 +52,7 @@ def generate() -> dict[str, Any]:
     )
 
     import offer_state
-    from offer_state.api import SECURITY_SCHEME
+    from offer_state.routes import SECURITY_SCHEME
 
     scopes = {
         "offers/state.read": "Read the collector's offer states",

@@ -1,4 +1,4 @@
-"""get-state: the read routes. Thin: parse, identify, delegate to the layer's service."""
+"""get-state: the read routes. Thin: parse, identify, delegate to the layer's reads."""
 
 from __future__ import annotations
 
@@ -6,20 +6,16 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from offer_state.api import CollectorNumberHeader, LocalTimeHeader, PartnerApi, route_docs
-from offer_state.models import (
-    CountAnswer,
-    CountQuery,
-    FindAnswer,
-    FindQuery,
-    HealthAnswer,
-    OfferIdList,
-    OfferStatesAnswer,
-)
+from offer_state.api import PartnerApi
+from offer_state.models.airmiles_requests import CountQuery, FindQuery, OfferIdList
+from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, OfferStatesAnswer
 from offer_state.observability import logger, metrics, tracer
+from offer_state.reads import StateReads
+from offer_state.routes import CollectorNumberHeader, LocalTimeHeader, route_docs
 from offer_state.service import OfferStateService
 
 service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
+reads = StateReads(service)
 api = PartnerApi(service)
 app = api.app
 
@@ -28,7 +24,7 @@ app = api.app
     "/health", **route_docs("GET /health"), summary="Gateway and AIR MILES health (no token needed)"
 )
 def health() -> HealthAnswer:
-    return service.health(api.correlation_id)
+    return reads.health(api.correlation_id)
 
 
 @app.get(
@@ -41,7 +37,7 @@ def get_states(
     collector_number: CollectorNumberHeader = None,
     local_time: LocalTimeHeader = None,
 ) -> OfferStatesAnswer:
-    return service.get_states(api.call(collector_number), offer_ids, local_time)
+    return reads.get_states(api.call_context(collector_number), offer_ids, local_time)
 
 
 @app.get(
@@ -54,7 +50,7 @@ def find_states(
     collector_number: CollectorNumberHeader = None,
     local_time: LocalTimeHeader = None,
 ) -> FindAnswer:
-    return service.find_states(api.call(collector_number), query, local_time)
+    return reads.find_states(api.call_context(collector_number), query, local_time)
 
 
 @app.get(
@@ -67,7 +63,7 @@ def count_states(
     collector_number: CollectorNumberHeader = None,
     local_time: LocalTimeHeader = None,
 ) -> CountAnswer:
-    return service.count_states(api.call(collector_number), query, local_time)
+    return reads.count_states(api.call_context(collector_number), query, local_time)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,4 +1,4 @@
-"""update-state: the write routes. Thin: parse, identify, delegate to the layer's service."""
+"""update-state: the write routes. Thin: parse, identify, delegate to the layer's writes."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from offer_state.api import (
+from offer_state.api import PartnerApi
+from offer_state.models.airmiles_requests import StateChange, StateChanges
+from offer_state.models.partner import AppliedChanges, StatesBody
+from offer_state.observability import logger, metrics, tracer
+from offer_state.routes import (
     CollectorNumberHeader,
     IdempotencyKeyHeader,
     LocalTimeHeader,
-    PartnerApi,
     route_docs,
 )
-from offer_state.models import AppliedChanges, StateChange, StateChanges, StatesBody
-from offer_state.observability import logger, metrics, tracer
 from offer_state.service import OfferStateService
+from offer_state.writes import StateWrites
 
 service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
+writes = StateWrites(service)
 api = PartnerApi(service)
 app = api.app
 
@@ -60,8 +63,8 @@ def _apply(
     local_time: str | None,
     idempotency_key: UUID | None,
 ) -> Response[AppliedChanges]:
-    answer, replayed = service.update_states(
-        api.call(collector_number), changes, local_time, idempotency_key
+    answer, replayed = writes.update_states(
+        api.call_context(collector_number), changes, local_time, idempotency_key
     )
     return api.json(answer, {"Idempotent-Replayed": "true"} if replayed else None)
 

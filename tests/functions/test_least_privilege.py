@@ -81,8 +81,8 @@ def test_update_state_uses_exactly_its_permissions(
         "boto3_supports_condition_check_failure",
         staticmethod(lambda _v: False),
     )
-    fresh = update_state.module.service
-    fresh.__dict__.pop("_idempotency", None)
+    writes = update_state.module.writes
+    writes.__dict__.pop("_idempotency", None)
     update_state.call(offer_event(second, SAVE, headers=key))
 
     assert _as_arns(calls, deployed) == permissions(deployed.template, "UpdateStateFunction")

@@ -277,6 +277,18 @@ def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
     assert sandbox.calls()["put"] == 1
 
 
+def test_the_in_flight_lock_expires_with_the_invocation(
+    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+):
+    offer = sandbox.untouched_offers(1)[0]
+    asked_ms = time.time() * 1000
+    update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": str(uuid.uuid4())}))
+    [record] = deployed.table_items("IdempotencyTable")
+    # Set from the invocation's remaining time; without the Lambda context there is none.
+    expiry_ms = record["in_progress_expiration"]
+    assert asked_ms < expiry_ms <= time.time() * 1000 + update_state.timeout * 1000
+
+
 def test_a_failed_call_can_be_retried_with_the_same_key(
     update_state: Function, sandbox: SandboxControl, deployed: Deployed
 ):

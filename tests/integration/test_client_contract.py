@@ -17,7 +17,7 @@ from offer_state.errors import (
     UpstreamError,
     ValidationError,
 )
-from offer_state.models import CountQuery, FindQuery, StateFilter
+from offer_state.models.airmiles_requests import CountQuery, FindQuery, StateFilter
 from tests.support.sandbox_control import SandboxControl
 
 COLLECTOR = "80000000110"

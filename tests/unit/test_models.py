@@ -9,15 +9,15 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from offer_state import models
-from offer_state.models import CountQuery, FindQuery, StateChanges, StateFilter
+from offer_state.models import airmiles_answers, airmiles_requests
+from offer_state.models.airmiles_requests import CountQuery, FindQuery, StateChanges, StateFilter
 
 A = "951d9a70-4cf8-41b1-a01e-7953f069f527"
 B = "00000000-0000-4000-8000-000000000001"
 
 
 def test_offer_ids_fold_duplicates_keep_order_and_lower_case():
-    ids = models.parse_offer_ids([f"{B},{A.upper()}", A, B])
+    ids = airmiles_requests.parse_offer_ids([f"{B},{A.upper()}", A, B])
     assert [str(i) for i in ids] == [B, A]
 
 
@@ -26,12 +26,12 @@ def test_offer_ids_fold_duplicates_keep_order_and_lower_case():
 )
 def test_offer_ids_refuse_bad_input(value):
     with pytest.raises(ValidationError):
-        models.parse_offer_ids(value)
+        airmiles_requests.parse_offer_ids(value)
 
 
 def test_a_hundred_ids_with_duplicates_beyond_are_fine():
     ids = [str(uuid.uuid4()) for _ in range(100)]
-    assert len(models.parse_offer_ids(ids + ids[:5])) == 100
+    assert len(airmiles_requests.parse_offer_ids(ids + ids[:5])) == 100
 
 
 @pytest.mark.parametrize(
@@ -160,14 +160,14 @@ def test_answers_tolerate_missing_totals_and_unknown_fields():
         ],
         "y": 2,
     }
-    result = models.FindResult.model_validate_json(json.dumps(answer))
+    result = airmiles_answers.AirMilesFindResult.model_validate_json(json.dumps(answer))
     assert result.total_count is None
     assert result.offers[0].states[0].updated_at == "2021-07-07T20:55:26.276917Z"
 
 
-def test_health_answer_is_a_list():
+def test_airmiles_health_result_is_a_list():
     assert (
-        models.health_answer()
+        airmiles_answers.airmiles_health_result()
         .validate_json('[{"healthy": true, "timestamp": "2022-08-18T19:00:53.151Z"}]')[0]
         .healthy
     )

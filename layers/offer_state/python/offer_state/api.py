@@ -2,7 +2,8 @@
 answers (DESIGN.md, "Errors"), every answer gets `X-Correlation-Id`, bodies are checked, and
 a request's identity and audit context are built.
 
-A function module creates `PartnerApi(service)`, declares its routes on `api.app`, and its
+A function module creates `PartnerApi(service)`, declares its routes on `api.app` (with the
+route table of `offer_state.routes`), gives each call `api.call_context(...)`, and its
 `lambda_handler` returns `api.handle(event, context)`.
 """
 
@@ -14,12 +15,10 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header
 from pydantic import BaseModel
 
 from offer_state.audit import AuditContext
@@ -30,99 +29,14 @@ from offer_state.errors import (
     ValidationError,
     error_detail,
 )
-from offer_state.identity import READ_SCOPE, WRITE_SCOPE, resolve_identity
-from offer_state.models import ErrorAnswer, GatewayMessage, LocalTime
+from offer_state.identity import resolve_identity
 from offer_state.observability import count, logger
-from offer_state.service import (
-    COUNT_STATES,
-    FIND_STATES,
-    GET_STATES,
-    UPDATE_STATES,
-    CallContext,
-    OfferStateService,
-    idempotency_conflict,
-)
+from offer_state.routes import COLLECTOR_ROUTES
+from offer_state.service import CallContext, OfferStateService
 
 MAX_BODY_BYTES = 64 * 1024
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 CORRELATION_HEADER = "X-Correlation-Id"
-
-# Routes that touch a collector: what they are audited as, and the scope they need.
-# (API Gateway checks the scopes too; template.yaml declares the same ones.)
-COLLECTOR_ROUTES: dict[str, tuple[str, str]] = {
-    "GET /v1/offers/states": (GET_STATES, READ_SCOPE),
-    "GET /v1/offers/states/find": (FIND_STATES, READ_SCOPE),
-    "GET /v1/offers/states/count": (COUNT_STATES, READ_SCOPE),
-    "PUT /v1/offers/{offerId}/states": (UPDATE_STATES, WRITE_SCOPE),
-    "PUT /v1/offers/states": (UPDATE_STATES, WRITE_SCOPE),
-}
-# The OpenAPI security scheme every protected route names (with the scope it needs).
-SECURITY_SCHEME = "partnerJwt"
-_ERRORS = {
-    400: "Invalid request (VALIDATION_ERROR), or a member token with Collector-Number"
-    " (COLLECTOR_AMBIGUOUS)",
-    401: "No or invalid token (answered by API Gateway)",
-    403: "The token lacks the route's scope or names no collector (FORBIDDEN)",
-    404: "AIR MILES does not know the offer (OFFER_NOT_FOUND)",
-    409: "Idempotency-Key reused with another body, or the first request still in flight"
-    " (IDEMPOTENCY_CONFLICT)",
-    413: "Body over 64 KiB (PAYLOAD_TOO_LARGE)",
-    415: "Body not application/json (UNSUPPORTED_MEDIA_TYPE)",
-    429: "AIR MILES is throttling (RATE_LIMITED), with Retry-After when known",
-    502: "AIR MILES failed or answered something unusable (UPSTREAM_ERROR)",
-    503: "Secrets Manager or DynamoDB unavailable (DEPENDENCY_UNAVAILABLE)",
-    504: "AIR MILES did not answer in time (UPSTREAM_TIMEOUT)",
-}
-_READ_ERRORS = (400, 401, 403, 404, 429, 502, 503, 504)
-_WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 429, 502, 503, 504)
-
-
-_SUCCESS = {
-    "description": "Success. Every answer carries X-Correlation-Id; a PUT replayed from its "
-    "Idempotency-Key also Idempotent-Replayed: true.",
-    "headers": {
-        "X-Correlation-Id": {"schema": {"type": "string", "format": "uuid"}},
-        "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}},
-    },
-}
-
-
-def route_docs(route_key: str) -> dict[str, Any]:
-    """A route decorator's OpenAPI arguments: the scope it needs and what it answers (the
-    success body comes from the route's return annotation)."""
-    if route_key not in COLLECTOR_ROUTES:  # /health: no token
-        return {"security": [], "responses": {200: _SUCCESS, **_error_responses(502, 503, 504)}}
-    scope = COLLECTOR_ROUTES[route_key][1]
-    statuses = _READ_ERRORS if scope == READ_SCOPE else _WRITE_ERRORS
-    responses = {200: _SUCCESS, **_error_responses(*statuses)}
-    return {"security": [{SECURITY_SCHEME: [scope]}], "responses": responses}
-
-
-def _error_responses(*statuses: int) -> dict[int, Any]:
-    return {
-        status: {
-            "description": _ERRORS[status],
-            "content": {
-                "application/json": {"model": GatewayMessage if status == 401 else ErrorAnswer}
-            },
-        }
-        for status in statuses
-    }
-
-
-# The optional request headers the routes declare (and the OpenAPI document shows).
-CollectorNumberHeader = Annotated[
-    str | None,
-    Header(alias="collector-number", description="Machine tokens only: the collector (11 digits)"),
-]
-LocalTimeHeader = Annotated[
-    LocalTime | None,
-    Header(alias="x-local-time", description="The caller's wall-clock time, YYYY-MM-DDTHH:MM:SS"),
-]
-IdempotencyKeyHeader = Annotated[
-    UUID | None,
-    Header(alias="idempotency-key", description="Repeat-safe key: same key and body, same answer"),
-]
 
 # Errors that mean "refused before AIR MILES was called": audited as REJECTED.
 _REJECTION_STATUSES = frozenset({400, 403, 409, 413, 415})
@@ -150,7 +64,6 @@ class PartnerApi:
         logger.set_correlation_id(correlation_id)
         logger.append_keys(route=event.get("routeKey"))
         count("Requests")  # also keeps every invocation's metrics blob non-empty
-        self.service.begin_invocation(context)
         try:
             _check_body(event, headers)
         except OfferStateError as exc:  # refused before routing
@@ -164,17 +77,22 @@ class PartnerApi:
             answer_headers["Content-Type"] = JSON_CONTENT_TYPE
         return answer
 
-    def call(self, collector_header: str | None) -> CallContext:
-        """The identity and audit context of the current request (a collector route)."""
+    def call_context(self, collector_header: str | None) -> CallContext:
+        """The current request's call context (a collector route): its identity, its audit
+        context and the Lambda invocation serving it."""
         event = self.app.current_event
-        _action, scope = COLLECTOR_ROUTES[self._route_key(event.raw_event)]
+        route = COLLECTOR_ROUTES[self._route_key(event.raw_event)]
         identity = resolve_identity(
             _jwt(event.raw_event),
             collector_header,
             collector_claim=self.service.settings.collector_claim,
-            required_scope=scope,
+            required_scope=route.scope,
         )
-        return CallContext(identity, self._audit_context(event.raw_event, self.correlation_id))
+        return CallContext(
+            identity,
+            self._audit_context(event.raw_event, self.correlation_id),
+            self.app.lambda_context,
+        )
 
     @property
     def correlation_id(self) -> str:
@@ -207,10 +125,7 @@ class PartnerApi:
             headers=answer["headers"],
         )
 
-    def _unexpected(self, exc: Exception) -> Response:
-        mapped = idempotency_conflict(exc)
-        if mapped is not None:
-            return self._failed(mapped)
+    def _unexpected(self, _exc: Exception) -> Response:
         logger.exception("unhandled error")
         return self._failed(OfferStateError("The gateway failed unexpectedly."))
 
@@ -270,12 +185,12 @@ class PartnerApi:
                     jwt,
                     collector_header,
                     collector_claim=self.service.settings.collector_claim,
-                    required_scope=route[1],
+                    required_scope=route.scope,
                 )
             except OfferStateError:
                 continue
             context = self._audit_context(event, correlation_id)
-            self.service.reject(CallContext(identity, context), route[0], exc)
+            self.service.reject(CallContext(identity, context), route.action, exc)
             return
 
     def _route_key(self, event: Mapping[str, Any]) -> str:

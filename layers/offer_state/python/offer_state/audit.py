@@ -22,6 +22,15 @@ from offer_state.errors import DependencyUnavailableError
 from offer_state.identity import Identity
 
 
+class Action(StrEnum):
+    """What a call that touches a collector did (an audit item's `action`)."""
+
+    GET_STATES = "GET_STATES"
+    FIND_STATES = "FIND_STATES"
+    COUNT_STATES = "COUNT_STATES"
+    UPDATE_STATES = "UPDATE_STATES"
+
+
 class Outcome(StrEnum):
     PENDING = "PENDING"
     SUCCEEDED = "SUCCEEDED"
@@ -46,7 +55,7 @@ class AuditContext:
 class AuditEntry:
     """What the call is about."""
 
-    action: str
+    action: Action
     offer_ids: Sequence[str] = ()
     requested_states: Sequence[dict[str, Any]] = ()
 
@@ -156,7 +165,7 @@ class AuditWriter:
             "sk": f"{_timestamp(now)}#{context.request_id}",
             "createdAt": _timestamp(now),
             "expiresAt": int(now.timestamp()) + self._retention_seconds,
-            "action": entry.action,
+            "action": entry.action.value,
             "route": context.route,
             "offerIds": list(entry.offer_ids),
             "requestedStates": list(entry.requested_states),

@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import UpstreamError, error_for_upstream_status
-from offer_state.models import TokenAnswer, TokenErrorBody
+from offer_state.models.airmiles_answers import AirMilesTokenErrorBody, AirMilesTokenResult
 from offer_state.transport import Deadline, Transport
 
 # `(force_refresh) -> credentials`; force_refresh=True after the token endpoint refused
@@ -85,7 +85,7 @@ class TokenProvider:
         if response.status_code != 200:
             raise _token_error(response, correlation_id)
         try:
-            answer = TokenAnswer.model_validate_json(response.content)
+            answer = AirMilesTokenResult.model_validate_json(response.content)
         except PydanticValidationError:
             raise UpstreamError(
                 "The AIR MILES token endpoint answered in an unexpected shape.",
@@ -121,9 +121,9 @@ class TokenProvider:
 
 def _token_error(response: requests.Response, correlation_id: str | None) -> Exception:
     try:
-        body = TokenErrorBody.model_validate_json(response.content)
+        body = AirMilesTokenErrorBody.model_validate_json(response.content)
     except PydanticValidationError:
-        body = TokenErrorBody()
+        body = AirMilesTokenErrorBody()
     return error_for_upstream_status(
         response.status_code,
         endpoint="token",

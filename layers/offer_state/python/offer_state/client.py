@@ -45,25 +45,26 @@ from offer_state.errors import (
     validation_details,
 )
 from offer_state.identity import is_collector_number, mask_collector_number
-from offer_state.models import (
-    LOCAL_TIME_PATTERN,
+from offer_state.models.airmiles_answers import (
+    AirMilesCountResult,
+    AirMilesErrorBody,
+    AirMilesFindResult,
+    AirMilesGetResult,
+    AirMilesHealthStatus,
+    AirMilesOfferStates,
+    airmiles_health_result,
+)
+from offer_state.models.airmiles_requests import (
     CountQuery,
-    CountResult,
     FindQuery,
-    FindResult,
-    HealthStatus,
-    OfferStates,
-    OfferStatesPage,
     StateChange,
     StateChanges,
-    UpstreamErrorBody,
-    health_answer,
     parse_offer_ids,
 )
 from offer_state.transport import CallObserver, Deadline, Transport
 
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
-_LOCAL_TIME = re.compile(LOCAL_TIME_PATTERN)
+_LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -126,11 +127,11 @@ class OfferStateClient:
 
     def health(
         self, caller: MemberToken | None = None, *, correlation_id: str | UUID | None = None
-    ) -> list[HealthStatus]:
+    ) -> list[AirMilesHealthStatus]:
         """`GET /offers/state-reader/health` (needs a valid token, names no collector)."""
         correlation = _correlation_id(correlation_id)
         response = self._call("health", "GET", self.settings.health_path, caller, correlation)
-        return _parse(response, correlation, health_answer().validate_json)
+        return _parse(response, correlation, airmiles_health_result().validate_json)
 
     def get(
         self,
@@ -139,7 +140,7 @@ class OfferStateClient:
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
-    ) -> list[OfferStates]:
+    ) -> list[AirMilesOfferStates]:
         """The states of the offers listed (1 to 100); offers without a state are absent."""
         ids = _validated(
             parse_offer_ids, offer_ids if isinstance(offer_ids, str) else list(offer_ids)
@@ -151,7 +152,7 @@ class OfferStateClient:
             correlation_id,
             local_time,
             [("offerId", str(i)) for i in ids],
-            OfferStatesPage.model_validate_json,
+            AirMilesGetResult.model_validate_json,
         )
         _check_entries(response, correlation, page.offers, caller, asked=set(ids))
         return page.offers
@@ -163,7 +164,7 @@ class OfferStateClient:
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
-    ) -> FindResult:
+    ) -> AirMilesFindResult:
         """Every offer the collector has saved or opted into, a page at a time."""
         query = query or FindQuery()
         response, correlation, result = self._read(
@@ -173,7 +174,7 @@ class OfferStateClient:
             correlation_id,
             local_time,
             query.to_params(),
-            FindResult.model_validate_json,
+            AirMilesFindResult.model_validate_json,
         )
         _check_entries(response, correlation, result.offers, caller, asked=None)
         return result
@@ -195,7 +196,7 @@ class OfferStateClient:
             correlation_id,
             local_time,
             query.to_params(),
-            CountResult.model_validate_json,
+            AirMilesCountResult.model_validate_json,
         )
         return result.count
 
@@ -318,9 +319,9 @@ class OfferStateClient:
         self, endpoint: str, response: requests.Response, correlation_id: str, caller: Caller | None
     ) -> Exception:
         try:
-            body = UpstreamErrorBody.model_validate_json(response.content)
+            body = AirMilesErrorBody.model_validate_json(response.content)
         except PydanticValidationError:
-            body = UpstreamErrorBody()
+            body = AirMilesErrorBody()
         return error_for_upstream_status(
             response.status_code,
             endpoint=endpoint,
@@ -349,7 +350,7 @@ def _parse(response: requests.Response, correlation_id: str, validate: Any) -> A
 def _check_entries(
     response: requests.Response,
     correlation_id: str,
-    entries: list[OfferStates],
+    entries: list[AirMilesOfferStates],
     caller: Caller,
     asked: set[UUID] | None,
 ) -> None:

@@ -49,3 +49,5 @@ PUT_SUCCESS_STATUSES = frozenset({200, 204})
 # other scripts' digits (٨٠…), which must never reach AIR MILES.
 COLLECTOR_NUMBER_PATTERN = r"^[0-9]{11}$"
 COLLECTOR_HEADER = "Collector-Number"
+# `X-Local-Time`: the caller's wall-clock time, no zone, seconds [doc].
+LOCAL_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"

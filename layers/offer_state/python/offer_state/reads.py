@@ -1,0 +1,164 @@
+"""The read routes' work: AIR MILES health (cached), and GET, FIND and COUNT, each audited
+after the call and answered in the partner's terms."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from offer_state.audit import Action, AuditEntry, Outcome
+from offer_state.errors import OfferStateError
+from offer_state.models.airmiles_answers import AirMilesOfferStates
+from offer_state.models.airmiles_requests import CountQuery, FindQuery
+from offer_state.models.partner import (
+    CountAnswer,
+    FindAnswer,
+    HealthAnswer,
+    OfferStatesAnswer,
+    OfferStateView,
+    StateView,
+    UpstreamHealth,
+)
+from offer_state.observability import logger
+from offer_state.service import CallContext, OfferStateService, now_iso
+
+ResultT = TypeVar("ResultT")
+
+
+class StateReads:
+    """One per execution environment, over the shared `OfferStateService`."""
+
+    def __init__(self, service: OfferStateService) -> None:
+        self.service = service
+        self._health: tuple[float, HealthAnswer] | None = None
+
+    def health(self, correlation_id: str) -> HealthAnswer:
+        """AIR MILES health, cached so that probes do not hammer it (or the token endpoint)."""
+        cached = self._health
+        cache_seconds = self.service.settings.health_cache_seconds
+        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
+            return cached[1]
+        statuses = self.service.client.health(correlation_id=correlation_id)
+        healthy = bool(statuses) and all(s.healthy for s in statuses)
+        answer = HealthAnswer(
+            status="ok" if healthy else "degraded",
+            upstream=UpstreamHealth(
+                healthy=healthy, timestamp=statuses[0].timestamp if statuses else None
+            ),
+            checkedAt=now_iso(),
+        )
+        self._health = (time.monotonic(), answer)
+        return answer
+
+    def get_states(
+        self, call: CallContext, offer_ids: Sequence[UUID], local_time: str | None
+    ) -> OfferStatesAnswer:
+        entry = AuditEntry(Action.GET_STATES, offer_ids=[str(o) for o in offer_ids])
+        found = self._audited_read(
+            call,
+            entry,
+            lambda collector: self.service.client.get(
+                collector,
+                offer_ids,
+                correlation_id=call.audit.correlation_id,
+                local_time=local_time,
+            ),
+        )
+        by_id = {o.offer_id: o for o in found}
+        return OfferStatesAnswer(offers=[_view(i, by_id.get(i)) for i in offer_ids])
+
+    def find_states(
+        self, call: CallContext, query: FindQuery, local_time: str | None
+    ) -> FindAnswer:
+        entry = AuditEntry(Action.FIND_STATES, requested_states=_filters(query))
+        result = self._audited_read(
+            call,
+            entry,
+            lambda collector: self.service.client.find(
+                collector, query, correlation_id=call.audit.correlation_id, local_time=local_time
+            ),
+        )
+        return FindAnswer(
+            offers=[_view(o.offer_id, o) for o in result.offers],
+            pageNumber=result.page_number if result.page_number is not None else query.page_number,
+            pageSize=result.page_size if result.page_size is not None else query.page_size,
+            totalCount=result.total_count,
+        )
+
+    def count_states(
+        self, call: CallContext, query: CountQuery, local_time: str | None
+    ) -> CountAnswer:
+        entry = AuditEntry(Action.COUNT_STATES, requested_states=_filters(query))
+        number = self._audited_read(
+            call,
+            entry,
+            lambda collector: self.service.client.count(
+                collector, query, correlation_id=call.audit.correlation_id, local_time=local_time
+            ),
+        )
+        return CountAnswer(count=number)
+
+    def _audited_read(
+        self, call: CallContext, entry: AuditEntry, read: Callable[[Any], ResultT]
+    ) -> ResultT:
+        """One audit item after the call. If it cannot be written the answer is 503: what
+        cannot be audited is not disclosed."""
+        from offer_state.client import Collector
+
+        started = time.monotonic()
+        try:
+            result = read(Collector(call.identity.collector_number))
+        except OfferStateError as exc:
+            self._record_quietly(call, entry, Outcome.FAILED, exc, started)
+            raise
+        self.service.audit.record(
+            call.identity,
+            call.audit,
+            entry,
+            Outcome.SUCCEEDED,
+            http_status=200,
+            upstream_status=200,
+            latency_ms=(time.monotonic() - started) * 1000,
+        )
+        return result
+
+    def _record_quietly(
+        self,
+        call: CallContext,
+        entry: AuditEntry,
+        outcome: Outcome,
+        error: OfferStateError,
+        started: float,
+    ) -> None:
+        # The caller gets the original error; a failed audit write is logged and counted.
+        try:
+            self.service.audit.record(
+                call.identity,
+                call.audit,
+                entry,
+                outcome,
+                http_status=error.status,
+                upstream_status=error.upstream_status,
+                latency_ms=(time.monotonic() - started) * 1000,
+                error_code=error.code,
+            )
+        except OfferStateError:
+            logger.error("failed read not audited", extra={"errorCode": error.code})
+
+
+def _view(offer_id: UUID, entry: AirMilesOfferStates | None) -> OfferStateView:
+    """One offer as the partner app labels it (no entry: AIR MILES knows no state of it)."""
+    states = entry.states if entry is not None else []
+    pairs = {(s.name, s.value) for s in states}
+    return OfferStateView(
+        offerId=offer_id,
+        optedIn=("OPT_IN", "OPTED_IN") in pairs,
+        saved=("SAVE", "SAVED") in pairs,
+        states=[StateView(name=s.name, value=s.value, updatedAt=s.updated_at) for s in states],
+    )
+
+
+def _filters(query: CountQuery) -> list[dict[str, Any]]:
+    return [{"name": f.name, "value": f.value} for f in query.state]
