@@ -1,4 +1,5 @@
-"""Who may touch which collector: every rule of DESIGN.md, "Identity", on both functions."""
+"""Who may touch which collector: every rule of docs/partner-api.md, "Identity", on both
+functions."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The partner API on Powertools' Event Handler: the one place where errors become HTTP
-answers (DESIGN.md, "Errors"), every answer gets `X-Correlation-Id`, bodies are checked, and
-a request's identity and audit context are built.
+answers (docs/partner-api.md, "Errors"), every answer gets `X-Correlation-Id`, bodies are
+checked, and a request's identity and audit context are built.
 
 A function module creates `PartnerApi(service)`, declares its routes on `api.app` (with the
 route table of `offer_state.routes`), gives each call `api.call_context(...)`, and its

@@ -1,4 +1,4 @@
-"""The audit trail: one DynamoDB item per call that touches a collector (DESIGN.md, "Audit").
+"""The audit trail: one DynamoDB item per call that touches a collector (docs/audit.md).
 
 Keys never hold a collector number: `pk` is `COLLECTOR#` + HMAC-SHA256(number, pepper), so
 support staff can find a collector's records (they hold the number, the code holds the

@@ -1,8 +1,8 @@
 """One exception hierarchy for the whole gateway, each class knowing its HTTP answer.
 
-The client raises these; the functions map them to DESIGN.md's error shape in one place
-(`error_response`). Messages are fixed sentences written here or by the raiser: they never
-carry a token, a secret or a collector number.
+The client raises these; `api.PartnerApi` turns them into the partner API's one error shape
+(docs/partner-api.md, "Errors"), in one place. Messages are fixed sentences written here or by
+the raiser: they never carry a token, a secret or a collector number.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class OfferStateError(Exception):
         )
 
     def to_body(self, correlation_id: str) -> dict[str, Any]:
-        """The partner-facing error body (DESIGN.md, "Errors")."""
+        """The partner-facing error body (docs/partner-api.md, "Errors")."""
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
             error["details"] = self.details

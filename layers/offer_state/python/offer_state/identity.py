@@ -1,4 +1,4 @@
-"""Who may touch which collector (DESIGN.md, "Identity").
+"""Who may touch which collector (docs/partner-api.md, "Identity").
 
 API Gateway's JWT authorizer has already checked the token's signature, issuer, audience,
 expiry and route scope; here we only decide which collector the call is about:
@@ -70,7 +70,7 @@ def resolve_identity(
     collector_claim: str,
     required_scope: str,
 ) -> Identity:
-    """The collector this request may touch, or the error DESIGN.md prescribes."""
+    """The collector this request may touch, or the error docs/partner-api.md prescribes."""
     jwt = jwt or {}
     claims = jwt.get("claims") or {}
     require_scope(jwt, required_scope)

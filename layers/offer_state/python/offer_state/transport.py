@@ -27,7 +27,7 @@ from offer_state.errors import (
     UpstreamUnavailableError,
 )
 
-# Transient answers worth another try [DESIGN.md]. 500 is not: it is a bug, not a blip.
+# Transient answers worth another try (docs/airmiles-api.md). 500 is not: it is a bug, not a blip.
 RETRY_STATUSES = frozenset({502, 503, 504})
 # PUT sets a state (idempotent); POST only ever goes to the token endpoint (safe to repeat).
 RETRY_METHODS = frozenset({"GET", "PUT", "POST"})

@@ -1,8 +1,10 @@
 """What we know, and what we assume, about the AIR MILES Offer State API.
 
-Every point that `offer-state-api.md` marks [assumed] lives here (or is a setting in
+Every point that `docs/airmiles-api.md` marks [assumed] lives here (or is a setting in
 `config.py` defaulting to a value from here), so that it can be changed in one place when
-AIR MILES confirms the real behaviour.
+AIR MILES confirms the real behaviour. The tags: [doc] stated on an AIR MILES Offer State page,
+[sibling] stated for another AIR MILES API and likely to hold here, [assumed] our own decision
+(docs/airmiles-api.md, "Legend").
 """
 
 from __future__ import annotations

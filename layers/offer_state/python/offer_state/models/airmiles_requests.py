@@ -31,7 +31,7 @@ StateName = Literal["SAVE", "OPT_IN"]
 StateValue = Literal["SAVED", "UNSAVED", "OPTED_IN"]
 SortField = Literal[upstream.SORT_FIELDS]  # type: ignore[valid-type]
 
-MAX_STATE_CHANGES = 25  # our partner contract (DESIGN.md), not an upstream limit
+MAX_STATE_CHANGES = 25  # our partner contract (docs/partner-api.md), not an upstream limit
 
 
 def _check_pair(name: str, value: str) -> None:

@@ -110,7 +110,7 @@ class ErrorInfo(_PartnerModel):
 
 
 class ErrorAnswer(_PartnerModel):
-    """Every error of every route (DESIGN.md, "Errors")."""
+    """Every error of every route: a stable code, a sentence, field details, the correlation id."""
 
     error: ErrorInfo
     correlationId: str
