@@ -210,8 +210,11 @@ class OfferStateClient:
     ) -> int:
         """Set states (idempotent: retried on transient failures). Returns the upstream
         status (204, or 200 as one upstream sample shows)."""
-        if not isinstance(changes, StateChanges):
-            changes = _validated(lambda c: StateChanges(state_changes=c), list(changes))
+        body: StateChanges = (
+            changes
+            if isinstance(changes, StateChanges)
+            else _validated(lambda c: StateChanges(state_changes=c), list(changes))
+        )
         correlation = _correlation_id(correlation_id)
         response = self._call(
             "put",
@@ -220,7 +223,7 @@ class OfferStateClient:
             caller,
             correlation,
             local_time=local_time,
-            data=changes.model_dump_json(by_alias=True),
+            data=body.model_dump_json(by_alias=True),
             success=upstream.PUT_SUCCESS_STATUSES,
         )
         if response.status_code != 204 and response.content.strip():

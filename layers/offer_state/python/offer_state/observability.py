@@ -10,11 +10,14 @@ import functools
 import os
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.logging.types import LogRecord
 
 # Standing alone: 11 digits inside an id or a hex digest are not a collector number.
 _ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z.])\d{7}(\d{4})(?![0-9A-Za-z.])")
@@ -23,7 +26,7 @@ _ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z.])\d{7}(\d{4})(?![0-9A-Za-z.])")
 class MaskingFormatter(LambdaPowertoolsFormatter):
     """Powertools' JSON formatter, with 11-digit numbers masked as `*******0110`."""
 
-    def serialize(self, log: dict[str, Any]) -> str:
+    def serialize(self, log: LogRecord) -> str:
         return _ELEVEN_DIGITS.sub(r"*******\1", super().serialize(log))
 
 
