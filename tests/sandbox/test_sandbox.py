@@ -263,14 +263,14 @@ def bad_authorization(kind: str, sandbox: Sandbox, http, foreign_key) -> dict:
     elif kind == "forged":
         token = jwt.encode({**claims, "exp": now + 60}, foreign_key, algorithm="RS256")
     elif kind == "expired":
-        token = sandbox.tokens.sign({**claims, "iat": now - 120, "exp": now - 60})
+        token = sandbox.state.tokens.sign({**claims, "iat": now - 120, "exp": now - 60})
     elif kind == "tampered":
         header, _, signature = m2m_token(sandbox, http).split(".")
         token = f"{header}.{b64url({**claims, 'exp': now + 3600, 'sub': 'evil'})}.{signature}"
     elif kind == "wrong audience":
-        token = sandbox.tokens.sign({**claims, "aud": "https://elsewhere", "exp": now + 60})
+        token = sandbox.state.tokens.sign({**claims, "aud": "https://elsewhere", "exp": now + 60})
     elif kind == "wrong issuer":
-        token = sandbox.tokens.sign({**claims, "iss": "https://elsewhere/", "exp": now + 60})
+        token = sandbox.state.tokens.sign({**claims, "iss": "https://elsewhere/", "exp": now + 60})
     else:
         raise AssertionError(kind)
     return {"Authorization": f"Bearer {token}"}
