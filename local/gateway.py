@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
+from local.console import LineWriter, stderr_line
 from local.events import http_api_event
 from local.functions import FunctionCrashed, FunctionPool, FunctionTimeout
 from local.serving import BackgroundServer, loopback_session
@@ -114,7 +114,7 @@ class LocalGateway(BackgroundServer):
         host: str = "127.0.0.1",
         port: int = 3000,
         extra_routes: Mapping[tuple[str, str], Callable[[], tuple[int, Any]]] | None = None,
-        log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+        log: LineWriter = stderr_line,
     ) -> None:
         self.routes = sorted(template.routes(), key=_specificity)
         self.cors = CorsPolicy.of(template.http_api_cors())
@@ -203,7 +203,9 @@ class LocalGateway(BackgroundServer):
             self.log(f"{route.function} {request_id}: {failure}")
             return _json_answer(*_INTERNAL, request_id)
         if "errorType" in reply:
-            self.log(f"{route.function} {request_id}: {reply['errorType']} (traceback above)")
+            # Its traceback is in the function's output, which reaches the console on its
+            # own (maybe just after this line).
+            self.log(f"{route.function} {request_id}: {reply['errorType']} (see its traceback)")
             return _json_answer(*_INTERNAL, request_id)
         return _translate(reply["result"], request_id)
 

@@ -12,9 +12,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local.console import LineWriter
 from local.sandbox.dispatch import dispatch
 from local.sandbox.messages import Reply, Request, api_error
 from local.sandbox.state import SandboxState
@@ -35,13 +36,12 @@ class Sandbox:
         port: int = 0,
         token_ttl: int | None = None,
         *,
-        log_stream: IO[str] | None = None,
+        log: LineWriter | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.state = SandboxState(token_ttl)
-        self._log_stream = log_stream
-        self._log_lock = threading.Lock()
+        self._log = log
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,11 +93,8 @@ class Sandbox:
         self.state.faults.hold(self.state.stopping)
 
     def log(self, line: str) -> None:
-        if self._log_stream is None:
-            return
-        with self._log_lock:
-            self._log_stream.write(line + "\n")
-            self._log_stream.flush()
+        if self._log is not None:
+            self._log(line)
 
 
 class _Server(ThreadingHTTPServer):
