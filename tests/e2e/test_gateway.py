@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from local.functions import FunctionPool, FunctionSpec
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DevIssuer, IssuerServer
 from local.template import ROOT, Template
+from tests.support.raw_http import raw_exchange, request_bytes
 from tests.support.stack import child_pids
 
 TEMPLATE = """
@@ -182,6 +184,51 @@ def test_unknown_routes_and_methods(gateway):
     assert requests.delete(f"{url}/plain", timeout=10).status_code == 404
 
 
+# Every method, declared path or not: only GET /plain is declared there.
+@pytest.mark.parametrize("target", ["/plain", "/nope"])
+@pytest.mark.parametrize("method", ["TRACE", "PATCH", "DELETE", "POST", "HEAD", "FOO", "CONNECT"])
+def test_undeclared_methods_and_paths_get_api_gateways_404(gateway, method, target):
+    answer = raw_exchange(_port(gateway), request_bytes(method, target), head=method == "HEAD")
+    _assert_not_found(answer, method)
+
+
+def test_a_connect_request_line_gets_api_gateways_404(gateway):
+    answer = raw_exchange(_port(gateway), b"CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+    _assert_not_found(answer, "CONNECT")
+
+
+@pytest.mark.parametrize(
+    "request_data",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /plain\r\n\r\n",
+        request_bytes("POST", "/binary", "Content-Length: abc"),
+        request_bytes("POST", "/binary", "Content-Length: -1"),
+        request_bytes("POST", "/binary", "Content-Length: 1", "Content-Length: 2", body=b"ab"),
+    ],
+    ids=[
+        "garbage",
+        "HTTP/9.9",
+        "HTTP/0.9",
+        "Content-Length abc",
+        "Content-Length -1",
+        "two Content-Lengths",
+    ],
+)
+def test_a_request_the_gateway_cannot_read_is_a_400_json_answer(gateway, request_data):
+    answer = raw_exchange(_port(gateway), request_data)
+    assert answer.status == 400
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json() == {"message": "Bad Request"}
+
+
+def test_a_body_over_10_mb_is_a_413_json_answer(gateway):
+    request_data = request_bytes("POST", "/binary", f"Content-Length: {10 * 1024 * 1024 + 1}")
+    answer = raw_exchange(_port(gateway), request_data)
+    assert (answer.status, answer.json()) == (413, {"message": "Request Entity Too Large"})
+
+
 def test_an_environment_ignores_sigint_and_ends_quietly_when_its_input_ends(
     echo_template, capsys: pytest.CaptureFixture[str]
 ):
@@ -201,3 +248,15 @@ def test_an_environment_ignores_sigint_and_ends_quietly_when_its_input_ends(
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     assert "KeyboardInterrupt" not in out + err
+
+
+def _port(gateway: tuple[str, DevIssuer]) -> int:
+    port = urlsplit(gateway[0]).port
+    assert port is not None
+    return port
+
+
+def _assert_not_found(answer, method: str) -> None:
+    assert answer.status == 404
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.body == (b"" if method == "HEAD" else b'{"message":"Not Found"}')
