@@ -9,74 +9,62 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, ClassVar
 
-import requests
-
-from local.serving import BackgroundServer, loopback_session
+from local.serving import HttpRequest, HttpResponse, HttpService, loopback_session
 
 PAGE_DIR = Path(__file__).with_name("demo")
 
 
-class DemoServer(BackgroundServer):
+class DemoServer(HttpService):
     def __init__(
         self, *, api_url: str, issuer_url: str, sandbox_url: str, port: int, host: str = "127.0.0.1"
     ) -> None:
-        settings = {"api": api_url, "issuer": issuer_url, "sandbox": sandbox_url}
+        super().__init__(host, port)
+        self.settings = {"api": api_url, "issuer": issuer_url, "sandbox": sandbox_url}
         self._http = loopback_session()
-        handler = type("Handler", (_Handler,), {"settings": settings, "http": self._http})
-        super().__init__(handler, host, port)
 
     def stop(self) -> None:
         super().stop()
         self._http.close()
 
-
-class _Handler(BaseHTTPRequestHandler):
-    settings: ClassVar[dict[str, str]]
-    http: ClassVar[requests.Session]
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return self._page(405, "text/plain", b"method not allowed", [("Allow", "GET, HEAD")])
+        path = request.path
         if path == "/config.json":
-            self._send(
-                200,
-                "application/json",
-                json.dumps({k: self.settings[k] for k in ("api", "issuer")}).encode(),
-            )
-        elif path == "/catalogue.json":
+            config = {k: self.settings[k] for k in ("api", "issuer")}
+            return self._page(200, "application/json", json.dumps(config).encode())
+        if path == "/catalogue.json":
             offers = self._catalogue()
-            self._send(200, "application/json", json.dumps({"offerIds": offers}).encode())
-        else:
-            name = "index.html" if path in ("/", "") else path.lstrip("/")
-            file = (PAGE_DIR / name).resolve()
-            if PAGE_DIR.resolve() not in file.parents or not file.is_file():
-                self._send(404, "text/plain", b"not found")
-                return
-            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            self._send(200, kind, file.read_bytes())
+            return self._page(200, "application/json", json.dumps({"offerIds": offers}).encode())
+        name = "index.html" if path in ("/", "") else path.lstrip("/")
+        file = (PAGE_DIR / name).resolve()
+        if PAGE_DIR.resolve() not in file.parents or not file.is_file():
+            return self._page(404, "text/plain", b"not found")
+        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        return self._page(200, kind, file.read_bytes())
 
     def _catalogue(self) -> list[str]:
-        answer = self.http.get(f"{self.settings['sandbox']}/_sandbox/offers", timeout=5)
+        answer = self._http.get(f"{self.settings['sandbox']}/_sandbox/offers", timeout=5)
         return answer.json()["offerIds"]
 
-    def _send(self, status: int, kind: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
+    def _page(
+        self, status: int, kind: str, body: bytes, headers: list[tuple[str, str]] | None = None
+    ) -> HttpResponse:
         # The page may talk to its own origin, the API and the sign-in, nothing else.
         connect = " ".join(["'self'", self.settings["api"], self.settings["issuer"]])
-        self.send_header(
-            "Content-Security-Policy",
+        policy = (
             f"default-src 'self'; connect-src {connect}; img-src 'self' data:;"
-            " base-uri 'none'; form-action 'none'",
+            " base-uri 'none'; form-action 'none'"
         )
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        return None
+        return HttpResponse(
+            status,
+            body,
+            [
+                ("Content-Type", kind),
+                ("Cache-Control", "no-store"),
+                ("Content-Security-Policy", policy),
+                *(headers or []),
+            ],
+        )

@@ -6,6 +6,11 @@ Lambda runtime itself sets and `AWS_ENDPOINT_URL` pointing at the AWS emulation.
 environment serves one invocation at a time; concurrent requests get more environments (each
 a cold start), as Lambda scales. An invocation that outlives the function's Timeout ends its
 environment, as Lambda does.
+
+A worker's stdout and stderr (the function's logs) are read from pipes and written to ours a
+whole line at a time (`local.console`), so lines from concurrent environments never merge.
+Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the stack ends
+them by closing their stdin, all at once (`close_pools`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.console import LineWriter, forward_lines, stderr_line, stdout_line
 from local.lambda_runtime import read_message, write_message
 from local.template import ROOT, Template
 
@@ -81,7 +87,9 @@ class FunctionSpec:
 class _Environment:
     """One worker process: one function environment."""
 
-    def __init__(self, spec: FunctionSpec, extra_env: Mapping[str, str], stdout: Any) -> None:
+    def __init__(
+        self, spec: FunctionSpec, extra_env: Mapping[str, str], stdout: LineWriter
+    ) -> None:
         self.spec = spec
         read_fd, write_fd = os.pipe()
         try:
@@ -96,11 +104,18 @@ class _Environment:
                 ],
                 env={**spec.environment, **extra_env},
                 stdin=subprocess.PIPE,
-                stdout=stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 pass_fds=(write_fd,),
             )
         finally:
             os.close(write_fd)
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self._forwarders = [
+            forward_lines(self.process.stdout, stdout),
+            forward_lines(self.process.stderr, stderr_line),
+        ]
         self._replies = os.fdopen(read_fd, "rb")
         self._ready = threading.Event()
 
@@ -138,16 +153,26 @@ class _Environment:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self) -> None:
+    def end_input(self) -> None:
+        """Closes its stdin: the environment ends once the invocation under way is over."""
         if self.process.stdin and not self.process.stdin.closed:
             with contextlib.suppress(OSError):
-                self.process.stdin.close()  # end of stdin ends the environment
+                self.process.stdin.close()
+
+    def wait(self) -> None:
+        """Waits for the process to end (killed after 2 s) and for its last output lines."""
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        for forwarder in self._forwarders:
+            forwarder.join(timeout=2)
         self._replies.close()
+
+    def stop(self) -> None:
+        self.end_input()
+        self.wait()
 
 
 class FunctionPool:
@@ -159,9 +184,10 @@ class FunctionPool:
         *,
         max_environments: int = 8,
         extra_env: Mapping[str, str] | None = None,
-        stdout: Any = None,
+        stdout: LineWriter = stdout_line,
     ) -> None:
-        """`stdout`: where the function's own output goes (default: ours)."""
+        """`stdout`: where the lines the function prints go (default: our stdout; what it
+        writes to stderr goes to our stderr)."""
         self.spec = spec
         self._stdout = stdout
         self._max = max_environments
@@ -191,11 +217,14 @@ class FunctionPool:
         return reply
 
     def close(self) -> None:
+        close_pools([self])
+
+    def _close(self) -> list[_Environment]:
+        """Takes no more invocations; returns every environment, for `close_pools` to end."""
         with self._lock:
             self._closed = True
             environments, self._all, self._idle = self._all, [], []
-        for environment in environments:
-            environment.stop()
+        return environments
 
     def _start(self) -> _Environment:
         environment = _Environment(self.spec, self._extra_env, self._stdout)
@@ -228,3 +257,13 @@ class FunctionPool:
         with self._lock:
             if environment in self._all:
                 self._all.remove(environment)
+
+
+def close_pools(pools: Iterable[FunctionPool]) -> None:
+    """Ends every environment of every pool: all their inputs closed first, then all waited
+    for, so stopping takes as long as the slowest environment, not as long as all of them."""
+    environments = [environment for pool in pools for environment in pool._close()]
+    for environment in environments:
+        environment.end_input()
+    for environment in environments:
+        environment.wait()

@@ -8,29 +8,28 @@
 - builds the payload-2.0 event (`local.events`) and invokes the function's environment;
 - turns the answer back into HTTP as API Gateway does (status, headers, cookies, base64
   bodies; a plain object becomes a 200 JSON answer); a handler that raises or times out gives
-  `500 {"message":"Internal Server Error"}` and its traceback in the function's log.
+  `500 {"message":"Internal Server Error"}` and its traceback in the function's log;
+- refuses what it cannot read (a malformed request line, a bad `Content-Length`) with
+  `400 {"message":"Bad Request"}`, and a body over 10 MB with 413, as JSON.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 import requests
 
+from local.console import LineWriter, stderr_line
 from local.events import http_api_event
 from local.functions import FunctionCrashed, FunctionPool, FunctionTimeout
-from local.serving import BackgroundServer, loopback_session
+from local.serving import HttpRequest, HttpResponse, HttpService, json_response, loopback_session
 from local.template import Route, Template
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
@@ -38,6 +37,8 @@ _NOT_FOUND = (404, {"message": "Not Found"})
 _UNAUTHORIZED = (401, {"message": "Unauthorized"})
 _FORBIDDEN = (403, {"message": "Forbidden"})
 _INTERNAL = (500, {"message": "Internal Server Error"})
+# Refusals (a request the gateway cannot read) that API Gateway words otherwise than the phrase.
+_REFUSALS = {413: "Request Entity Too Large"}
 
 
 class AuthorizerError(Exception):
@@ -102,8 +103,10 @@ class JwtAuthorizer:
         self._keys = {key.key_id: key.key for key in key_set.keys}
 
 
-class LocalGateway(BackgroundServer):
+class LocalGateway(HttpService):
     """An HTTP server that routes, authorizes and invokes like API Gateway."""
+
+    max_body_bytes = MAX_BODY_BYTES
 
     def __init__(
         self,
@@ -114,16 +117,15 @@ class LocalGateway(BackgroundServer):
         host: str = "127.0.0.1",
         port: int = 3000,
         extra_routes: Mapping[tuple[str, str], Callable[[], tuple[int, Any]]] | None = None,
-        log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+        log: LineWriter = stderr_line,
     ) -> None:
+        super().__init__(host, port)
         self.routes = sorted(template.routes(), key=_specificity)
         self.cors = CorsPolicy.of(template.http_api_cors())
         self.pools = pools
         self.authorizer = authorizer
         self.extra_routes = dict(extra_routes or {})
         self.log = log
-        handler = type("Handler", (_Handler,), {"gateway": self})
-        super().__init__(handler, host, port)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -133,44 +135,38 @@ class LocalGateway(BackgroundServer):
                     return route, found.groupdict()
         return None
 
-    def handle(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One HTTP request in, one HTTP answer out (CORS as API Gateway adds it)."""
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        """One HTTP request in, one HTTP answer out (CORS as API Gateway adds it). Any
+        method or path the template does not declare: `404 {"message":"Not Found"}`."""
+        headers = list(request.headers.items())
         origin = _header(headers, "origin")
-        if self.cors is not None and method == "OPTIONS" and origin:
+        if self.cors is not None and request.method == "OPTIONS" and origin:
             requested = _header(headers, "access-control-request-method")
             if requested:  # a preflight: answered by the gateway itself, no route, no token
-                return 204, self.cors.preflight_headers(origin), b""
-        status, answer_headers, data = self._route(method, target, headers, body, source_ip)
+                return HttpResponse(204, b"", self.cors.preflight_headers(origin))
+        response = self._route(request, headers)
         if self.cors is not None:
             # API Gateway ignores the integration's CORS headers and applies its own.
-            answer_headers = [
-                h for h in answer_headers if not h[0].lower().startswith("access-control-")
+            response.headers = [
+                h for h in response.headers if not h[0].lower().startswith("access-control-")
             ]
             if origin:
-                answer_headers += self.cors.response_headers(origin)
-        return status, answer_headers, data
+                response.headers += self.cors.response_headers(origin)
+        return response
 
-    def _route(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    def refusal(self, status: int, message: str) -> HttpResponse:
+        # API Gateway's own words for a request it cannot take, not ours.
+        return json_response(status, {"message": _REFUSALS.get(status, HTTPStatus(status).phrase)})
+
+    def log_request(self, line: str) -> None:
+        self.log(f"gateway {line}")
+
+    def _route(self, request: HttpRequest, headers: list[tuple[str, str]]) -> HttpResponse:
         request_id = str(uuid.uuid4())
-        parts = urlsplit(target)
-        extra = self.extra_routes.get((method, parts.path))
+        extra = self.extra_routes.get((request.method, request.path))
         if extra is not None:
             return _json_answer(*extra(), request_id)
-        found = self.match(method, parts.path)
+        found = self.match(request.method, request.path)
         if found is None:
             return _json_answer(*_NOT_FOUND, request_id)
         route, path_parameters = found
@@ -185,16 +181,16 @@ class LocalGateway(BackgroundServer):
             except AuthorizerError as refused:
                 return _json_answer(refused.status, refused.body, request_id)
         event = http_api_event(
-            method,
-            parts.path,
+            request.method,
+            request.path,
             route_key=f"{route.method} {route.path}",
             path_parameters=path_parameters or None,
-            query=parts.query,
+            query=request.query,
             headers=headers,
-            body=body if body else None,
+            body=request.body if request.body else None,
             claims=claims,
             scopes=scopes,
-            source_ip=source_ip,
+            source_ip=request.client,
             request_id=request_id,
         )
         try:
@@ -203,7 +199,9 @@ class LocalGateway(BackgroundServer):
             self.log(f"{route.function} {request_id}: {failure}")
             return _json_answer(*_INTERNAL, request_id)
         if "errorType" in reply:
-            self.log(f"{route.function} {request_id}: {reply['errorType']} (traceback above)")
+            # Its traceback is in the function's output, which reaches the console on its
+            # own (maybe just after this line).
+            self.log(f"{route.function} {request_id}: {reply['errorType']} (see its traceback)")
             return _json_answer(*_INTERNAL, request_id)
         return _translate(reply["result"], request_id)
 
@@ -287,14 +285,11 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def _json_answer(
-    status: int, body: Any, request_id: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    data = json.dumps(body, separators=(",", ":")).encode()
-    return status, [("Content-Type", "application/json"), ("apigw-requestid", request_id)], data
+def _json_answer(status: int, body: Any, request_id: str) -> HttpResponse:
+    return json_response(status, body, [("apigw-requestid", request_id)])
 
 
-def _translate(result: Any, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+def _translate(result: Any, request_id: str) -> HttpResponse:
     """A payload-2.0 Lambda answer as API Gateway sends it on."""
     if not (isinstance(result, dict) and "statusCode" in result):
         # No statusCode: API Gateway assumes 200 and JSON of whatever came back.
@@ -304,41 +299,4 @@ def _translate(result: Any, request_id: str) -> tuple[int, list[tuple[str, str]]
     headers.append(("apigw-requestid", request_id))
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-    return int(result["statusCode"]), headers, data
-
-
-class _Handler(BaseHTTPRequestHandler):
-    gateway: LocalGateway
-    protocol_version = "HTTP/1.1"
-
-    def _any(self) -> None:
-        started = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            status, headers, data = (
-                413,
-                [("Content-Type", "application/json")],
-                b'{"message":"Request Entity Too Large"}',
-            )
-        else:
-            body = self.rfile.read(length) if length else b""
-            status, headers, data = self.gateway.handle(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
-        self.send_response(status)
-        for name, value in headers:
-            if name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        path = urlsplit(self.path).path  # no query string: it may carry anything
-        self.gateway.log(
-            f"gateway {self.command} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms"
-        )
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
-
-    def log_message(self, *_args: object) -> None:
-        return None
+    return HttpResponse(int(result["statusCode"]), data, headers)

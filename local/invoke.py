@@ -15,6 +15,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from local.console import stderr_line
 from local.functions import FunctionCrashed, FunctionPool, FunctionSpec, FunctionTimeout
 from local.issuer import issuer_url
 from local.sandbox import Sandbox
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         pool = FunctionPool(
             FunctionSpec.from_template(template, args.function, moto_url),
             max_environments=1,
-            stdout=sys.stderr,  # the function's logs; stdout is for its answer
+            stdout=stderr_line,  # the function's logs; stdout is for its answer
         )
         cleanup.callback(pool.close)
         try:

@@ -19,7 +19,6 @@ import os
 import re
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from local.serving import BackgroundServer
+from local.serving import HttpRequest, HttpResponse, HttpService, json_response
 from local.template import ROOT
 
 DEFAULT_PORT = 3004
@@ -121,63 +120,56 @@ def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
     return _load_or_create_key(path)
 
 
-class IssuerServer(BackgroundServer):
+class IssuerServer(HttpService):
     """HTTP: discovery, JWKS, and `POST /token` for the demo page (CORS open: local only)."""
 
     def __init__(
         self, issuer: DevIssuer, host: str = "127.0.0.1", port: int = DEFAULT_PORT
     ) -> None:
+        super().__init__(host, port)
         self.issuer = issuer
-        handler = type("Handler", (_Handler,), {"issuer": issuer})
-        super().__init__(handler, host, port)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    issuer: DevIssuer
-    protocol_version = "HTTP/1.1"
-
-    def do_OPTIONS(self) -> None:
-        self._send(204, None)
-
-    def do_GET(self) -> None:
-        if self.path == "/.well-known/openid-configuration":
-            self._send(200, self.issuer.discovery())
-        elif self.path == "/.well-known/jwks.json":
-            self._send(200, self.issuer.jwks())
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        documents = {
+            "/.well-known/openid-configuration": self.issuer.discovery,
+            "/.well-known/jwks.json": self.issuer.jwks,
+        }
+        if request.method == "OPTIONS":
+            response = HttpResponse(204, b"", [("Content-Type", "application/json")])
+        elif request.method == "GET" and request.target in documents:
+            response = json_response(200, documents[request.target]())
+        elif request.method == "POST" and request.target == "/token":
+            response = self._token(request.body)
         else:
-            self._send(404, {"error": "not found"})
+            response = json_response(404, {"error": "not found"})
+        return self._with_cors(request, response)
 
-    def do_POST(self) -> None:
-        if self.path != "/token":
-            self._send(404, {"error": "not found"})
-            return
-        length = int(self.headers.get("Content-Length") or 0)
+    def refusal(self, status: int, message: str) -> HttpResponse:
+        return json_response(status, {"error": message}, [("Cache-Control", "no-store")])
+
+    def _token(self, body: bytes) -> HttpResponse:
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-            scopes = body.get("scopes")
+            fields = json.loads(body or b"{}")
+            scopes = fields.get("scopes")
             token = self.issuer.token(
-                collector=body.get("collectorNumber"),
+                collector=fields.get("collectorNumber"),
                 scopes=tuple(scopes.split()) if isinstance(scopes, str) else None,
             )
         except (ValueError, AttributeError) as exc:
-            self._send(400, {"error": str(exc)})
-            return
-        self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+            return json_response(400, {"error": str(exc)})
+        return json_response(
+            200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+        )
 
-    def _send(self, status: int, body: Any) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
-        self.send_header("Access-Control-Allow-Methods", "GET, POST")
-        self.send_header("Access-Control-Allow-Headers", "Content-Type")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_args: object) -> None:
-        return None
+    @staticmethod
+    def _with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response.headers += [
+            ("Cache-Control", "no-store"),
+            ("Access-Control-Allow-Origin", request.headers.get("Origin") or "*"),
+            ("Access-Control-Allow-Methods", "GET, POST"),
+            ("Access-Control-Allow-Headers", "Content-Type"),
+        ]
+        return response
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +18,9 @@ from typing import Any
 
 import boto3
 
+from local.console import LineWriter, stderr_line, stdout_line
 from local.demo_server import DemoServer
-from local.functions import FunctionPool, FunctionSpec
+from local.functions import FunctionPool, FunctionSpec, close_pools
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
 from local.resources import provision, resource_name
@@ -130,9 +130,9 @@ def deploy_local(parameters: dict[str, str], endpoint: str) -> Template:
 
 
 class LocalStack:
-    def __init__(self, ports: Ports, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, ports: Ports, *, log: LineWriter = stderr_line) -> None:
         self.ports = ports
-        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.log = log
         self._stoppers: list[Callable[[], None]] = []
 
     @property
@@ -171,8 +171,7 @@ class LocalStack:
             name: FunctionPool(FunctionSpec.from_template(self.template, name, self.moto_url))
             for name in function_ids()
         }
-        for pool in pools.values():
-            self._stoppers.append(pool.close)
+        self._stoppers.append(lambda: close_pools(pools.values()))
         warming = [threading.Thread(target=pool.warm) for pool in pools.values()]
         for thread in warming:
             thread.start()
@@ -264,16 +263,16 @@ def main() -> int:
         _require_free(port, variable)
     stop = stop_on_signals()
     started = time.monotonic()
-    print("starting the local stack ...", flush=True)
+    stdout_line("starting the local stack ...")
     stack = LocalStack(ports).start()
     try:
-        print(stack.banner(), flush=True)
-        print(f"(started in {time.monotonic() - started:.1f} s)", flush=True)
+        stdout_line(stack.banner())
+        stdout_line(f"(started in {time.monotonic() - started:.1f} s)")
         stop.wait()
     finally:
-        print("stopping ...", flush=True)
+        stdout_line("stopping ...")
         stack.stop()
-        print("stopped", flush=True)
+        stdout_line("stopped")
     return 0
 
 

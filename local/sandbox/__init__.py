@@ -16,6 +16,15 @@ Additions of ours to the control API that DESIGN.md does not list:
   request bodies never (they hold the client secret).
 
 Use: `with Sandbox(port=0) as sb: requests.get(sb.url + ...)`, or `python -m local.sandbox`.
+
+Layout: `state.SandboxState` is everything the sandbox knows; the endpoints
+(`token_endpoint`, `offer_api`, `control_api`) read and change it; `dispatch` routes a request
+to them through the counted-call pipeline and the faults; `server.Sandbox` is the HTTP side
+(`local.serving`'s base), which puts each reply on the wire.
+
+The sandbox is independent of what it stands in front of: no module here imports
+`offer_state` (the layer that calls AIR MILES), so a bug there cannot hide itself by being
+mirrored here. tests/sandbox/test_independence.py enforces it.
 """
 
 from local.sandbox.server import Sandbox

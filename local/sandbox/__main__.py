@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from local.console import stderr_line
 from local.sandbox import CLIENT_ID, Sandbox
 from local.serving import stop_on_signals
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stop = stop_on_signals()
-    sandbox = Sandbox(host=args.host, port=args.port, log_stream=sys.stderr)
+    sandbox = Sandbox(host=args.host, port=args.port, log=stderr_line)
     try:
         sandbox.start()
     except OSError as error:

@@ -1,15 +1,15 @@
 """The Offer State endpoints: health, FIND, GET, COUNT and PUT.
 
-The server has already counted the call, applied any fault and verified the bearer token
+`dispatch` has already counted the call, applied any fault and verified the bearer token
 (`request.claims`, None when it is missing or invalid); these functions do the rest.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from local.sandbox.messages import ApiError, Reply, Request, json_reply
+from local.sandbox.state import SandboxState
 from local.sandbox.tokens import COLLECTOR_CLAIM
 from local.sandbox.validation import (
     bad_request,
@@ -19,9 +19,6 @@ from local.sandbox.validation import (
     parse_offer_ids,
     parse_state_changes,
 )
-
-if TYPE_CHECKING:
-    from local.sandbox.server import Sandbox
 
 
 def _authenticate(request: Request) -> dict:
@@ -47,45 +44,45 @@ def collector_of(request: Request) -> str:
     return headers[0].strip()
 
 
-def health(sandbox: Sandbox, request: Request) -> Reply:
+def health(state: SandboxState, request: Request) -> Reply:
     _authenticate(request)
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return json_reply(200, [{"healthy": True, "timestamp": now}])
 
 
-def get_states(sandbox: Sandbox, request: Request) -> Reply:
+def get_states(state: SandboxState, request: Request) -> Reply:
     """Of the offers asked for, those the collector has a state for, in the order asked."""
     collector = collector_of(request)
     offer_ids = parse_offer_ids(request.query)
-    entries = {entry.offer.offer_id: entry for entry in sandbox.store.entries(collector)}
+    entries = {entry.offer.offer_id: entry for entry in state.store.entries(collector)}
     offers = [entries[offer_id].to_json() for offer_id in offer_ids if offer_id in entries]
     return json_reply(200, {"offers": offers})
 
 
-def find_states(sandbox: Sandbox, request: Request) -> Reply:
+def find_states(state: SandboxState, request: Request) -> Reply:
     """One page of the collector's matching offers, plus the paging totals unless disabled."""
     collector = collector_of(request)
     query = parse_find(request.query)
-    matching = [e for e in sandbox.store.entries(collector) if query.filters.matches(e)]
+    matching = [e for e in state.store.entries(collector) if query.filters.matches(e)]
     page = query.page(query.order(matching))
     body: dict = {"offers": [entry.to_json() for entry in page]}
-    if sandbox.config["findTotals"]:
+    if state.config["findTotals"]:
         body.update(
             pageNumber=query.page_number, pageSize=query.page_size, totalCount=len(matching)
         )
     return json_reply(200, body)
 
 
-def count_states(sandbox: Sandbox, request: Request) -> Reply:
+def count_states(state: SandboxState, request: Request) -> Reply:
     """FIND's filters, counted; sort and paging parameters are ignored."""
     collector = collector_of(request)
     filters = parse_filters(request.query)
     return json_reply(
-        200, {"count": sum(filters.matches(e) for e in sandbox.store.entries(collector))}
+        200, {"count": sum(filters.matches(e) for e in state.store.entries(collector))}
     )
 
 
-def put_states(sandbox: Sandbox, request: Request) -> Reply:
+def put_states(state: SandboxState, request: Request) -> Reply:
     """Validates the whole batch, then applies it atomically; 204 (or 200 `{}` if configured)."""
     collector = collector_of(request)
     try:
@@ -93,9 +90,9 @@ def put_states(sandbox: Sandbox, request: Request) -> Reply:
     except ValueError:
         raise bad_request("The body is not valid JSON.") from None
     changes = parse_state_changes(payload)
-    if not all(sandbox.store.knows(offer_id) for offer_id, _ in changes):
+    if not all(state.store.knows(offer_id) for offer_id, _ in changes):
         raise ApiError(404, "An offer in the request does not exist.")
-    sandbox.store.apply(collector, changes)
-    if sandbox.config["putStatus"] == 200:
+    state.store.apply(collector, changes)
+    if state.config["putStatus"] == 200:
         return json_reply(200, {})
     return Reply(204)

@@ -6,14 +6,11 @@ import base64
 import binascii
 import hmac
 import json
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from local.sandbox.messages import Reply, Request, auth0_error, json_reply
+from local.sandbox.state import SandboxState
 from local.sandbox.tokens import AUDIENCE, CLIENT_ID, CLIENT_SECRET
-
-if TYPE_CHECKING:
-    from local.sandbox.server import Sandbox
 
 # Auth0 answers tokens (and their errors) with these; a client must not cache them.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -48,7 +45,7 @@ def _error(status: int, error: str, description: str) -> Reply:
     return reply
 
 
-def issue_token(sandbox: Sandbox, request: Request) -> Reply:
+def issue_token(state: SandboxState, request: Request) -> Reply:
     """The M2M token for the sandbox client, or the Auth0 error a real tenant would give."""
     try:
         params = _parameters(request)
@@ -72,8 +69,8 @@ def issue_token(sandbox: Sandbox, request: Request) -> Reply:
     audience = params.get("audience")
     if audience != AUDIENCE:
         return _error(403, "access_denied", f"Service not enabled within domain: {audience or ''}")
-    ttl = sandbox.config["tokenTtl"]
-    token = sandbox.tokens.issue_m2m(client_id, ttl)
+    ttl = state.config["tokenTtl"]
+    token = state.tokens.issue_m2m(client_id, ttl)
     return json_reply(
         200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl}, NO_STORE
     )

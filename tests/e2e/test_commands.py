@@ -19,6 +19,7 @@ import requests
 from local.template import ROOT
 from tests.support.stack import (
     RunningStack,
+    child_pids,
     clean_env,
     free_ports,
     listening,
@@ -134,19 +135,10 @@ def test_make_invoke_fails_when_the_handler_raises(tmp_path: Path, stack: Runnin
     assert "errorType" in json.loads(made.stdout)
 
 
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        children = (task / "children").read_text().split()
-        for child in map(int, children):
-            found |= {child, *_descendants(child)}
-    return found
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_the_stack_stops_everything(tmp_path: Path, sig: signal.Signals):
     running = start_stack(tmp_path)
-    children = _descendants(running.process.pid)
+    children = child_pids(running.process.pid)
     assert children, "the function environments run as child processes"
     running.process.send_signal(sig)
     assert running.process.wait(20) == 0
@@ -156,10 +148,10 @@ def test_stopping_the_stack_stops_everything(tmp_path: Path, sig: signal.Signals
     assert "stopped" in "".join(running.output)
 
 
-def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
+def test_make_run_reaches_ready_and_ctrl_c_stops_it_quietly(tmp_path: Path):
     """The README's first command, as a person runs it: `make run`, then Ctrl-C (SIGINT to
-    the whole foreground process group). Every port on a free one: a developer's own stack
-    may hold the defaults."""
+    the whole foreground process group, the function environments included). Every port on
+    a free one: a developer's own stack may hold the defaults."""
     ports, env = stack_env(tmp_path)
     started = time.monotonic()
     lines: list[str] = []
@@ -173,13 +165,19 @@ def test_make_run_reaches_ready_and_ctrl_c_stops_it(tmp_path: Path):
                 if "ready" in line:
                     ready.set()
 
-        threading.Thread(target=drain, daemon=True).start()
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
         assert ready.wait(60), "".join(lines)
         assert time.monotonic() - started < 60
         text = "".join(lines)
         assert text.count("curl -s") == 2
         assert "Authorization: Bearer ey" in text
+    drainer.join(10)  # to the end of the output
     assert not any(listening(port) for port in ports.values())
+    text = "".join(lines)
+    assert "stopped" in text
+    assert "Traceback" not in text
+    assert "KeyboardInterrupt" not in text
 
 
 def test_make_sandbox_serves_the_sandbox_alone():

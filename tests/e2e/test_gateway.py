@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -14,6 +18,8 @@ from local.functions import FunctionPool, FunctionSpec
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DevIssuer, IssuerServer
 from local.template import ROOT, Template
+from tests.support.raw_http import raw_exchange, request_bytes
+from tests.support.stack import child_pids
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31
@@ -61,7 +67,8 @@ EVENTS = {
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DevIssuer]]:
+def echo_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Template, DevIssuer]]:
+    """The template of the echo function, and the dev issuer its authorizer trusts (serving)."""
     folder = tmp_path_factory.mktemp("gateway")
     code = Path(__file__).parent / "echo_function"
     path = folder / "template.yaml"
@@ -71,8 +78,20 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Dev
     issuer = DevIssuer("http://127.0.0.1:0", folder / "key.pem")
     issuer_server = IssuerServer(issuer, port=0).start()
     issuer.issuer = f"http://127.0.0.1:{issuer_server.port}"  # known once it listens
-    template = Template(path, parameters={"Issuer": issuer.issuer})
-    pool = FunctionPool(FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1"))
+    yield Template(path, parameters={"Issuer": issuer.issuer}), issuer
+    issuer_server.stop()
+
+
+def _echo_pool(template: Template, **kwargs: Any) -> FunctionPool:
+    return FunctionPool(
+        FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1"), **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(echo_template: tuple[Template, DevIssuer]) -> Iterator[tuple[str, DevIssuer]]:
+    template, issuer = echo_template
+    pool = _echo_pool(template)
     server = LocalGateway(
         template,
         {"EchoFunction": pool},
@@ -82,7 +101,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Dev
     yield f"http://127.0.0.1:{server.port}", issuer
     server.stop()
     pool.close()
-    issuer_server.stop()
 
 
 def test_a_plain_object_becomes_a_200_json_answer_with_the_event_as_api_gateway_builds_it(gateway):
@@ -164,3 +182,81 @@ def test_unknown_routes_and_methods(gateway):
     url, _ = gateway
     assert requests.get(f"{url}/nope", timeout=10).json() == {"message": "Not Found"}
     assert requests.delete(f"{url}/plain", timeout=10).status_code == 404
+
+
+# Every method, declared path or not: only GET /plain is declared there.
+@pytest.mark.parametrize("target", ["/plain", "/nope"])
+@pytest.mark.parametrize("method", ["TRACE", "PATCH", "DELETE", "POST", "HEAD", "FOO", "CONNECT"])
+def test_undeclared_methods_and_paths_get_api_gateways_404(gateway, method, target):
+    answer = raw_exchange(_port(gateway), request_bytes(method, target), head=method == "HEAD")
+    _assert_not_found(answer, method)
+
+
+def test_a_connect_request_line_gets_api_gateways_404(gateway):
+    answer = raw_exchange(_port(gateway), b"CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+    _assert_not_found(answer, "CONNECT")
+
+
+@pytest.mark.parametrize(
+    "request_data",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /plain\r\n\r\n",
+        request_bytes("POST", "/binary", "Content-Length: abc"),
+        request_bytes("POST", "/binary", "Content-Length: -1"),
+        request_bytes("POST", "/binary", "Content-Length: 1", "Content-Length: 2", body=b"ab"),
+    ],
+    ids=[
+        "garbage",
+        "HTTP/9.9",
+        "HTTP/0.9",
+        "Content-Length abc",
+        "Content-Length -1",
+        "two Content-Lengths",
+    ],
+)
+def test_a_request_the_gateway_cannot_read_is_a_400_json_answer(gateway, request_data):
+    answer = raw_exchange(_port(gateway), request_data)
+    assert answer.status == 400
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json() == {"message": "Bad Request"}
+
+
+def test_a_body_over_10_mb_is_a_413_json_answer(gateway):
+    request_data = request_bytes("POST", "/binary", f"Content-Length: {10 * 1024 * 1024 + 1}")
+    answer = raw_exchange(_port(gateway), request_data)
+    assert (answer.status, answer.json()) == (413, {"message": "Request Entity Too Large"})
+
+
+def test_an_environment_ignores_sigint_and_ends_quietly_when_its_input_ends(
+    echo_template, capsys: pytest.CaptureFixture[str]
+):
+    """A terminal's Ctrl-C reaches the function environments too: they live on (the stack
+    ends them) and print no KeyboardInterrupt traceback."""
+    before = child_pids(os.getpid())
+    pool = _echo_pool(echo_template[0], max_environments=1)
+    try:
+        pool.warm()
+        [pid] = child_pids(os.getpid()) - before
+        os.kill(pid, signal.SIGINT)
+        assert pool.invoke({"rawPath": "/other"}) == {"result": {"statusCode": 200, "body": "ok"}}
+        assert child_pids(os.getpid()) - before == {pid}  # the same environment answered
+    finally:
+        pool.close()
+    assert not Path(f"/proc/{pid}").exists()
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "KeyboardInterrupt" not in out + err
+
+
+def _port(gateway: tuple[str, DevIssuer]) -> int:
+    port = urlsplit(gateway[0]).port
+    assert port is not None
+    return port
+
+
+def _assert_not_found(answer, method: str) -> None:
+    assert answer.status == 404
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.body == (b"" if method == "HEAD" else b'{"message":"Not Found"}')

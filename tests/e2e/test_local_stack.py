@@ -3,8 +3,11 @@ app and a partner back end would."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -176,3 +179,44 @@ def test_concurrent_requests_get_their_own_environments(stack: RunningStack):
             pool.map(lambda _: stack.request("GET", "/v1/offers/states/count", token), range(4))
         )
     assert [a.status_code for a in answers] == [200] * 4
+
+
+GATEWAY_LINE = re.compile(r"gateway [A-Z]+ /\S* \d{3} \d+\.\dms\n")
+FUNCTION_LINE = re.compile(r"(GetState|UpdateState)Function [0-9a-f-]{36}: \S.*\n")
+
+
+def _whole(line: str) -> bool:
+    """A line the stack writes whole: a gateway request line, a gateway note about a
+    function, or one JSON document from a function (a log record or a metric)."""
+    if GATEWAY_LINE.fullmatch(line) or FUNCTION_LINE.fullmatch(line):
+        return True
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def test_the_console_keeps_every_line_whole_under_load(stack: RunningStack):
+    """16 requests at a time: the gateway's request lines (one thread each) and what the
+    function environments print (their own processes) reach the console whole, never two
+    merged into one, never one broken in two or followed by a blank one."""
+    token = stack.token(MEMBER)
+    first = len(stack.output)
+    requests_made = 128
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda _: stack.request("GET", "/v1/offers/states/count", token),
+                range(requests_made),
+            )
+        )
+    deadline = time.monotonic() + 30  # the stack's output is read on another thread
+    while time.monotonic() < deadline:
+        lines = stack.output[first:]
+        if sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) >= requests_made:
+            break
+        time.sleep(0.1)
+
+    assert [line for line in lines if not _whole(line)] == []
+    assert sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) == requests_made
+    assert any(line.startswith("{") for line in lines)  # the functions' output is there too

@@ -13,14 +13,14 @@ import pytest
 from offer_state.client import Collector, MemberToken, OfferStateClient
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import UpstreamError
-from tests.support.liar import LiarHandler, entry, lying_upstream
+from tests.support.liar import LyingUpstream, entry, lying_upstream
 
 ASKED = str(uuid.uuid4())
 COLLECTOR = "80000000110"
 
 
 @pytest.fixture
-def liar() -> Iterator[tuple[OfferStateClient, type[LiarHandler]]]:
+def liar() -> Iterator[tuple[OfferStateClient, LyingUpstream]]:
     with lying_upstream() as (url, handler):
         settings = ClientSettings.for_environment(url, token_url=url + "/oauth/token")
         credentials = ClientCredentials(client_id="c", client_secret="s", audience="a")

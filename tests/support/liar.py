@@ -3,46 +3,28 @@ test sets (the sandbox never lies, so tests of lying answers use this)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
-from typing import ClassVar
 
-from local.serving import BackgroundServer
+from local.serving import HttpRequest, HttpResponse, HttpService, json_response
 
 
-class LiarHandler(BaseHTTPRequestHandler):
-    answer: ClassVar[object] = {}
+class LyingUpstream(HttpService):
+    def __init__(self) -> None:
+        super().__init__("127.0.0.1", 0)
+        self.answer: object = {}
 
-    def do_POST(self) -> None:  # the token endpoint tells no lies
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._reply({"access_token": "liar-token", "expires_in": 3600})
-
-    def do_GET(self) -> None:
-        self._reply(type(self).answer)
-
-    def _reply(self, answer: object) -> None:
-        body = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        return None
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST":  # the token endpoint tells no lies
+            return json_response(200, {"access_token": "liar-token", "expires_in": 3600})
+        return json_response(200, self.answer)
 
 
 @contextmanager
-def lying_upstream() -> Iterator[tuple[str, type[LiarHandler]]]:
-    """(base URL, handler class whose `answer` the test sets)."""
-    handler = type("Liar", (LiarHandler,), {"answer": {}})
-    server = BackgroundServer(handler, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{server.port}", handler
-    finally:
-        server.stop()
+def lying_upstream() -> Iterator[tuple[str, LyingUpstream]]:
+    """(base URL, the server, whose `answer` the test sets)."""
+    with LyingUpstream() as liar:
+        yield liar.url, liar
 
 
 def entry(offer: str, collector: str) -> dict:

@@ -3,6 +3,7 @@ drive the whole product over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +63,16 @@ def stack_env(tmp_path: Path, **extra: str) -> tuple[dict[str, int], dict[str, s
         }
     )
     return ports, env
+
+
+def child_pids(pid: int) -> set[int]:
+    """The processes `pid` started, and theirs, as Linux's /proc lists them now."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            for child in map(int, (task / "children").read_text().split()):
+                found |= {child, *child_pids(child)}
+    return found
 
 
 def listening(port: int) -> bool:

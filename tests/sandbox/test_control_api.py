@@ -1,0 +1,294 @@
+"""The control API under /_sandbox/: catalogue, raw states, member tokens, config, reset,
+counts, the request log, fault registration."""
+
+from __future__ import annotations
+
+import uuid
+
+import jwt
+import pytest
+import requests
+
+from local.sandbox import CLIENT_SECRET, COLLECTOR_CLAIM, MEMBER_AUDIENCE, TOKEN_PATH
+from local.sandbox.seed import CATALOGUE, FRESH_OFFERS, PARTNER_IDS, SEED_STATES
+from tests.sandbox.helpers import (
+    FIND,
+    HEALTH,
+    MAIN,
+    NOBODY,
+    SECOND,
+    UNSAVED,
+    add_fault,
+    call,
+    calls,
+    m2m_headers,
+    m2m_token,
+    member_token,
+    offer,
+    put_body,
+    raw_states,
+    token_form,
+    verify_with_jwks,
+)
+
+
+def test_control_lists_the_catalogue_in_order(sandbox, http):
+    offer_ids = http.get(sandbox.url + "/_sandbox/offers", timeout=5).json()["offerIds"]
+
+    assert offer_ids == [o.offer_id for o in CATALOGUE]
+    assert 50 <= len(offer_ids) <= 100
+    assert len(set(offer_ids)) == len(offer_ids)
+    assert all(str(uuid.UUID(offer_id)) == offer_id for offer_id in offer_ids)
+
+
+def test_seed_is_the_same_in_every_sandbox():
+    # uuid5 ids: a second process (or a restart) sees the same catalogue and partners.
+    assert CATALOGUE[0].offer_id == str(
+        uuid.uuid5(uuid.UUID("6f1d2c3b-8a4e-5f60-9b7c-0d1e2f3a4b5c"), "offer:000")
+    )
+    assert len(set(PARTNER_IDS)) == 4
+    assert {o.partner_id for o in CATALOGUE} == set(PARTNER_IDS)
+    seeded = {offer_id for states in SEED_STATES.values() for offer_id in states}
+    assert not seeded & {o.offer_id for o in FRESH_OFFERS}
+
+
+def test_control_shows_raw_collector_states_including_unsaved_only(sandbox, http):
+    body = raw_states(http, sandbox, UNSAVED)
+
+    assert body == {
+        "collectorNumber": UNSAVED,
+        "offers": [
+            {
+                "offerId": offer(60),
+                "collectorId": UNSAVED,
+                "states": [
+                    {
+                        "name": "OPT_IN",
+                        "value": "OPTED_IN",
+                        "updatedAt": "2026-03-10T14:20:00.424242Z",
+                    }
+                ],
+            },
+            {
+                "offerId": offer(61),
+                "collectorId": UNSAVED,
+                "states": [
+                    {"name": "SAVE", "value": "UNSAVED", "updatedAt": "2026-03-11T14:20:00.434343Z"}
+                ],
+            },
+        ],
+    }
+    assert [e["offerId"] for e in raw_states(http, sandbox, SECOND)["offers"]] == [
+        offer(50),
+        offer(51),
+        offer(52),
+    ]
+    assert raw_states(http, sandbox, NOBODY)["offers"] == []
+
+
+@pytest.mark.parametrize("number", ["123", "8000000011x", "800000001100"])
+def test_control_collector_states_refuses_bad_numbers(sandbox, http, number):
+    answer = http.get(f"{sandbox.url}/_sandbox/collectors/{number}/states", timeout=5)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]
+
+
+def test_control_mints_member_tokens(sandbox, http):
+    token = member_token(sandbox, http, MAIN)
+
+    claims = verify_with_jwks(http, sandbox, token, MEMBER_AUDIENCE)
+    assert claims[COLLECTOR_CLAIM] == MAIN
+    assert claims["sub"] == "auth0|member-0110"
+    assert claims["iss"] == sandbox.issuer
+    assert claims["exp"] - claims["iat"] == 86400
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"collectorNumber": 80000000110}, {"collectorNumber": "8000000011"}, []]
+)
+def test_control_member_token_refuses_bad_numbers(sandbox, http, body):
+    answer = http.post(sandbox.url + "/_sandbox/member-token", json=body, timeout=5)
+
+    assert answer.status_code == 400
+
+
+def test_control_config_changes_token_lifetime_and_answers_whole_config(sandbox, http):
+    answer = http.post(sandbox.url + "/_sandbox/config", json={"tokenTtl": 5}, timeout=5)
+
+    assert answer.json() == {"tokenTtl": 5, "putStatus": 204, "findTotals": True}
+    assert http.get(sandbox.url + "/_sandbox/config").json()["tokenTtl"] == 5
+    issued = http.post(sandbox.url + TOKEN_PATH, data=token_form()).json()
+    assert issued["expires_in"] == 5
+    m2m = jwt.decode(issued["access_token"], options={"verify_signature": False})
+    member = jwt.decode(member_token(sandbox, http, MAIN), options={"verify_signature": False})
+    assert m2m["exp"] - m2m["iat"] == 5
+    assert member["exp"] - member["iat"] == 5
+
+
+def test_token_ttl_zero_issues_tokens_that_are_already_expired(sandbox, http):
+    http.post(sandbox.url + "/_sandbox/config", json={"tokenTtl": 0}).raise_for_status()
+
+    answer = call(http, sandbox, "find", m2m_headers(sandbox, http))
+
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tokenTTL": 5},
+        {"tokenTtl": -1},
+        {"tokenTtl": "5"},
+        {"tokenTtl": True},
+        {"putStatus": 201},
+        {"findTotals": "false"},
+        [],
+    ],
+)
+def test_control_config_refuses_unknown_keys_and_bad_values(sandbox, http, body):
+    answer = http.post(sandbox.url + "/_sandbox/config", json=body, timeout=5)
+
+    assert answer.status_code == 400
+    assert http.get(sandbox.url + "/_sandbox/config").json() == {
+        "tokenTtl": 86400,
+        "putStatus": 204,
+        "findTotals": True,
+    }
+
+
+def test_reset_restores_seed_and_defaults_and_keeps_the_signing_key(sandbox, http):
+    headers = m2m_headers(sandbox, http)
+    seeded = raw_states(http, sandbox, MAIN)
+    call(http, sandbox, "put", headers, body=put_body(offer(40), offer(1), value="UNSAVED"))
+    http.post(sandbox.url + "/_sandbox/config", json={"tokenTtl": 5, "putStatus": 200})
+    add_fault(http, sandbox, endpoint="count", mode="status", status=500)
+    assert raw_states(http, sandbox, MAIN) != seeded
+
+    answer = http.post(sandbox.url + "/_sandbox/reset", timeout=5)
+
+    assert answer.json() == {"status": "reset"}
+    assert raw_states(http, sandbox, MAIN) == seeded
+    assert http.get(sandbox.url + "/_sandbox/config").json()["tokenTtl"] == 86400
+    assert http.get(sandbox.url + "/_sandbox/faults").json() == {"faults": []}
+    assert calls(http, sandbox) == dict.fromkeys(
+        ["token", "health", "find", "get", "count", "put"], 0
+    )
+    assert http.get(sandbox.url + "/_sandbox/requests").json() == {"requests": []}
+    # A token issued before the reset still verifies: the key survived.
+    assert call(http, sandbox, "count", headers).json() == {"count": 4}
+
+
+def test_calls_count_every_call_rejected_and_faulted_ones_too(sandbox, http):
+    headers = m2m_headers(sandbox, http)  # token: 1
+    call(http, sandbox, "health", headers)
+    call(http, sandbox, "health", {})  # rejected: 401
+    call(http, sandbox, "find", headers)
+    call(http, sandbox, "get", headers, {"offerId": "bad"})  # rejected: 400
+    add_fault(http, sandbox, endpoint="count", mode="status", status=503)
+    call(http, sandbox, "count", headers)  # faulted
+    call(http, sandbox, "put", headers)
+    http.post(sandbox.url + TOKEN_PATH, data=token_form(client_secret="nope"))  # rejected
+
+    assert calls(http, sandbox) == {
+        "token": 2,
+        "health": 2,
+        "find": 1,
+        "get": 1,
+        "count": 1,
+        "put": 1,
+    }
+
+
+def test_request_log_records_calls_without_secrets(sandbox, http):
+    token = m2m_token(sandbox, http)
+    member = member_token(sandbox, http, SECOND)
+    call(
+        http,
+        sandbox,
+        "find",
+        {"Authorization": f"Bearer {token}", "Collector-Number": MAIN, "x-origin-client": "t:p:w"},
+        {"state": ["SAVE:SAVED", "OPT_IN:OPTED_IN"], "pageSize": "5"},
+    )
+    call(http, sandbox, "count", {"Authorization": f"Bearer {member}"})
+    call(http, sandbox, "health", {"Authorization": "Bearer junk"})
+    call(http, sandbox, "put", {"Authorization": f"Bearer {token}", "Collector-Number": MAIN})
+
+    answer = http.get(sandbox.url + "/_sandbox/requests", timeout=5)
+
+    log = answer.json()["requests"]
+    assert [(r["endpoint"], r["status"], r["tokenKind"]) for r in log] == [
+        ("token", 200, "none"),
+        ("find", 200, "m2m"),
+        ("count", 200, "member"),
+        ("health", 401, "none"),
+        ("put", 204, "m2m"),
+    ]
+    find = log[1]
+    assert find["method"] == "GET"
+    assert find["path"] == FIND
+    assert find["query"] == {"state": ["SAVE:SAVED", "OPT_IN:OPTED_IN"], "pageSize": ["5"]}
+    assert find["headers"]["collector-number"] == MAIN
+    assert find["headers"]["x-origin-client"] == "t:p:w"
+    assert find["headers"]["authorization"] == "Bearer <redacted>"
+    assert log[4]["body"] == put_body(FRESH_OFFERS[0].offer_id)
+    assert token not in answer.text
+    assert member not in answer.text
+    assert "junk" not in answer.text
+    assert CLIENT_SECRET not in answer.text
+
+
+def test_request_log_keeps_the_last_500_calls(sandbox, http):
+    with requests.Session() as session:
+        for n in range(503):
+            session.get(sandbox.url + HEALTH, params={"n": str(n)}, timeout=5)
+
+    log = http.get(sandbox.url + "/_sandbox/requests", timeout=5).json()["requests"]
+
+    assert len(log) == 500
+    assert log[0]["query"] == {"n": ["3"]}
+    assert log[-1]["query"] == {"n": ["502"]}
+    assert calls(http, sandbox)["health"] == 503
+
+
+def test_faults_are_registered_listed_and_cleared(sandbox, http):
+    stored = add_fault(http, sandbox, endpoint="find", mode="status", status=503, count=2)
+    add_fault(http, sandbox, endpoint="*", mode="delay", delayMs=0)
+
+    listed = http.get(sandbox.url + "/_sandbox/faults", timeout=5).json()["faults"]
+    cleared = http.delete(sandbox.url + "/_sandbox/faults", timeout=5)
+
+    assert stored["endpoint"] == "find"
+    assert stored["mode"] == "status"
+    assert stored["status"] == 503
+    assert stored["count"] == 2
+    assert stored["retryAfter"] == 1
+    assert [(f["endpoint"], f["mode"]) for f in listed] == [("find", "status"), ("*", "delay")]
+    assert cleared.json() == {"status": "cleared"}
+    assert http.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"endpoint": "search", "mode": "status", "status": 503},
+        {"endpoint": "find", "mode": "explode"},
+        {"mode": "timeout"},
+        {"endpoint": "find", "mode": "status"},
+        {"endpoint": "find", "mode": "status", "status": "503"},
+        {"endpoint": "find", "mode": "status", "status": 99},
+        {"endpoint": "find", "mode": "status", "status": 600},
+        {"endpoint": "find", "mode": "delay"},
+        {"endpoint": "find", "mode": "delay", "delayMs": -1},
+        {"endpoint": "find", "mode": "timeout", "count": 0},
+        {"endpoint": "find", "mode": "timeout", "count": 1.5},
+        {"endpoint": "find", "mode": "timeout", "colour": "red"},
+        [],
+    ],
+)
+def test_fault_registration_refuses_bad_specs(sandbox, http, fault):
+    answer = http.post(sandbox.url + "/_sandbox/faults", json=fault, timeout=5)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]
+    assert http.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
