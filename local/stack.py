@@ -2,7 +2,7 @@
 and DynamoDB) with the template's resources, the dev identity issuer, and the local gateway
 in front of the two functions. One process tree; SIGINT or SIGTERM stops all of it.
 
-Ports (DESIGN.md, "Local contract"): GATEWAY_PORT 3000, SANDBOX_PORT 3001, MOTO_PORT 3002,
+Ports (docs/local-stack.md, "Ports"): GATEWAY_PORT 3000, SANDBOX_PORT 3001, MOTO_PORT 3002,
 ISSUER_PORT 3004 (the issuer is ours; 3003 is the demo page's).
 """
 

@@ -2,9 +2,9 @@
 
 It serves the Auth0 token endpoint (`POST /oauth/token`, client credentials), the JWKS of its
 signing key (`GET /.well-known/jwks.json`), the Offer State API (health, FIND, GET, COUNT,
-PUT) and a control API under `/_sandbox/` (DESIGN.md, "Local development").
+PUT) and a control API under `/_sandbox/` (docs/local-stack.md, "The AIR MILES sandbox").
 
-Additions of ours to the control API that DESIGN.md does not list:
+Calls and fields added for the tests (docs/local-stack.md, "Control API", lists every call):
 - `POST /_sandbox/config` also takes `putStatus` (204, the default, or 200: PUT then answers
   `200 {}`) and `findTotals` (true, the default; false: FIND leaves out `pageNumber`,
   `pageSize` and `totalCount`). `tokenTtl` may be 0 (tokens already expired).

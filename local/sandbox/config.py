@@ -1,6 +1,6 @@
 """The sandbox's run-time settings, changed through `POST /_sandbox/config`.
 
-- `tokenTtl`: lifetime in seconds of tokens issued from now on (DESIGN.md); 0 is allowed.
+- `tokenTtl`: lifetime in seconds of tokens issued from now on; 0 is allowed.
 - `putStatus` (our addition): 204, the default, or 200, when PUT answers `200 {}` instead
   (one upstream sample shows 200, so clients must accept both).
 - `findTotals` (our addition): true, the default; false makes FIND leave out `pageNumber`,

@@ -1,7 +1,7 @@
 """The sandbox's Auth0 stand-in: one RSA key, RS256 tokens signed with it, and their checks.
 
 The client credentials, audiences and the member claim below mirror what AIR MILES issues;
-their values are the sandbox's own (DESIGN.md, "Local contract").
+their values are the sandbox's own (docs/local-stack.md, "Sandbox seed").
 """
 
 from __future__ import annotations
