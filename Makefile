@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser test lint fmt sandbox run token invoke build faults bench audit openapi
+.PHONY: help venv browser test unit lint fmt sandbox run token invoke build faults bench audit openapi
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -43,9 +43,10 @@ $(CHECKOV_STAMP): requirements/checkov.txt requirements/checkov-constraints.txt
 
 venv: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## create the virtualenvs and install the pinned dependencies
 
-lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## ruff, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml)
+lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py local
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
@@ -59,6 +60,13 @@ browser: $(STAMP) ## the headless Chromium the browser tests drive: found, or in
 
 test: lint browser ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The edit loop: no lint, and none of the slow folders (browser, whole stack, reliability: the
+# fault matrix waits out real timeouts). `make test` runs everything.
+UNIT_TESTS := tests/unit tests/sandbox tests/integration tests/functions tests/template
+
+unit: $(STAMP) ## the edit loop (about a minute): unit, sandbox, client, handler and template tests, no lint
+	$(BIN)/pytest -n 2 --dist loadfile $(UNIT_TESTS) $(PYTEST_ARGS)
 
 audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1
 	@PYTHONPATH=layers/offer_state/python $(PY) -m local.audit_reader $(if $(COLLECTOR),--collector "$(COLLECTOR)") $(if $(CORRELATION),--correlation "$(CORRELATION)") $(if $(STACK),--stack "$(STACK)") $(if $(JSON),--json)

@@ -44,7 +44,7 @@ REFERENCE_KEYS = ("framework", "xray")
 # 1000). The environment may lower them for a quick check of the bench itself (its test).
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 WARM_REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))
-FUNCTIONS = {
+FUNCTIONS: dict[str, dict[str, Any]] = {
     "GetStateFunction": {
         "first": "get_states",
         "warm": {
@@ -227,26 +227,28 @@ def _measure(
         _progress(
             f"cold starts: round {round_number}/{RUNS}{' (warm-up)' if round_number == 0 else ''}"
         )
-        for key, function, request, environment in cold:
+        for result_key, measured_function, request, environment in cold:
             measured = _child(request, environment)
             if measured.get("status", 200) != 200:
-                raise RuntimeError(f"{key} {function}: the request answered {measured['status']}")
+                raise RuntimeError(
+                    f"{result_key} {measured_function}: the request answered {measured['status']}"
+                )
             if round_number:
-                samples.setdefault((key, function), []).append(measured["ms"])
+                samples.setdefault((result_key, measured_function), []).append(measured["ms"])
     results: dict[str, Any] = {
         "cold_init_ms": {},
         "cold_first_request_ms": {},
         "baseline_floor_ms": {},
     }
     reference: dict[str, float] = {}
-    for (key, function), values in samples.items():
+    for (result_key, measured_function), values in samples.items():
         median = statistics.median(values)
-        if key in REFERENCE_KEYS:
-            reference[key] = median
-        elif function is None:
-            results[key] = median
+        if result_key in REFERENCE_KEYS:
+            reference[result_key] = median
+        elif measured_function is None:
+            results[result_key] = median
         else:
-            results[key][function] = median
+            results[result_key][measured_function] = median
 
     results["warm_overhead_ms"], results["peak_rss_mb"] = {}, {}
     first_thousand: list[dict[str, int]] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import BinaryIO, TextIO
+from typing import IO, TextIO
 
 LineWriter = Callable[[str], None]
 
@@ -38,7 +38,7 @@ def stderr_line(line: str) -> None:
     _write(sys.stderr, line)
 
 
-def forward_lines(pipe: BinaryIO, write: LineWriter) -> threading.Thread:
+def forward_lines(pipe: IO[bytes], write: LineWriter) -> threading.Thread:
     """A started daemon thread that reads `pipe` to its end and hands `write` each line
     (UTF-8, undecodable bytes replaced; a last line without a newline too), then closes it."""
 

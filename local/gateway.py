@@ -54,7 +54,7 @@ class JwtAuthorizer:
     def __init__(self, issuer: str, audiences: list[str]) -> None:
         self.issuer = issuer
         self.audiences = set(audiences)
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str | None, Any] = {}
         self._lock = threading.Lock()
         self._http = loopback_session()
 
@@ -165,7 +165,8 @@ class LocalGateway(HttpService):
         request_id = str(uuid.uuid4())
         extra = self.extra_routes.get((request.method, request.path))
         if extra is not None:
-            return _json_answer(*extra(), request_id)
+            status, body = extra()
+            return _json_answer(status, body, request_id)
         found = self.match(request.method, request.path)
         if found is None:
             return _json_answer(*_NOT_FOUND, request_id)

@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 
 @dataclass
@@ -55,7 +55,7 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def read_message(stream: BinaryIO) -> Any:
+def read_message(stream: IO[bytes]) -> Any:
     """One length-prefixed JSON document, or None at end of stream."""
     header = stream.read(4)
     if len(header) < 4:
@@ -64,7 +64,7 @@ def read_message(stream: BinaryIO) -> Any:
     return json.loads(stream.read(size))
 
 
-def write_message(stream: BinaryIO, message: Any) -> None:
+def write_message(stream: IO[bytes], message: Any) -> None:
     data = json.dumps(message, default=str).encode()
     stream.write(struct.pack(">I", len(data)) + data)
     stream.flush()

@@ -48,6 +48,7 @@ def generate() -> dict[str, Any]:
         OAuthFlowAuthorizationCode,
         OAuthFlowClientCredentials,
         OAuthFlows,
+        SecurityScheme,
         Server,
     )
 
@@ -64,7 +65,7 @@ def generate() -> dict[str, Any]:
         authorizationUrl="https://login.example.com/authorize", tokenUrl=token_url, scopes=scopes
     )
     machine_flow = OAuthFlowClientCredentials(tokenUrl=token_url, scopes=scopes)
-    security_schemes = {
+    security_schemes: dict[str, SecurityScheme] = {
         SECURITY_SCHEME: OAuth2(
             description="A JWT of the partner's identity provider, checked by API Gateway's "
             "JWT authorizer (issuer JwtIssuer, audience JwtAudience). URLs are examples.",

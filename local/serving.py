@@ -266,7 +266,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.command, self.path = "", ""
         # Until the request line is read: an answer has a status line and closes.
         self.request_version, self.close_connection = self.protocol_version, True
-        self._refused: str | None = None
+        self._refused = None
         try:
             outcome = self._handle_one()
         except TimeoutError:

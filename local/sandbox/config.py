@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Any, TypeGuard
 
 DEFAULT_TOKEN_TTL = 86400
 
@@ -24,7 +24,7 @@ def default_token_ttl(explicit: int | None) -> int:
     return int(os.environ.get("SANDBOX_TOKEN_TTL", DEFAULT_TOKEN_TTL))
 
 
-def is_json_int(value: Any) -> bool:
+def is_json_int(value: Any) -> TypeGuard[int]:
     """A JSON integer (`true` parses as a Python int too, and is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 

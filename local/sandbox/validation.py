@@ -6,9 +6,10 @@ the value they refuse (it may be a collector number).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from local.sandbox.messages import ApiError
 from local.sandbox.seed import REGIONS, STATE_VALUES
@@ -32,7 +33,7 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 
 
-def is_collector_number(value: Any) -> bool:
+def is_collector_number(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and COLLECTOR_RE.fullmatch(value) is not None
 
 
@@ -104,11 +105,16 @@ class Filters:
         return self.states is None or any(pair in self.states for pair in entry.pairs())
 
 
+def _pair(piece: str) -> tuple[str, str]:
+    name, _, value = piece.partition(":")
+    return name, value
+
+
 def parse_filters(query: dict[str, list[str]]) -> Filters:
     """`state` (NAME:VALUE, OR-ed), `partnerId` (UUID) and `region` (province code)."""
     states = None
     if "state" in query:
-        pairs = [tuple(piece.split(":", 1)) for piece in _split(query["state"])]
+        pairs = [_pair(piece) for piece in _split(query["state"])]
         if not pairs or any(pair not in FILTER_PAIRS for pair in pairs):
             allowed = ", ".join(sorted(f"{n}:{v}" for n, v in FILTER_PAIRS))
             raise bad_request(f"Query parameter state must be one of {allowed}.")
@@ -124,7 +130,7 @@ def parse_filters(query: dict[str, list[str]]) -> Filters:
     return Filters(states, partner_id, region)
 
 
-def _sort_value(entry: Entry, key: str) -> Any:
+def _sort_value(key: str, entry: Entry) -> Any:
     if key == "updatedAt":
         return entry.updated_at
     if key == "partnerId":
@@ -145,7 +151,7 @@ class FindQuery:
         # Stable sorts from the least significant key up; offerId ascending breaks ties.
         ordered = sorted(entries, key=lambda entry: entry.offer.offer_id)
         for key, descending in reversed(self.sort):
-            ordered.sort(key=lambda entry, key=key: _sort_value(entry, key), reverse=descending)
+            ordered.sort(key=functools.partial(_sort_value, key), reverse=descending)
         return ordered
 
     def page(self, entries: list[Entry]) -> list[Entry]:
