@@ -86,7 +86,7 @@ def test_partner_backend_names_the_collector(stack: RunningStack):
         headers={"Collector-Number": other, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert answer.status_code == 200
-    assert stack.sandbox.states(other)[FRESH[2]] == {"SAVE": "SAVED"}
+    assert stack.sandbox_control.states(other)[FRESH[2]] == {"SAVE": "SAVED"}
     without = stack.request("GET", "/v1/offers/states/count", token)
     assert (without.status_code, without.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
 
@@ -99,7 +99,7 @@ def test_idempotent_replay_through_the_gateway(stack: RunningStack):
     second = stack.request("PUT", f"/v1/offers/{FRESH[3]}/states", token, json=body, headers=key)
     assert first.json() == second.json()
     assert second.headers["Idempotent-Replayed"] == "true"
-    assert stack.sandbox.calls()["put"] == 1
+    assert stack.sandbox_control.calls()["put"] == 1
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_idempotent_replay_through_the_gateway(stack: RunningStack):
 def test_gateway_refuses_missing_or_bad_tokens(stack: RunningStack, make_token):
     answer = stack.request("GET", "/v1/offers/states/count", make_token(stack))
     assert (answer.status_code, answer.json()) == (401, {"message": "Unauthorized"})
-    assert stack.sandbox.calls()["count"] == 0
+    assert stack.sandbox_control.calls()["count"] == 0
 
 
 def test_gateway_refuses_a_token_without_the_route_scope(stack: RunningStack):
@@ -158,7 +158,7 @@ def test_health_needs_no_token(stack: RunningStack):
 
 
 def test_an_upstream_fault_surfaces_as_its_error(stack: RunningStack):
-    stack.sandbox.fault("find", "status", status=500)
+    stack.sandbox_control.fault("find", "status", status=500)
     answer = stack.request("GET", "/v1/offers/states/find", stack.token(MEMBER))
     assert answer.status_code == 502
     assert answer.json()["error"]["code"] == "UPSTREAM_ERROR"
@@ -173,7 +173,7 @@ def test_concurrent_requests_get_their_own_environments(stack: RunningStack):
     from concurrent.futures import ThreadPoolExecutor
 
     token = stack.token(MEMBER)
-    stack.sandbox.fault("count", "delay", delayMs=300)
+    stack.sandbox_control.fault("count", "delay", delayMs=300)
     with ThreadPoolExecutor(4) as pool:
         answers = list(
             pool.map(lambda _: stack.request("GET", "/v1/offers/states/count", token), range(4))

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.reliability.matrix import CELLS, ROUTES, Cell, matrix_sandbox, run_cell
+from tests.reliability.matrix import CELLS, ROUTES, Cell, run_cell
 from tests.support.sandbox_control import SandboxControl
 
 WRITES = [cell for cell in CELLS if ROUTES[cell.route][0] == "UpdateStateFunction"]
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxControl]:
-    with matrix_sandbox() as control:
-        yield control
-
-
 @pytest.mark.parametrize("cell", WRITES, ids=[cell.name for cell in WRITES])
-def test_write_cell(cell: Cell, sandbox: SandboxControl):
-    seen = run_cell(cell, sandbox)
+def test_write_cell(cell: Cell, matrix_sandbox_control: SandboxControl):
+    seen = run_cell(cell, matrix_sandbox_control)
     assert seen.problems == [], (
         f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
     )

@@ -131,9 +131,9 @@ def assert_error(answer: tuple[int, dict[str, str], Any], status: int, code: str
     return body
 
 
-def assert_nothing_upstream(sandbox: SandboxControl) -> None:
+def assert_nothing_upstream(sandbox_control: SandboxControl) -> None:
     """Not one call reached AIR MILES (any endpoint, the token endpoint included)."""
-    assert sum(sandbox.calls().values()) == 0
+    assert sum(sandbox_control.calls().values()) == 0
 
 
 EVENTS_DIR = Path(ROOT / "events")

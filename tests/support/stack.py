@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,9 @@ class RunningStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}"
 
-    @property
-    def sandbox(self) -> SandboxControl:
+    @cached_property
+    def sandbox_control(self) -> SandboxControl:
+        """The control client of the stack's sandbox."""
         return SandboxControl(f"http://127.0.0.1:{self.ports['SANDBOX_PORT']}")
 
     @property
