@@ -13,22 +13,13 @@ from tests.support.functions import (
     SAVE,
     WRITE,
     Function,
-    assert_error,
-    assert_nothing_upstream,
+    assert_refused,
     event,
     machine,
     offer_event,
 )
 from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
-
-
-def _refused(answer: tuple[int, dict, dict], code: str, sandbox_control: SandboxControl) -> dict:
-    """Refused with `code` (and its status) before any call to AIR MILES; the body."""
-    status = {"VALIDATION_ERROR": 400, "COLLECTOR_AMBIGUOUS": 400, "FORBIDDEN": 403}[code]
-    body = assert_error(answer, status, code)
-    assert_nothing_upstream(sandbox_control)
-    return body
 
 
 def test_member_token_reads_its_own_collector(get_state: Function, sandbox_control: SandboxControl):
@@ -44,7 +35,7 @@ def test_member_token_with_collector_number_is_ambiguous(
     answer = get_state.call(
         event("GET", "/v1/offers/states/count", headers={"collector-number": OTHER})
     )
-    _refused(answer, "COLLECTOR_AMBIGUOUS", sandbox_control)
+    assert_refused(answer, 400, "COLLECTOR_AMBIGUOUS", sandbox_control)
     # Filed under the member's own collector, never under the one the header named.
     [item] = deployed.audit_items()
     assert (item["collector"], item["outcome"]) == ("*******0110", "REJECTED")
@@ -55,7 +46,7 @@ def test_member_token_cannot_write_another_collector_by_header(
 ):
     offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, headers={"collector-number": OTHER}))
-    _refused(answer, "COLLECTOR_AMBIGUOUS", sandbox_control)
+    assert_refused(answer, 400, "COLLECTOR_AMBIGUOUS", sandbox_control)
     assert offer not in sandbox_control.states(OTHER)
 
 
@@ -63,7 +54,7 @@ def test_machine_token_without_collector_number_is_refused(get_state: Function, 
     answer = get_state.call(
         event("GET", "/v1/offers/states/count", collector=None, scopes=(READ, M2M))
     )
-    body = _refused(answer, "VALIDATION_ERROR", sandbox_control)
+    body = assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
     assert body["error"]["details"][0]["field"] == "Collector-Number"
 
 
@@ -72,34 +63,34 @@ def test_machine_token_with_a_bad_collector_number_is_refused(
     get_state: Function, sandbox_control: SandboxControl, deployed: Deployed, number: str
 ):
     answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(number, READ, M2M)))
-    _refused(answer, "VALIDATION_ERROR", sandbox_control)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
     assert deployed.audit_items() == []  # no trustworthy collector to file it under
 
 
 def test_token_without_m2m_scope_cannot_name_a_collector(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(OTHER, READ)))
-    _refused(answer, "FORBIDDEN", sandbox_control)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 def test_token_naming_no_collector_is_forbidden(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", collector=None, scopes=(READ,)))
-    _refused(answer, "FORBIDDEN", sandbox_control)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 def test_a_claim_that_is_not_a_collector_number_is_forbidden(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", collector="12345"))
-    _refused(answer, "FORBIDDEN", sandbox_control)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 def test_reading_needs_the_read_scope(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", scopes=(WRITE,)))
-    _refused(answer, "FORBIDDEN", sandbox_control)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 def test_writing_needs_the_write_scope(update_state: Function, sandbox_control: SandboxControl):
     offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, scopes=(READ,)))
-    _refused(answer, "FORBIDDEN", sandbox_control)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 def test_machine_token_writes_for_the_named_collector(
@@ -118,4 +109,4 @@ def test_collector_in_the_body_is_not_a_field(
     offer = sandbox_control.untouched_offers(1)[0]
     body = {"collectorNumber": OTHER, "stateChanges": [{"offerId": offer, **SAVE}]}
     answer = update_state.call(event("PUT", "/v1/offers/states", body=body))
-    _refused(answer, "VALIDATION_ERROR", sandbox_control)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)

@@ -20,7 +20,7 @@ from tests.support.functions import (
     WRITE,
     Function,
     assert_error,
-    assert_nothing_upstream,
+    assert_refused,
     event,
     machine,
     offer_event,
@@ -129,8 +129,7 @@ def test_invalid_batch_bodies_are_refused_before_any_upstream_call(
     answer = update_state.call(
         event("PUT", "/v1/offers/states", body=raw, headers={"content-type": "application/json"})
     )
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox_control)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
     assert [i["outcome"] for i in deployed.audit_items()] == ["REJECTED"]
 
 
@@ -148,8 +147,9 @@ def test_invalid_single_offer_requests_are_refused(
     update_state: Function, sandbox_control: SandboxControl, offer_id, body
 ):
     offer = offer_id or sandbox_control.untouched_offers(1)[0]
-    assert_error(update_state.call(offer_event(offer, body)), 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox_control)
+    assert_refused(
+        update_state.call(offer_event(offer, body)), 400, "VALIDATION_ERROR", sandbox_control
+    )
 
 
 def test_malformed_json_is_a_validation_error(update_state: Function, sandbox_control):
@@ -161,8 +161,7 @@ def test_malformed_json_is_a_validation_error(update_state: Function, sandbox_co
             headers={"content-type": "application/json"},
         )
     )
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox_control)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
@@ -179,8 +178,7 @@ def test_a_body_that_is_not_json_is_unsupported(
     )
     if content_type is None:
         request["headers"].pop("content-type", None)
-    assert_error(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE")
-    assert_nothing_upstream(sandbox_control)
+    assert_refused(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE", sandbox_control)
 
 
 def test_a_body_over_64_kib_is_too_large(update_state: Function, sandbox_control: SandboxControl):
@@ -188,8 +186,7 @@ def test_a_body_over_64_kib_is_too_large(update_state: Function, sandbox_control
     answer = update_state.call(
         event("PUT", "/v1/offers/states", body=body, headers={"content-type": "application/json"})
     )
-    assert_error(answer, 413, "PAYLOAD_TOO_LARGE")
-    assert_nothing_upstream(sandbox_control)
+    assert_refused(answer, 413, "PAYLOAD_TOO_LARGE", sandbox_control)
 
 
 def test_a_base64_body_is_decoded(update_state: Function, sandbox_control: SandboxControl):
@@ -309,8 +306,7 @@ def test_a_failed_call_can_be_retried_with_the_same_key(
 def test_an_idempotency_key_must_be_a_uuid(update_state: Function, sandbox_control: SandboxControl):
     offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": "abc"}))
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox_control)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
 
 
 # ------------------------------------------------------------------ write-ahead audit
