@@ -3,17 +3,21 @@ app and a partner back end would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jwt
 import pytest
+import requests
 
 from local.sandbox.seed import CATALOGUE
-from tests.support.stack import RunningStack
+from tests.support.stack import RunningStack, child_pids
+from tests.support.waiting import wait_until
 
 MEMBER = "80000000110"
 FRESH = [o.offer_id for o in CATALOGUE[:10]]
@@ -170,15 +174,51 @@ def test_an_upstream_fault_surfaces_as_its_error(stack: RunningStack):
 
 
 def test_concurrent_requests_get_their_own_environments(stack: RunningStack):
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Four requests at once are served by four function environments at the same time: each
+    one's COUNT is held at AIR MILES (a `timeout` fault) until all four have arrived there,
+    none answered yet, and four environments are running; then they are let go. Served one
+    after another, only one would ever arrive before its answer."""
+    in_flight = 4
     token = stack.token(MEMBER)
-    stack.sandbox_control.fault("count", "delay", delayMs=300)
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(
-            pool.map(lambda _: stack.request("GET", "/v1/offers/states/count", token), range(4))
-        )
-    assert [a.status_code for a in answers] == [200] * 4
+    correlation_ids = {str(uuid.uuid4()) for _ in range(in_flight)}
+    stack.sandbox_control.fault("count", "timeout")  # held until cleared
+
+    def count(correlation_id: str) -> requests.Response:
+        headers = {"X-Correlation-Id": correlation_id}
+        return stack.request("GET", "/v1/offers/states/count", token, headers=headers)
+
+    def arrived() -> set[str]:
+        held = stack.sandbox_control.requests()
+        return {r["headers"].get("x-correlation-id") for r in held if r["endpoint"] == "count"}
+
+    with ThreadPoolExecutor(in_flight) as pool:
+        answers = [pool.submit(count, correlation_id) for correlation_id in correlation_ids]
+        # Within the functions' upstream budget (8 s), which would end a held request.
+        wait_until(lambda: arrived() == correlation_ids or any(a.done() for a in answers), 8)
+        all_arrived = arrived() == correlation_ids
+        none_answered = not any(answer.done() for answer in answers)  # after they all arrived
+        environments = _environments(stack, "functions/get_state")
+        stack.sandbox_control.clear_faults()
+        statuses = [answer.result().status_code for answer in answers]
+
+    assert all_arrived
+    assert none_answered
+    assert len(environments) >= in_flight
+    assert statuses == [200] * in_flight  # each retried its COUNT once let go
+
+
+def _environments(stack: RunningStack, code: str) -> set[int]:
+    """The process ids of the stack's running function environments of the code in directory
+    `code` (each a `local/lambda_runtime.py` process given that directory)."""
+    found = set()
+    for pid in child_pids(stack.process.pid):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+            if any(a.endswith("lambda_runtime.py") for a in argv) and any(
+                a.rstrip("/").endswith(code) for a in argv
+            ):
+                found.add(pid)
+    return found
 
 
 GATEWAY_LINE = re.compile(r"gateway [A-Z]+ /\S* \d{3} \d+\.\dms\n")
