@@ -24,19 +24,80 @@ from tests.support.functions import (
 )
 from tests.support.inprocess import Deployed
 from tests.support.liar import entry, lying_upstream
+from tests.support.sandbox_control import SandboxControl
 
 # ------------------------------------------------------------------ another collector
 
 
-def test_member_cannot_name_another_collector_in_the_path(update_state: Function, sandbox_control):
-    answer = update_state.call(offer_event(OTHER, SAVE))
-    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
+# Ways a path could name another collector, beside or instead of the offer id:
+# (path, its path parameters, the answer the member gets).
+OTHER_IN_THE_PATH = {
+    "in the offer id's place": (
+        f"/v1/offers/{OTHER}/states",
+        {"offerId": OTHER},
+        (400, "VALIDATION_ERROR"),
+    ),
+    "as a path parameter beside a valid offer id": (
+        "/v1/offers/{offer}/states",
+        {"offerId": "{offer}", "collectorNumber": OTHER, "collectorId": OTHER},
+        (200, None),
+    ),
+    "as a path segment before the offer": (
+        f"/v1/collectors/{OTHER}/offers/{{offer}}/states",
+        {"collectorNumber": OTHER, "offerId": "{offer}"},
+        (400, "VALIDATION_ERROR"),
+    ),
+    "as a path segment after the offer": (
+        f"/v1/offers/{{offer}}/states/{OTHER}",
+        {"offerId": "{offer}"},
+        (400, "VALIDATION_ERROR"),
+    ),
+}
 
 
-def test_member_cannot_name_another_collector_in_the_query(get_state: Function, sandbox_control):
-    answer = get_state.call(
-        event("GET", "/v1/offers/states/count", query=[("collectorNumber", OTHER)])
+@pytest.mark.parametrize(
+    ("path", "path_parameters", "expected"),
+    OTHER_IN_THE_PATH.values(),
+    ids=OTHER_IN_THE_PATH.keys(),
+)
+def test_member_cannot_name_another_collector_in_the_path(
+    update_state: Function, sandbox_control: SandboxControl, path, path_parameters, expected
+):
+    """A member's write is about the member's own collector whatever the path says: AIR MILES
+    is only ever asked about the member (or not at all), and the other collector's states do
+    not change."""
+    offer = sandbox_control.untouched_offers(1)[0]
+    others_before = sandbox_control.states(OTHER)
+    request = event(
+        "PUT",
+        path.format(offer=offer),
+        body=SAVE,
+        route_key="PUT /v1/offers/{offerId}/states",
+        path_parameters={k: v.format(offer=offer) for k, v in path_parameters.items()},
     )
+
+    status, _, body = update_state.call(request)
+
+    assert (status, body.get("error", {}).get("code")) == expected, body
+    asked_about = {
+        r["headers"].get("collector-number")
+        for r in sandbox_control.requests()
+        if r["endpoint"] != "token"
+    }
+    assert asked_about <= {MEMBER}
+    assert sandbox_control.states(OTHER) == others_before
+    if status == 200:  # written, for the member
+        assert asked_about == {MEMBER}
+        assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    else:
+        assert_nothing_upstream(sandbox_control)
+
+
+@pytest.mark.parametrize("name", ["collectorNumber", "collector", "collectorId"])
+def test_member_cannot_name_another_collector_in_the_query(
+    get_state: Function, sandbox_control, name
+):
+    answer = get_state.call(event("GET", "/v1/offers/states/count", query=[(name, OTHER)]))
     assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
 
 
