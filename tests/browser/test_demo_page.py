@@ -56,9 +56,8 @@ def test_sign_in_labels_each_page_with_one_call(page: Page, stack: RunningStack)
         expect(row.get_by_test_id("label-opted-in")).to_have_count(
             1 if states.get("OPT_IN") == "OPTED_IN" else 0
         )
-    assert (
-        stack.sandbox_control.calls()["get"] - calls_before == SEEDED_PAGE - 1
-    )  # one per page shown
+    # One call a page shown.
+    assert stack.sandbox_control.calls()["get"] - calls_before == SEEDED_PAGE - 1
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "demo-page.png"))  # the README's picture (docs/)
 
@@ -78,7 +77,7 @@ def test_a_late_answer_for_an_earlier_page_does_not_replace_the_page_asked_last(
     assert [rows.nth(i).get_attribute("data-offer-id") for i in range(8)] == third
 
 
-def test_save_then_unsave(page: Page, stack: RunningStack):
+def test_save_then_unsave_relabels_the_row_and_stores_each_state(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
     offer = CATALOGUE[1].offer_id
     _row(page, offer).get_by_test_id("save").click()
@@ -89,7 +88,7 @@ def test_save_then_unsave(page: Page, stack: RunningStack):
     assert stack.sandbox_control.states(MEMBER)[offer] == {"SAVE": "UNSAVED"}
 
 
-def test_opt_in(page: Page, stack: RunningStack):
+def test_opting_in_labels_the_row_and_stores_opted_in(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
     offer = CATALOGUE[2].offer_id
     _row(page, offer).get_by_test_id("opt-in").click()
@@ -105,12 +104,13 @@ def test_a_double_click_on_opt_in_changes_once(page: Page, stack: RunningStack):
     expect(_row(page, offer).get_by_test_id("label-opted-in")).to_have_count(1)
     page.wait_for_load_state("networkidle")
     expect(page.get_by_test_id("error")).to_be_hidden()
-    assert (
-        stack.sandbox_control.calls()["put"] - puts_before == 1
-    )  # the second click replayed the first
+    # The second click replayed the first.
+    assert stack.sandbox_control.calls()["put"] - puts_before == 1
 
 
-def test_my_saved_offers_and_their_count(page: Page, stack: RunningStack):
+def test_the_saved_view_counts_and_pages_through_every_saved_or_opted_in_offer(
+    page: Page, stack: RunningStack
+):
     _sign_in(page, _demo_url(stack))
     for offer in (CATALOGUE[4].offer_id, CATALOGUE[5].offer_id):
         _row(page, offer).get_by_test_id("save").click()

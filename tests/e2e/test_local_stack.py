@@ -23,7 +23,7 @@ MEMBER = "80000000110"
 FRESH = [o.offer_id for o in CATALOGUE[:10]]
 
 
-def test_partner_app_journey(stack: RunningStack):
+def test_a_member_labels_changes_and_finds_offers_and_each_call_is_audited(stack: RunningStack):
     already_audited = len(stack.audit_items())
     token = stack.token(MEMBER)
     page = [*FRESH[:5], CATALOGUE[40].offer_id]
@@ -77,7 +77,9 @@ def test_partner_app_journey(stack: RunningStack):
     assert all(MEMBER not in str(i) for i in items)
 
 
-def test_partner_backend_names_the_collector(stack: RunningStack):
+def test_a_machine_token_writes_for_the_collector_its_header_names_and_needs_one(
+    stack: RunningStack,
+):
     token = stack.token(None)  # machine token
     other = "80000000001"
     answer = stack.request(
@@ -95,7 +97,7 @@ def test_partner_backend_names_the_collector(stack: RunningStack):
     assert (without.status_code, without.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
 
 
-def test_idempotent_replay_through_the_gateway(stack: RunningStack):
+def test_a_put_repeated_with_its_key_is_replayed_without_a_second_upstream_put(stack: RunningStack):
     token = stack.token(MEMBER)
     key = {"Idempotency-Key": str(uuid.uuid4())}
     body = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}

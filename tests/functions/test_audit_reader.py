@@ -62,7 +62,7 @@ def test_collector_records_newest_first_as_a_table(
     assert MEMBER not in out
 
 
-def test_correlation_id_as_json(
+def test_a_correlation_id_in_any_case_finds_its_record_as_json(
     cloudformation_stack, update_state: Function, sandbox_control: SandboxControl, capsys
 ):
     offer = sandbox_control.untouched_offers(1)[0]
@@ -81,7 +81,9 @@ def test_correlation_id_as_json(
     assert record["httpStatus"] == 200
 
 
-def test_every_page_is_read(cloudformation_stack, get_state: Function, capsys):
+def test_every_page_of_records_is_read_newest_first(
+    cloudformation_stack, get_state: Function, capsys
+):
     for _ in range(7):
         get_state.call(event("GET", "/v1/offers/states/count"))
     capsys.readouterr()

@@ -134,9 +134,8 @@ def test_rotated_credentials_are_reread_once(
     deployed.put_secret(json.dumps(good))  # rotation finished
     status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))
     assert status == 200
-    assert (
-        sandbox_control.calls()["token"] == 4
-    )  # cached stale secret refused, forced re-read works
+    # The cached stale secret refused, the forced re-read works.
+    assert sandbox_control.calls()["token"] == 4
 
 
 def test_secret_is_read_once_for_many_requests(

@@ -130,7 +130,9 @@ def test_find_without_upstream_totals_leaves_them_out(get_state: Function, sandb
     assert (body["pageNumber"], body["pageSize"]) == (0, 20)
 
 
-def test_count(get_state: Function, sandbox_control: SandboxControl, deployed: Deployed):
+def test_count_answers_how_many_offers_match_the_filter_and_is_audited(
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
     status, _, body = get_state.call(
         event("GET", "/v1/offers/states/count", query=[("state", "OPT_IN:OPTED_IN")])
     )

@@ -78,7 +78,9 @@ def test_batch_change_is_applied_in_one_upstream_call(
     assert deployed.audit_items()[0]["offerIds"] == [a, b, c]
 
 
-def test_unsave_after_save(update_state: Function, sandbox_control: SandboxControl):
+def test_unsaving_a_saved_offer_leaves_it_unsaved(
+    update_state: Function, sandbox_control: SandboxControl
+):
     offer = sandbox_control.untouched_offers(1)[0]
     update_state.call(offer_event(offer, SAVE))
     status, _, _ = update_state.call(

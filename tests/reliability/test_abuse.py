@@ -136,7 +136,7 @@ def test_writing_needs_the_write_scope_even_for_machines(update_state: Function,
 # ------------------------------------------------------------------ bodies
 
 
-def test_deeply_nested_json_is_a_validationassert_error(update_state: Function, sandbox_control):
+def test_deeply_nested_json_is_a_validation_error(update_state: Function, sandbox_control):
     deep = "[" * 30000 + "]" * 30000  # under 64 KiB, far past any parser's recursion limit
     request = event(
         "PUT", "/v1/offers/states", body=deep, headers={"content-type": "application/json"}
@@ -144,9 +144,7 @@ def test_deeply_nested_json_is_a_validationassert_error(update_state: Function, 
     assert_refused(update_state.call(request), 400, "VALIDATION_ERROR", sandbox_control)
 
 
-def test_huge_json_under_the_limit_is_a_validationassert_error(
-    update_state: Function, sandbox_control
-):
+def test_huge_json_under_the_limit_is_a_validation_error(update_state: Function, sandbox_control):
     offer = sandbox_control.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, **SAVE}], "padding": "x" * 60_000}
     assert_refused(

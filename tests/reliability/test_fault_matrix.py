@@ -26,7 +26,9 @@ def test_the_matrix_is_wide_and_split_in_two():
 
 
 @pytest.mark.parametrize("cell", READS, ids=[cell.name for cell in READS])
-def test_read_cell(cell: Cell, matrix_sandbox_control: SandboxControl):
+def test_a_read_under_each_fault_gets_the_answer_audit_calls_and_time_of_its_cell(
+    cell: Cell, matrix_sandbox_control: SandboxControl
+):
     seen = run_cell(cell, matrix_sandbox_control)
     assert seen.problems == [], (
         f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"

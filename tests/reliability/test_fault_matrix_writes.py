@@ -11,7 +11,9 @@ WRITES = [cell for cell in CELLS if ROUTES[cell.route][0] == "UpdateStateFunctio
 
 
 @pytest.mark.parametrize("cell", WRITES, ids=[cell.name for cell in WRITES])
-def test_write_cell(cell: Cell, matrix_sandbox_control: SandboxControl):
+def test_a_write_under_each_fault_gets_the_answer_audit_calls_and_time_of_its_cell(
+    cell: Cell, matrix_sandbox_control: SandboxControl
+):
     seen = run_cell(cell, matrix_sandbox_control)
     assert seen.problems == [], (
         f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
