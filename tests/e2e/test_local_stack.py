@@ -252,13 +252,12 @@ def test_the_console_keeps_every_line_whole_under_load(stack: RunningStack):
                 range(requests_made),
             )
         )
-    deadline = time.monotonic() + 30  # the stack's output is read on another thread
-    while time.monotonic() < deadline:
-        lines = stack.output[first:]
-        if sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) >= requests_made:
-            break
-        time.sleep(0.1)
 
+    def request_lines() -> int:  # the stack's output is read on another thread
+        return sum(bool(GATEWAY_LINE.fullmatch(line)) for line in stack.output[first:])
+
+    wait_until(lambda: request_lines() >= requests_made, 30)
+    lines = stack.output[first:]
     assert [line for line in lines if not _whole(line)] == []
     assert sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) == requests_made
     assert any(line.startswith("{") for line in lines)  # the functions' output is there too

@@ -27,8 +27,9 @@ from tests.support.functions import (
 )
 from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
+from tests.support.waiting import wait_until
 
-UNTOUCHED = FRESH_OFFERS[0].offer_id  # what `sandbox.untouched_offers(1)[0]` answers
+UNTOUCHED = FRESH_OFFERS[0].offer_id  # what `sandbox_control.untouched_offers(1)[0]` answers
 
 
 def _batch(*changes: tuple[str, list[dict]]) -> dict:
@@ -256,26 +257,42 @@ def test_same_key_for_another_collector_is_independent(update_state: Function, s
     assert sandbox_control.states(OTHER)[offer] == {"SAVE": "SAVED"}
 
 
+@pytest.fixture
+def unhurried_update_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
+    """update-state with the template's own upstream timeouts (5 s to read, 8 s in all), not
+    the tests' fast ones: they outlast the moment a test holds a call at the sandbox."""
+    for name, value in deployed.template.function_environment("UpdateStateFunction").items():
+        monkeypatch.setenv(name, value)
+    return deployed.load("UpdateStateFunction")
+
+
 def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
-    update_state: Function, sandbox_control: SandboxControl
+    unhurried_update_state: Function, sandbox_control: SandboxControl
 ):
+    update_state = unhurried_update_state
     offer = sandbox_control.untouched_offers(1)[0]
-    key = {"idempotency-key": str(uuid.uuid4())}
-    sandbox_control.fault("put", "delay", delayMs=400, count=1)
+    key = str(uuid.uuid4())
+    first_id, repeat_id = str(uuid.uuid4()), str(uuid.uuid4())
+    sandbox_control.fault("put", "timeout", count=1)  # the first PUT is held until let go
     first: dict = {}
-    worker = threading.Thread(
-        target=lambda: first.update(answer=update_state.call(offer_event(offer, SAVE, headers=key)))
-    )
+
+    def call_first() -> None:
+        headers = {"idempotency-key": key, "x-correlation-id": first_id}
+        first["answer"] = update_state.call(offer_event(offer, SAVE, headers=headers))
+
+    worker = threading.Thread(target=call_first)
     worker.start()
-    deadline = time.monotonic() + 2
-    while sandbox_control.calls()["put"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    answer = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert wait_until(lambda: sandbox_control.calls()["put"] == 1)  # the first is held
+    headers = {"idempotency-key": key, "x-correlation-id": repeat_id}
+    answer = update_state.call(offer_event(offer, SAVE, headers=headers))
+    sandbox_control.clear_faults()  # its connection closes unanswered: the first retries
     worker.join()
+
     body = assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
     assert "in flight" in body["error"]["message"]
     assert first["answer"][0] == 200
-    assert sandbox_control.calls()["put"] == 1
+    puts = [r for r in sandbox_control.requests() if r["endpoint"] == "put"]
+    assert {r["headers"]["x-correlation-id"] for r in puts} == {first_id}  # the repeat's: none
 
 
 def test_the_in_flight_lock_expires_with_the_invocation(
@@ -315,19 +332,18 @@ def test_an_idempotency_key_must_be_a_uuid(update_state: Function, sandbox_contr
 
 
 def test_pending_record_is_written_before_the_upstream_put(
-    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+    unhurried_update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     offer = sandbox_control.untouched_offers(1)[0]
-    sandbox_control.fault("put", "delay", delayMs=300, count=1)
-    seen: list[list[str]] = []
-    worker = threading.Thread(target=lambda: update_state.call(offer_event(offer, SAVE)))
+    sandbox_control.fault("put", "timeout", count=1)  # held until let go
+    worker = threading.Thread(target=lambda: unhurried_update_state.call(offer_event(offer, SAVE)))
     worker.start()
-    deadline = time.monotonic() + 2
-    while sandbox_control.calls()["put"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    seen.append([i["outcome"] for i in deployed.audit_items()])  # while the PUT is held
+    assert wait_until(lambda: sandbox_control.calls()["put"] == 1)
+    while_held = [i["outcome"] for i in deployed.audit_items()]
+    sandbox_control.clear_faults()  # its connection closes unanswered: the PUT is retried
     worker.join()
-    assert seen == [["PENDING"]]
+
+    assert while_held == ["PENDING"]
     assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
 
 

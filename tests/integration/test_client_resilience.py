@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from offer_state.auth import TokenProvider
 from offer_state.client import Collector, OfferStateClient
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
@@ -17,6 +18,8 @@ from offer_state.errors import (
     UpstreamUnavailableError,
     ValidationError,
 )
+from offer_state.transport import Transport
+from tests.support.clock import FakeClock
 from tests.support.sandbox_control import SandboxControl
 from tests.support.stack import free_ports
 
@@ -38,14 +41,50 @@ def test_one_token_serves_a_hundred_calls(
     assert client.tokens is not None and client.tokens.fetches == 1
 
 
-def test_an_expiring_token_is_replaced(client: OfferStateClient, sandbox_control: SandboxControl):
-    # 2 s lifetime, margin min(1 s, half the lifetime): reusable for 1 s only.
+def test_an_expiring_token_is_replaced(
+    client: OfferStateClient,
+    settings: ClientSettings,
+    credentials: ClientCredentials,
+    sandbox_control: SandboxControl,
+):
+    # 2 s lifetime, margin min(1 s, half the lifetime): reusable for 1 s only, by the clock
+    # the token cache is given.
+    clock = FakeClock()
+    client.tokens = TokenProvider(settings, client.transport, credentials, clock=clock)
     sandbox_control.config(tokenTtl=2)
     client.count(Collector(COLLECTOR))
+    clock.advance(0.9)
     client.count(Collector(COLLECTOR))
     assert sandbox_control.calls()["token"] == 1
-    time.sleep(1.1)
+    clock.advance(0.2)
     client.count(Collector(COLLECTOR))
+    assert sandbox_control.calls()["token"] == 2
+
+
+def test_a_retry_after_the_budget_affords_is_slept_before_the_retry(
+    settings: ClientSettings, credentials: ClientCredentials, sandbox_control: SandboxControl
+):
+    clock = FakeClock()
+    transport = Transport(settings, sleep=clock.sleep, clock=clock)
+    tokens = TokenProvider(settings, transport, credentials)
+    sandbox_control.fault("token", "status", status=503, retryAfter=1, count=1)
+    assert tokens.token(transport.deadline())
+    assert clock.slept == [1.0]
+    assert sandbox_control.calls()["token"] == 2
+
+
+def test_sleeping_out_a_retry_after_spends_the_budget(
+    settings: ClientSettings, credentials: ClientCredentials, sandbox_control: SandboxControl
+):
+    assert settings.total_budget == 2  # after a first 1 s wait, a second no longer fits
+    clock = FakeClock()
+    transport = Transport(settings, sleep=clock.sleep, clock=clock)
+    tokens = TokenProvider(settings, transport, credentials)
+    sandbox_control.fault("token", "status", status=503, retryAfter=1)
+    with pytest.raises(RateLimitedError) as caught:
+        tokens.token(transport.deadline())
+    assert caught.value.retry_after == 1
+    assert clock.slept == [1.0]
     assert sandbox_control.calls()["token"] == 2
 
 

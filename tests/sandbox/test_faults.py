@@ -22,6 +22,8 @@ from tests.sandbox.helpers import (
     put_body,
     token_form,
 )
+from tests.support.sandbox_control import SandboxControl
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -142,8 +144,8 @@ def test_timeout_fault_closes_the_connection_without_an_answer_when_released(
 
     thread = threading.Thread(target=held_call)
     thread.start()
-    time.sleep(0.3)
-    assert thread.is_alive()  # still held
+    assert wait_until(lambda: sandbox_control.calls()["get"] == 1)  # it has arrived
+    assert thread.is_alive()  # and is held
     http.delete(sandbox_server.url + "/_sandbox/faults", timeout=5)
     thread.join(timeout=5)
 
@@ -168,7 +170,8 @@ def test_stopping_the_sandbox_releases_held_connections():
         url = other.url
         thread = threading.Thread(target=held_call)
         thread.start()
-        time.sleep(0.3)
+        control = SandboxControl(url)
+        assert wait_until(lambda: control.calls()["health"] == 1)  # held now
         started = time.perf_counter()
         other.stop()
         stop_seconds = time.perf_counter() - started
