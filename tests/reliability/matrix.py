@@ -383,6 +383,14 @@ def run_cell(cell: Cell, sandbox_control: SandboxControl) -> Observation:
     return observation
 
 
+def assert_cell_holds(cell: Cell, sandbox_control: SandboxControl) -> None:
+    """Runs the cell (`run_cell`); fails with what was observed unless all was as expected."""
+    seen = run_cell(cell, sandbox_control)
+    assert seen.problems == [], (
+        f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
+    )
+
+
 def _check(cell: Cell, seen: Observation, body: Any) -> None:
     problems = seen.problems
     if (seen.status, seen.code) != (cell.status, cell.code):

@@ -7,7 +7,6 @@ import base64
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import jwt
 import requests
@@ -15,7 +14,6 @@ import requests
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE, FRESH_OFFERS
 
-REPO = Path(__file__).resolve().parents[2]
 HEALTH = "/offers/state-reader/health"
 FIND = "/offers/state-reader/v1/find"
 GET = "/offers/state-reader/v1/get"
