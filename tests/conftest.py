@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: the AIR MILES sandbox on a free loopback port."""
+"""What every test folder shares: the fixtures of tests/support/fixtures.py (a pytest plugin),
+and the leak check every test passes through."""
 
 from __future__ import annotations
 
@@ -12,24 +13,9 @@ import pytest
 # Before anything imports them: the support modules' assertion helpers report as tests do.
 pytest.register_assert_rewrite("tests.support")
 
-from local.sandbox import Sandbox  # noqa: E402
 from tests.support import leaks  # noqa: E402
-from tests.support.sandbox_control import SandboxControl  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def sandbox_server() -> Iterator[Sandbox]:
-    with Sandbox(port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(sandbox_server: Sandbox) -> Iterator[SandboxControl]:
-    """The running sandbox's control API, reset to its seed for this test."""
-    control = SandboxControl(sandbox_server.url)
-    control.reset()
-    yield control
-    control.clear_faults()  # releases any connection a `timeout` fault still holds
+pytest_plugins = ["tests.support.fixtures"]
 
 
 def _record_gateway_logs() -> None:

@@ -1,6 +1,6 @@
 """The partner demo page in headless Chromium driven by Playwright for Python, against the local
-stack on free ports. The browser is the one `local.browser` finds or provides (`make test` runs
-it first and says which)."""
+stack on free ports (`stack`, tests/support/fixtures.py). The browser is the one `local.browser`
+finds or provides (`make test` runs it first and says which)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from local import browser as chromium
 from local.template import ROOT
-from tests.support.stack import RunningStack, start_stack
 
 # As the machine's probe runs it: no sandbox as root, and nothing that calls home.
 CHROMIUM_ARGS = [
@@ -30,18 +29,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack"))
-    yield running
-    assert running.stop() == 0
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox(stack: RunningStack) -> None:
-    stack.sandbox.reset()  # faults too
 
 
 @pytest.fixture(scope="session")

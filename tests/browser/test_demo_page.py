@@ -44,9 +44,9 @@ def _go_to_page(page: Page, number: int) -> None:
 
 def test_sign_in_labels_each_page_with_one_call(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
-    calls_before = stack.sandbox.calls()["get"]
+    calls_before = stack.sandbox_control.calls()["get"]
     _go_to_page(page, SEEDED_PAGE)
-    stored = stack.sandbox.states(MEMBER)
+    stored = stack.sandbox_control.states(MEMBER)
     for offer in CATALOGUE[40:48]:
         states = stored.get(offer.offer_id, {})
         row = _row(page, offer.offer_id)
@@ -56,7 +56,8 @@ def test_sign_in_labels_each_page_with_one_call(page: Page, stack: RunningStack)
         expect(row.get_by_test_id("label-opted-in")).to_have_count(
             1 if states.get("OPT_IN") == "OPTED_IN" else 0
         )
-    assert stack.sandbox.calls()["get"] - calls_before == SEEDED_PAGE - 1  # one per page shown
+    # One call a page shown.
+    assert stack.sandbox_control.calls()["get"] - calls_before == SEEDED_PAGE - 1
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "demo-page.png"))  # the README's picture (docs/)
 
@@ -65,7 +66,7 @@ def test_a_late_answer_for_an_earlier_page_does_not_replace_the_page_asked_last(
     page: Page, stack: RunningStack
 ):
     _sign_in(page, _demo_url(stack))
-    stack.sandbox.fault("get", "delay", delayMs=1500, count=1)  # page 2's labels come late
+    stack.sandbox_control.fault("get", "delay", delayMs=1500, count=1)  # page 2's labels come late
     page.get_by_test_id("next-page").click()
     page.get_by_test_id("next-page").click()
     expect(page.get_by_test_id("page-number")).to_have_text(re.compile("^page 3 of"))
@@ -76,44 +77,47 @@ def test_a_late_answer_for_an_earlier_page_does_not_replace_the_page_asked_last(
     assert [rows.nth(i).get_attribute("data-offer-id") for i in range(8)] == third
 
 
-def test_save_then_unsave(page: Page, stack: RunningStack):
+def test_save_then_unsave_relabels_the_row_and_stores_each_state(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
     offer = CATALOGUE[1].offer_id
     _row(page, offer).get_by_test_id("save").click()
     expect(_row(page, offer).get_by_test_id("label-saved")).to_have_count(1)
-    assert stack.sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    assert stack.sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
     _row(page, offer).get_by_test_id("unsave").click()
     expect(_row(page, offer).get_by_test_id("label-saved")).to_have_count(0)
-    assert stack.sandbox.states(MEMBER)[offer] == {"SAVE": "UNSAVED"}
+    assert stack.sandbox_control.states(MEMBER)[offer] == {"SAVE": "UNSAVED"}
 
 
-def test_opt_in(page: Page, stack: RunningStack):
+def test_opting_in_labels_the_row_and_stores_opted_in(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
     offer = CATALOGUE[2].offer_id
     _row(page, offer).get_by_test_id("opt-in").click()
     expect(_row(page, offer).get_by_test_id("label-opted-in")).to_have_count(1)
-    assert stack.sandbox.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
+    assert stack.sandbox_control.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
 
 
 def test_a_double_click_on_opt_in_changes_once(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
     offer = CATALOGUE[3].offer_id
-    puts_before = stack.sandbox.calls()["put"]
+    puts_before = stack.sandbox_control.calls()["put"]
     _row(page, offer).get_by_test_id("opt-in").dblclick()
     expect(_row(page, offer).get_by_test_id("label-opted-in")).to_have_count(1)
     page.wait_for_load_state("networkidle")
     expect(page.get_by_test_id("error")).to_be_hidden()
-    assert stack.sandbox.calls()["put"] - puts_before == 1  # the second click replayed the first
+    # The second click replayed the first.
+    assert stack.sandbox_control.calls()["put"] - puts_before == 1
 
 
-def test_my_saved_offers_and_their_count(page: Page, stack: RunningStack):
+def test_the_saved_view_counts_and_pages_through_every_saved_or_opted_in_offer(
+    page: Page, stack: RunningStack
+):
     _sign_in(page, _demo_url(stack))
     for offer in (CATALOGUE[4].offer_id, CATALOGUE[5].offer_id):
         _row(page, offer).get_by_test_id("save").click()
         expect(_row(page, offer).get_by_test_id("label-saved")).to_have_count(1)
     saved = {
         o
-        for o, s in stack.sandbox.states(MEMBER).items()
+        for o, s in stack.sandbox_control.states(MEMBER).items()
         if "SAVED" in s.values() or "OPTED_IN" in s.values()
     }
     expect(page.get_by_test_id("saved-count")).to_have_text(str(len(saved)))
@@ -132,7 +136,7 @@ def test_my_saved_offers_and_their_count(page: Page, stack: RunningStack):
 
 def test_an_upstream_fault_is_shown_with_its_correlation_id(page: Page, stack: RunningStack):
     _sign_in(page, _demo_url(stack))
-    stack.sandbox.fault("get", "status", status=500)
+    stack.sandbox_control.fault("get", "status", status=500)
     page.get_by_test_id("next-page").click()
     error = page.get_by_test_id("error")
     expect(error).to_be_visible()
@@ -149,7 +153,7 @@ def test_a_page_from_an_origin_not_allowed_cannot_call_the_api(page: Page, stack
     elsewhere = DemoServer(
         api_url=stack.url,
         issuer_url=f"http://127.0.0.1:{stack.ports['ISSUER_PORT']}",
-        sandbox_url=stack.sandbox.url,
+        sandbox_url=stack.sandbox_control.url,
         port=port,
     ).start()
     try:
@@ -162,7 +166,7 @@ def test_a_page_from_an_origin_not_allowed_cannot_call_the_api(page: Page, stack
         expect(page.get_by_test_id("offer-row")).to_have_count(0)
     finally:
         elsewhere.stop()
-    assert stack.sandbox.calls()["get"] == 0  # the browser never sent the call
+    assert stack.sandbox_control.calls()["get"] == 0  # the browser never sent the call
 
 
 def _png_size(path) -> tuple[int, int]:

@@ -114,7 +114,7 @@ def test_make_invoke_runs_the_function_on_its_own():
 
 
 def test_make_invoke_uses_the_running_stack(stack: RunningStack):
-    before = stack.sandbox.calls()["put"]
+    before = stack.sandbox_control.calls()["put"]
     made = _make(
         "invoke",
         "FUNCTION=UpdateStateFunction",
@@ -124,7 +124,7 @@ def test_make_invoke_uses_the_running_stack(stack: RunningStack):
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["statusCode"] == 200
     assert "using the running local stack" in made.stderr
-    assert stack.sandbox.calls()["put"] == before + 1
+    assert stack.sandbox_control.calls()["put"] == before + 1
 
 
 def test_make_invoke_fails_when_the_handler_raises(tmp_path: Path, stack: RunningStack):

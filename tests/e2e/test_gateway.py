@@ -163,7 +163,7 @@ def test_a_handler_past_its_timeout_is_an_internal_server_error(gateway):
     assert requests.get(f"{url}/plain", timeout=10).status_code == 200  # a new environment
 
 
-def test_authorizer_and_scopes(gateway):
+def test_the_authorizer_wants_a_token_401_and_the_route_scope_403(gateway):
     url, issuer = gateway
     assert requests.get(f"{url}/secured", timeout=10).status_code == 401
     no_scope = issuer.token(collector="80000000110", scopes=("other",))
@@ -178,7 +178,7 @@ def test_authorizer_and_scopes(gateway):
     assert answer.status_code == 200
 
 
-def test_unknown_routes_and_methods(gateway):
+def test_an_unknown_path_or_an_undeclared_method_is_not_found(gateway):
     url, _ = gateway
     assert requests.get(f"{url}/nope", timeout=10).json() == {"message": "Not Found"}
     assert requests.delete(f"{url}/plain", timeout=10).status_code == 404

@@ -3,23 +3,27 @@ app and a partner back end would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jwt
 import pytest
+import requests
 
 from local.sandbox.seed import CATALOGUE
-from tests.support.stack import RunningStack
+from tests.support.stack import RunningStack, child_pids
+from tests.support.waiting import wait_until
 
 MEMBER = "80000000110"
 FRESH = [o.offer_id for o in CATALOGUE[:10]]
 
 
-def test_partner_app_journey(stack: RunningStack):
+def test_a_member_labels_changes_and_finds_offers_and_each_call_is_audited(stack: RunningStack):
     already_audited = len(stack.audit_items())
     token = stack.token(MEMBER)
     page = [*FRESH[:5], CATALOGUE[40].offer_id]
@@ -73,7 +77,9 @@ def test_partner_app_journey(stack: RunningStack):
     assert all(MEMBER not in str(i) for i in items)
 
 
-def test_partner_backend_names_the_collector(stack: RunningStack):
+def test_a_machine_token_writes_for_the_collector_its_header_names_and_needs_one(
+    stack: RunningStack,
+):
     token = stack.token(None)  # machine token
     other = "80000000001"
     answer = stack.request(
@@ -86,12 +92,12 @@ def test_partner_backend_names_the_collector(stack: RunningStack):
         headers={"Collector-Number": other, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert answer.status_code == 200
-    assert stack.sandbox.states(other)[FRESH[2]] == {"SAVE": "SAVED"}
+    assert stack.sandbox_control.states(other)[FRESH[2]] == {"SAVE": "SAVED"}
     without = stack.request("GET", "/v1/offers/states/count", token)
     assert (without.status_code, without.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
 
 
-def test_idempotent_replay_through_the_gateway(stack: RunningStack):
+def test_a_put_repeated_with_its_key_is_replayed_without_a_second_upstream_put(stack: RunningStack):
     token = stack.token(MEMBER)
     key = {"Idempotency-Key": str(uuid.uuid4())}
     body = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
@@ -99,7 +105,7 @@ def test_idempotent_replay_through_the_gateway(stack: RunningStack):
     second = stack.request("PUT", f"/v1/offers/{FRESH[3]}/states", token, json=body, headers=key)
     assert first.json() == second.json()
     assert second.headers["Idempotent-Replayed"] == "true"
-    assert stack.sandbox.calls()["put"] == 1
+    assert stack.sandbox_control.calls()["put"] == 1
 
 
 @pytest.mark.parametrize(
@@ -118,7 +124,7 @@ def test_idempotent_replay_through_the_gateway(stack: RunningStack):
 def test_gateway_refuses_missing_or_bad_tokens(stack: RunningStack, make_token):
     answer = stack.request("GET", "/v1/offers/states/count", make_token(stack))
     assert (answer.status_code, answer.json()) == (401, {"message": "Unauthorized"})
-    assert stack.sandbox.calls()["count"] == 0
+    assert stack.sandbox_control.calls()["count"] == 0
 
 
 def test_gateway_refuses_a_token_without_the_route_scope(stack: RunningStack):
@@ -158,7 +164,7 @@ def test_health_needs_no_token(stack: RunningStack):
 
 
 def test_an_upstream_fault_surfaces_as_its_error(stack: RunningStack):
-    stack.sandbox.fault("find", "status", status=500)
+    stack.sandbox_control.fault("find", "status", status=500)
     answer = stack.request("GET", "/v1/offers/states/find", stack.token(MEMBER))
     assert answer.status_code == 502
     assert answer.json()["error"]["code"] == "UPSTREAM_ERROR"
@@ -170,15 +176,51 @@ def test_an_upstream_fault_surfaces_as_its_error(stack: RunningStack):
 
 
 def test_concurrent_requests_get_their_own_environments(stack: RunningStack):
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Four requests at once are served by four function environments at the same time: each
+    one's COUNT is held at AIR MILES (a `timeout` fault) until all four have arrived there,
+    none answered yet, and four environments are running; then they are let go. Served one
+    after another, only one would ever arrive before its answer."""
+    in_flight = 4
     token = stack.token(MEMBER)
-    stack.sandbox.fault("count", "delay", delayMs=300)
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(
-            pool.map(lambda _: stack.request("GET", "/v1/offers/states/count", token), range(4))
-        )
-    assert [a.status_code for a in answers] == [200] * 4
+    correlation_ids = {str(uuid.uuid4()) for _ in range(in_flight)}
+    stack.sandbox_control.fault("count", "timeout")  # held until cleared
+
+    def count(correlation_id: str) -> requests.Response:
+        headers = {"X-Correlation-Id": correlation_id}
+        return stack.request("GET", "/v1/offers/states/count", token, headers=headers)
+
+    def arrived() -> set[str]:
+        held = stack.sandbox_control.requests()
+        return {r["headers"].get("x-correlation-id") for r in held if r["endpoint"] == "count"}
+
+    with ThreadPoolExecutor(in_flight) as pool:
+        answers = [pool.submit(count, correlation_id) for correlation_id in correlation_ids]
+        # Within the functions' upstream budget (8 s), which would end a held request.
+        wait_until(lambda: arrived() == correlation_ids or any(a.done() for a in answers), 8)
+        all_arrived = arrived() == correlation_ids
+        none_answered = not any(answer.done() for answer in answers)  # after they all arrived
+        environments = _environments(stack, "functions/get_state")
+        stack.sandbox_control.clear_faults()
+        statuses = [answer.result().status_code for answer in answers]
+
+    assert all_arrived
+    assert none_answered
+    assert len(environments) >= in_flight
+    assert statuses == [200] * in_flight  # each retried its COUNT once let go
+
+
+def _environments(stack: RunningStack, code: str) -> set[int]:
+    """The process ids of the stack's running function environments of the code in directory
+    `code` (each a `local/lambda_runtime.py` process given that directory)."""
+    found = set()
+    for pid in child_pids(stack.process.pid):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+            if any(a.endswith("lambda_runtime.py") for a in argv) and any(
+                a.rstrip("/").endswith(code) for a in argv
+            ):
+                found.add(pid)
+    return found
 
 
 GATEWAY_LINE = re.compile(r"gateway [A-Z]+ /\S* \d{3} \d+\.\dms\n")
@@ -210,13 +252,12 @@ def test_the_console_keeps_every_line_whole_under_load(stack: RunningStack):
                 range(requests_made),
             )
         )
-    deadline = time.monotonic() + 30  # the stack's output is read on another thread
-    while time.monotonic() < deadline:
-        lines = stack.output[first:]
-        if sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) >= requests_made:
-            break
-        time.sleep(0.1)
 
+    def request_lines() -> int:  # the stack's output is read on another thread
+        return sum(bool(GATEWAY_LINE.fullmatch(line)) for line in stack.output[first:])
+
+    wait_until(lambda: request_lines() >= requests_made, 30)
+    lines = stack.output[first:]
     assert [line for line in lines if not _whole(line)] == []
     assert sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) == requests_made
     assert any(line.startswith("{") for line in lines)  # the functions' output is there too

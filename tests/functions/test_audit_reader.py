@@ -15,7 +15,7 @@ from tests.support.sandbox_control import SandboxControl
 
 
 @pytest.fixture
-def stack(deployed: Deployed) -> str:
+def cloudformation_stack(deployed: Deployed) -> str:
     """A CloudFormation stack (in moto) whose outputs name the tables and the secret."""
     template = {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
@@ -35,15 +35,19 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_collector_records_newest_first_as_a_table(
-    stack, get_state: Function, update_state: Function, sandbox: SandboxControl, capsys
+    cloudformation_stack,
+    get_state: Function,
+    update_state: Function,
+    sandbox_control: SandboxControl,
+    capsys,
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     get_state.call(event("GET", "/v1/offers/states/count"))
     _, headers, _ = update_state.call(offer_event(offer, SAVE))
     get_state.call(event("GET", "/v1/offers/states", query=[("offerId", "bad")]))
     capsys.readouterr()
 
-    code, out, _ = _run(capsys, "--collector", MEMBER, "--stack", stack)
+    code, out, _ = _run(capsys, "--collector", MEMBER, "--stack", cloudformation_stack)
 
     assert code == 0
     lines = out.splitlines()
@@ -58,13 +62,17 @@ def test_collector_records_newest_first_as_a_table(
     assert MEMBER not in out
 
 
-def test_correlation_id_as_json(stack, update_state: Function, sandbox: SandboxControl, capsys):
-    offer = sandbox.untouched_offers(1)[0]
+def test_a_correlation_id_in_any_case_finds_its_record_as_json(
+    cloudformation_stack, update_state: Function, sandbox_control: SandboxControl, capsys
+):
+    offer = sandbox_control.untouched_offers(1)[0]
     correlation = str(uuid.uuid4())
     update_state.call(offer_event(offer, SAVE, headers={"x-correlation-id": correlation}))
     capsys.readouterr()
 
-    code, out, _ = _run(capsys, "--correlation", correlation.upper(), "--stack", stack, "--json")
+    code, out, _ = _run(
+        capsys, "--correlation", correlation.upper(), "--stack", cloudformation_stack, "--json"
+    )
 
     assert code == 0
     [record] = [json.loads(line) for line in out.splitlines()]
@@ -73,12 +81,14 @@ def test_correlation_id_as_json(stack, update_state: Function, sandbox: SandboxC
     assert record["httpStatus"] == 200
 
 
-def test_every_page_is_read(stack, get_state: Function, capsys):
+def test_every_page_of_records_is_read_newest_first(
+    cloudformation_stack, get_state: Function, capsys
+):
     for _ in range(7):
         get_state.call(event("GET", "/v1/offers/states/count"))
     capsys.readouterr()
     code, out, _ = _run(
-        capsys, "--collector", MEMBER, "--stack", stack, "--json", "--page-size", "2"
+        capsys, "--collector", MEMBER, "--stack", cloudformation_stack, "--json", "--page-size", "2"
     )
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]

@@ -45,42 +45,42 @@ def unreachable(aws: None) -> Iterator[Callable[[str], None]]:
     ],
 )
 def test_a_malformed_secret_is_a_dependency_failure(
-    get_state: Function, deployed: Deployed, sandbox: SandboxControl, secret: str
+    get_state: Function, deployed: Deployed, sandbox_control: SandboxControl, secret: str
 ):
     deployed.put_secret(secret)
     answer = get_state.call(event("GET", "/v1/offers/states/count"))
     body = assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
-    assert sandbox.calls()["count"] == 0
+    assert sandbox_control.calls()["count"] == 0
     assert CLIENT_SECRET not in json.dumps(body)
 
 
 def test_a_missing_secret_is_a_dependency_failure(
-    update_state: Function, deployed: Deployed, sandbox: SandboxControl
+    update_state: Function, deployed: Deployed, sandbox_control: SandboxControl
 ):
     boto3.client("secretsmanager").delete_secret(
         SecretId=deployed.refs["AirMilesSecret"], ForceDeleteWithoutRecovery=True
     )
-    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    answer = update_state.call(offer_event(sandbox_control.untouched_offers(1)[0], SAVE))
     assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
-    assert sandbox.calls()["put"] == 0
+    assert sandbox_control.calls()["put"] == 0
 
 
 def test_secrets_manager_unreachable_is_a_dependency_failure(
-    unreachable, get_state: Function, sandbox: SandboxControl
+    unreachable, get_state: Function, sandbox_control: SandboxControl
 ):
     unreachable("secrets-manager.GetSecretValue")
     answer = get_state.call(event("GET", "/v1/offers/states/count"))
     assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
-    assert sandbox.calls()["count"] == 0
+    assert sandbox_control.calls()["count"] == 0
 
 
 def test_audit_table_unreachable_means_no_put_upstream(
-    unreachable, update_state: Function, sandbox: SandboxControl
+    unreachable, update_state: Function, sandbox_control: SandboxControl
 ):
     unreachable("dynamodb.PutItem")
-    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    answer = update_state.call(offer_event(sandbox_control.untouched_offers(1)[0], SAVE))
     assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
-    assert sandbox.calls()["put"] == 0
+    assert sandbox_control.calls()["put"] == 0
 
 
 @pytest.mark.parametrize(
@@ -89,20 +89,22 @@ def test_audit_table_unreachable_means_no_put_upstream(
     ids=["audit table missing", "idempotency table missing"],
 )
 def test_a_missing_table_means_no_put_upstream_even_with_a_key(
-    update_state: Function, deployed: Deployed, sandbox: SandboxControl, missing, left_empty
+    update_state: Function, deployed: Deployed, sandbox_control: SandboxControl, missing, left_empty
 ):
     boto3.client("dynamodb").delete_table(TableName=deployed.refs[missing])
     key = {"idempotency-key": str(uuid.uuid4())}
-    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE, headers=key))
+    answer = update_state.call(
+        offer_event(sandbox_control.untouched_offers(1)[0], SAVE, headers=key)
+    )
     assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
-    assert sandbox.calls()["put"] == 0
+    assert sandbox_control.calls()["put"] == 0
     # Nothing left in the other table: no idempotency record holding the key, no audit
     # record of a write that was never sent.
     assert deployed.table_items(left_empty) == []
 
 
 def test_a_read_that_cannot_be_audited_is_not_disclosed(
-    get_state: Function, deployed: Deployed, sandbox: SandboxControl
+    get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
 ):
     boto3.client("dynamodb").delete_table(TableName=deployed.refs["AuditTable"])
     answer = get_state.call(event("GET", "/v1/offers/states/count"))
@@ -111,32 +113,33 @@ def test_a_read_that_cannot_be_audited_is_not_disclosed(
 
 
 def test_outcome_not_written_still_answers_the_applied_change(
-    unreachable, update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    unreachable, update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     unreachable("dynamodb.UpdateItem")
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     status, _, _ = update_state.call(offer_event(offer, SAVE))
     assert status == 200  # the change happened; the PENDING record proves the attempt
-    assert sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
     assert [i["outcome"] for i in deployed.audit_items()] == ["PENDING"]
 
 
 def test_rotated_credentials_are_reread_once(
-    get_state: Function, deployed: Deployed, sandbox: SandboxControl
+    get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
 ):
     good = deployed.secret()
     deployed.put_secret(json.dumps({**good, "client_secret": "stale"}))
     status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))
     assert status == 502  # the stale secret was read, refused, re-read: still stale
-    assert sandbox.calls()["token"] == 2
+    assert sandbox_control.calls()["token"] == 2
     deployed.put_secret(json.dumps(good))  # rotation finished
     status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))
     assert status == 200
-    assert sandbox.calls()["token"] == 4  # cached stale secret refused, forced re-read works
+    # The cached stale secret refused, the forced re-read works.
+    assert sandbox_control.calls()["token"] == 4
 
 
 def test_secret_is_read_once_for_many_requests(
-    get_state: Function, sandbox: SandboxControl, monkeypatch: pytest.MonkeyPatch
+    get_state: Function, sandbox_control: SandboxControl, monkeypatch: pytest.MonkeyPatch
 ):
     calls = []
     original = botocore.client.BaseClient._make_api_call
@@ -150,7 +153,7 @@ def test_secret_is_read_once_for_many_requests(
     for _ in range(20):
         assert get_state.call(event("GET", "/v1/offers/states/count"))[0] == 200
     assert len(calls) == 1
-    assert sandbox.calls()["token"] == 1
+    assert sandbox_control.calls()["token"] == 1
 
 
 def test_provisioned_secret_holds_audience_and_pepper(deployed: Deployed):

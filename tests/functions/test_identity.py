@@ -13,8 +13,7 @@ from tests.support.functions import (
     SAVE,
     WRITE,
     Function,
-    assert_error,
-    assert_nothing_upstream,
+    assert_refused,
     event,
     machine,
     offer_event,
@@ -23,97 +22,91 @@ from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
 
 
-def _refused(answer: tuple[int, dict, dict], code: str, sandbox: SandboxControl) -> dict:
-    """Refused with `code` (and its status) before any call to AIR MILES; the body."""
-    status = {"VALIDATION_ERROR": 400, "COLLECTOR_AMBIGUOUS": 400, "FORBIDDEN": 403}[code]
-    body = assert_error(answer, status, code)
-    assert_nothing_upstream(sandbox)
-    return body
-
-
-def test_member_token_reads_its_own_collector(get_state: Function, sandbox: SandboxControl):
+def test_member_token_reads_its_own_collector(get_state: Function, sandbox_control: SandboxControl):
     status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))
     assert status == 200
-    assert "collector-number" in sandbox.requests()[-1]["headers"]
-    assert sandbox.requests()[-1]["headers"]["collector-number"] == MEMBER
+    assert "collector-number" in sandbox_control.requests()[-1]["headers"]
+    assert sandbox_control.requests()[-1]["headers"]["collector-number"] == MEMBER
 
 
 def test_member_token_with_collector_number_is_ambiguous(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     answer = get_state.call(
         event("GET", "/v1/offers/states/count", headers={"collector-number": OTHER})
     )
-    _refused(answer, "COLLECTOR_AMBIGUOUS", sandbox)
+    assert_refused(answer, 400, "COLLECTOR_AMBIGUOUS", sandbox_control)
     # Filed under the member's own collector, never under the one the header named.
     [item] = deployed.audit_items()
     assert (item["collector"], item["outcome"]) == ("*******0110", "REJECTED")
 
 
 def test_member_token_cannot_write_another_collector_by_header(
-    update_state: Function, sandbox: SandboxControl
+    update_state: Function, sandbox_control: SandboxControl
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, headers={"collector-number": OTHER}))
-    _refused(answer, "COLLECTOR_AMBIGUOUS", sandbox)
-    assert offer not in sandbox.states(OTHER)
+    assert_refused(answer, 400, "COLLECTOR_AMBIGUOUS", sandbox_control)
+    assert offer not in sandbox_control.states(OTHER)
 
 
-def test_machine_token_without_collector_number_is_refused(get_state: Function, sandbox):
+def test_machine_token_without_collector_number_is_refused(get_state: Function, sandbox_control):
     answer = get_state.call(
         event("GET", "/v1/offers/states/count", collector=None, scopes=(READ, M2M))
     )
-    body = _refused(answer, "VALIDATION_ERROR", sandbox)
+    body = assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
     assert body["error"]["details"][0]["field"] == "Collector-Number"
 
 
 @pytest.mark.parametrize("number", ["8000000011", "800000001100", "8000000011a", "80000 00110", ""])
 def test_machine_token_with_a_bad_collector_number_is_refused(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed, number: str
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed, number: str
 ):
     answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(number, READ, M2M)))
-    _refused(answer, "VALIDATION_ERROR", sandbox)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
     assert deployed.audit_items() == []  # no trustworthy collector to file it under
 
 
-def test_token_without_m2m_scope_cannot_name_a_collector(get_state: Function, sandbox):
+def test_token_without_m2m_scope_cannot_name_a_collector(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(OTHER, READ)))
-    _refused(answer, "FORBIDDEN", sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
-def test_token_naming_no_collector_is_forbidden(get_state: Function, sandbox):
+def test_token_naming_no_collector_is_forbidden(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", collector=None, scopes=(READ,)))
-    _refused(answer, "FORBIDDEN", sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
-def test_a_claim_that_is_not_a_collector_number_is_forbidden(get_state: Function, sandbox):
+def test_a_claim_that_is_not_a_collector_number_is_forbidden(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", collector="12345"))
-    _refused(answer, "FORBIDDEN", sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
-def test_reading_needs_the_read_scope(get_state: Function, sandbox):
+def test_reading_needs_the_read_scope(get_state: Function, sandbox_control):
     answer = get_state.call(event("GET", "/v1/offers/states/count", scopes=(WRITE,)))
-    _refused(answer, "FORBIDDEN", sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
-def test_writing_needs_the_write_scope(update_state: Function, sandbox: SandboxControl):
-    offer = sandbox.untouched_offers(1)[0]
+def test_writing_needs_the_write_scope(update_state: Function, sandbox_control: SandboxControl):
+    offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, scopes=(READ,)))
-    _refused(answer, "FORBIDDEN", sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 def test_machine_token_writes_for_the_named_collector(
-    update_state: Function, sandbox: SandboxControl
+    update_state: Function, sandbox_control: SandboxControl
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     status, _, _ = update_state.call(offer_event(offer, SAVE, **machine(OTHER, WRITE, M2M)))
     assert status == 200
-    assert sandbox.states(OTHER)[offer] == {"SAVE": "SAVED"}
-    assert offer not in sandbox.states(MEMBER)
+    assert sandbox_control.states(OTHER)[offer] == {"SAVE": "SAVED"}
+    assert offer not in sandbox_control.states(MEMBER)
 
 
-def test_collector_in_the_body_is_not_a_field(update_state: Function, sandbox: SandboxControl):
-    offer = sandbox.untouched_offers(1)[0]
+def test_collector_in_the_body_is_not_a_field(
+    update_state: Function, sandbox_control: SandboxControl
+):
+    offer = sandbox_control.untouched_offers(1)[0]
     body = {"collectorNumber": OTHER, "stateChanges": [{"offerId": offer, **SAVE}]}
     answer = update_state.call(event("PUT", "/v1/offers/states", body=body))
-    _refused(answer, "VALIDATION_ERROR", sandbox)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)

@@ -43,28 +43,28 @@ def _as_arns(used: list[tuple[str, str]], deployed: Deployed) -> set[tuple[str, 
 
 
 def test_get_state_uses_exactly_its_permissions(
-    calls, get_state: Function, deployed: Deployed, sandbox: SandboxControl
+    calls, get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
 ):
-    offers = sandbox.untouched_offers(2)
+    offers = sandbox_control.untouched_offers(2)
     get_state.call(event("GET", "/health"))
     get_state.call(event("GET", "/v1/offers/states", query=[("offerId", o) for o in offers]))
     get_state.call(event("GET", "/v1/offers/states/find"))
     get_state.call(event("GET", "/v1/offers/states/count"))
     get_state.call(event("GET", "/v1/offers/states", query=[("offerId", "bad")]))  # rejected
-    sandbox.fault("count", "status", status=500)
+    sandbox_control.fault("count", "status", status=500)
     get_state.call(event("GET", "/v1/offers/states/count"))  # failed upstream
 
     assert _as_arns(calls, deployed) == permissions(deployed.template, "GetStateFunction")
 
 
 def test_update_state_uses_exactly_its_permissions(
-    calls, update_state: Function, deployed: Deployed, sandbox: SandboxControl, monkeypatch
+    calls, update_state: Function, deployed: Deployed, sandbox_control: SandboxControl, monkeypatch
 ):
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
         DynamoDBPersistenceLayer,
     )
 
-    first, second, third = sandbox.untouched_offers(3)
+    first, second, third = sandbox_control.untouched_offers(3)
     key = {"idempotency-key": str(uuid.uuid4())}
     update_state.call(offer_event(first, SAVE))  # no key
     update_state.call(offer_event(second, SAVE, headers=key))  # first with a key
@@ -72,9 +72,9 @@ def test_update_state_uses_exactly_its_permissions(
     update_state.call(
         offer_event(second, {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}, headers=key)
     )
-    sandbox.fault("put", "status", status=500)
+    sandbox_control.fault("put", "status", status=500)
     update_state.call(offer_event(third, SAVE, headers={"idempotency-key": str(uuid.uuid4())}))
-    sandbox.clear_faults()
+    sandbox_control.clear_faults()
     # A runtime whose boto3 cannot return the old item on a failed condition reads it instead.
     monkeypatch.setattr(
         DynamoDBPersistenceLayer,

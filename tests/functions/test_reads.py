@@ -18,20 +18,20 @@ def _ids(query_offers: list[str]) -> list[tuple[str, str]]:
     return [("offerId", o) for o in query_offers]
 
 
-def test_health_needs_no_token_and_is_cached(get_state: Function, sandbox: SandboxControl):
+def test_health_needs_no_token_and_is_cached(get_state: Function, sandbox_control: SandboxControl):
     for _ in range(3):
         status, _, body = get_state.call(event("GET", "/health", authorized=False))
         assert status == 200
         assert body["status"] == "ok"
         assert body["upstream"]["healthy"] is True
-    assert sandbox.calls()["health"] == 1
+    assert sandbox_control.calls()["health"] == 1
 
 
 def test_get_states_lists_every_offer_asked_in_order(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    seeded = sandbox.states(MEMBER)
-    fresh = sandbox.untouched_offers(2)
+    seeded = sandbox_control.states(MEMBER)
+    fresh = sandbox_control.untouched_offers(2)
     both = next(o for o, s in seeded.items() if s == {"OPT_IN": "OPTED_IN", "SAVE": "SAVED"})
     asked = [fresh[0], both, fresh[1], fresh[0]]
 
@@ -54,7 +54,7 @@ def test_get_states_lists_every_offer_asked_in_order(
         ("SAVE", "SAVED"),
     }
     assert all(s["updatedAt"].endswith("Z") for s in labelled["states"])
-    assert sandbox.calls()["get"] == 1
+    assert sandbox_control.calls()["get"] == 1
     [item] = deployed.audit_items()
     assert item["action"] == "GET_STATES"
     assert item["outcome"] == "SUCCEEDED"
@@ -62,8 +62,8 @@ def test_get_states_lists_every_offer_asked_in_order(
     assert item["correlationId"] == headers["X-Correlation-Id"]
 
 
-def test_comma_separated_and_repeated_offer_ids_mean_the_same(get_state: Function, sandbox):
-    fresh = sandbox.untouched_offers(3)
+def test_comma_separated_and_repeated_offer_ids_mean_the_same(get_state: Function, sandbox_control):
+    fresh = sandbox_control.untouched_offers(3)
     _, _, repeated = get_state.call(event("GET", "/v1/offers/states", query=_ids(fresh)))
     _, _, joined = get_state.call(
         event("GET", "/v1/offers/states", query=[("offerId", ",".join(fresh))])
@@ -72,9 +72,11 @@ def test_comma_separated_and_repeated_offer_ids_mean_the_same(get_state: Functio
     assert len(joined["offers"]) == 3
 
 
-def test_unsaved_offer_is_not_saved(get_state: Function, sandbox: SandboxControl):
+def test_unsaved_offer_is_not_saved(get_state: Function, sandbox_control: SandboxControl):
     collector = "84095202006"
-    unsaved = next(o for o, s in sandbox.states(collector).items() if s == {"SAVE": "UNSAVED"})
+    unsaved = next(
+        o for o, s in sandbox_control.states(collector).items() if s == {"SAVE": "UNSAVED"}
+    )
     _, _, body = get_state.call(
         event("GET", "/v1/offers/states", query=_ids([unsaved]), collector=collector)
     )
@@ -82,7 +84,7 @@ def test_unsaved_offer_is_not_saved(get_state: Function, sandbox: SandboxControl
 
 
 def test_find_passes_filters_and_paging_and_answers_totals(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     query = [
         ("state", "SAVE:SAVED"),
@@ -97,7 +99,7 @@ def test_find_passes_filters_and_paging_and_answers_totals(
     assert status == 200
     assert (body["pageNumber"], body["pageSize"]) == (1, 2)
     assert "totalCount" in body
-    sent = sandbox.requests()[-1]
+    sent = sandbox_control.requests()[-1]
     assert sent["query"]["state"] == ["SAVE:SAVED", "OPT_IN:OPTED_IN"]
     assert sent["query"]["pageNumber"] == ["1"]
     assert sent["query"]["firstSortBy"] == ["offerId"]
@@ -110,9 +112,9 @@ def test_find_passes_filters_and_paging_and_answers_totals(
     ]
 
 
-def test_find_labels_saved_and_opted_in(get_state: Function, sandbox: SandboxControl):
+def test_find_labels_saved_and_opted_in(get_state: Function, sandbox_control: SandboxControl):
     _, _, body = get_state.call(event("GET", "/v1/offers/states/find", query=[("pageSize", "100")]))
-    stored = sandbox.states(MEMBER)
+    stored = sandbox_control.states(MEMBER)
     assert body["totalCount"] == len(body["offers"]) == len(stored)
     for offer in body["offers"]:
         states = stored[offer["offerId"]]
@@ -120,31 +122,35 @@ def test_find_labels_saved_and_opted_in(get_state: Function, sandbox: SandboxCon
         assert offer["optedIn"] == (states.get("OPT_IN") == "OPTED_IN")
 
 
-def test_find_without_upstream_totals_leaves_them_out(get_state: Function, sandbox):
-    sandbox.config(findTotals=False)
+def test_find_without_upstream_totals_leaves_them_out(get_state: Function, sandbox_control):
+    sandbox_control.config(findTotals=False)
     status, _, body = get_state.call(event("GET", "/v1/offers/states/find"))
     assert status == 200
     assert "totalCount" not in body
     assert (body["pageNumber"], body["pageSize"]) == (0, 20)
 
 
-def test_count(get_state: Function, sandbox: SandboxControl, deployed: Deployed):
+def test_count_answers_how_many_offers_match_the_filter_and_is_audited(
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
     status, _, body = get_state.call(
         event("GET", "/v1/offers/states/count", query=[("state", "OPT_IN:OPTED_IN")])
     )
-    opted_in = [o for o, s in sandbox.states(MEMBER).items() if s.get("OPT_IN") == "OPTED_IN"]
+    opted_in = [
+        o for o, s in sandbox_control.states(MEMBER).items() if s.get("OPT_IN") == "OPTED_IN"
+    ]
     assert (status, body) == (200, {"count": len(opted_in)})
     assert deployed.audit_items()[0]["action"] == "COUNT_STATES"
 
 
 def test_machine_token_names_the_collector_in_the_header(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     status, _, body = get_state.call(
         event("GET", "/v1/offers/states/count", **machine(OTHER, READ, M2M))
     )
     assert (status, body) == (200, {"count": 3})
-    assert sandbox.requests()[-1]["headers"]["collector-number"] == OTHER
+    assert sandbox_control.requests()[-1]["headers"]["collector-number"] == OTHER
     [item] = deployed.audit_items()
     assert item["tokenKind"] == "m2m"
     assert item["collector"] == "*******0001"
@@ -152,7 +158,7 @@ def test_machine_token_names_the_collector_in_the_header(
 
 
 def test_audit_item_is_pseudonymous_and_complete(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     correlation = str(uuid.uuid4())
     get_state.call(
@@ -187,13 +193,13 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def test_a_valid_correlation_id_is_echoed_and_sent_upstream(get_state: Function, sandbox):
+def test_a_valid_correlation_id_is_echoed_and_sent_upstream(get_state: Function, sandbox_control):
     correlation = str(uuid.uuid4())
     _, headers, _ = get_state.call(
         event("GET", "/v1/offers/states/count", headers={"x-correlation-id": correlation.upper()})
     )
     assert headers["X-Correlation-Id"] == correlation
-    assert sandbox.requests()[-1]["headers"]["x-correlation-id"] == correlation
+    assert sandbox_control.requests()[-1]["headers"]["x-correlation-id"] == correlation
 
 
 def test_an_invalid_correlation_id_is_replaced(get_state: Function):
@@ -203,11 +209,11 @@ def test_an_invalid_correlation_id_is_replaced(get_state: Function):
     assert uuid.UUID(headers["X-Correlation-Id"])
 
 
-def test_local_time_is_passed_upstream(get_state: Function, sandbox: SandboxControl):
+def test_local_time_is_passed_upstream(get_state: Function, sandbox_control: SandboxControl):
     get_state.call(
         event("GET", "/v1/offers/states/count", headers={"x-local-time": "2026-11-25T16:59:00"})
     )
-    assert sandbox.requests()[-1]["headers"]["x-local-time"] == "2026-11-25T16:59:00"
+    assert sandbox_control.requests()[-1]["headers"]["x-local-time"] == "2026-11-25T16:59:00"
 
 
 @pytest.mark.parametrize(
@@ -238,14 +244,20 @@ def test_local_time_is_passed_upstream(get_state: Function, sandbox: SandboxCont
     ],
 )
 def test_invalid_requests_are_refused_before_any_upstream_call(
-    get_state: Function, sandbox: SandboxControl, deployed: Deployed, path, query, headers, field
+    get_state: Function,
+    sandbox_control: SandboxControl,
+    deployed: Deployed,
+    path,
+    query,
+    headers,
+    field,
 ):
     status, answer_headers, body = get_state.call(event("GET", path, query=query, headers=headers))
     assert status == 400
     assert body["error"]["code"] == "VALIDATION_ERROR"
     assert field in [d["field"] for d in body["error"]["details"]]
     assert body["correlationId"] == answer_headers["X-Correlation-Id"]
-    assert sum(sandbox.calls().values()) == 0
+    assert sum(sandbox_control.calls().values()) == 0
     [item] = deployed.audit_items()
     assert (item["outcome"], item["httpStatus"], item["errorCode"]) == (
         "REJECTED",
@@ -271,16 +283,16 @@ def test_invalid_requests_are_refused_before_any_upstream_call(
 )
 def test_upstream_failures_map_to_their_status_and_are_audited(
     get_state: Function,
-    sandbox: SandboxControl,
+    sandbox_control: SandboxControl,
     deployed: Deployed,
     fault,
     status,
     code,
     upstream_status,
 ):
-    sandbox.fault("get", **fault)
+    sandbox_control.fault("get", **fault)
     got, headers, body = get_state.call(
-        event("GET", "/v1/offers/states", query=_ids(sandbox.untouched_offers(1)))
+        event("GET", "/v1/offers/states", query=_ids(sandbox_control.untouched_offers(1)))
     )
     assert (got, body["error"]["code"]) == (status, code)
     assert "Traceback" not in json.dumps(body)

@@ -20,15 +20,16 @@ from tests.support.functions import (
     WRITE,
     Function,
     assert_error,
-    assert_nothing_upstream,
+    assert_refused,
     event,
     machine,
     offer_event,
 )
 from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
+from tests.support.waiting import wait_until
 
-UNTOUCHED = FRESH_OFFERS[0].offer_id  # what `sandbox.untouched_offers(1)[0]` answers
+UNTOUCHED = FRESH_OFFERS[0].offer_id  # what `sandbox_control.untouched_offers(1)[0]` answers
 
 
 def _batch(*changes: tuple[str, list[dict]]) -> dict:
@@ -36,9 +37,9 @@ def _batch(*changes: tuple[str, list[dict]]) -> dict:
 
 
 def test_single_offer_change_is_applied_and_answered(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     status, headers, body = update_state.call(offer_event(offer.upper(), OPT_IN))
 
     assert status == 200
@@ -48,8 +49,8 @@ def test_single_offer_change_is_applied_and_answered(
     assert (state["name"], state["value"]) == ("OPT_IN", "OPTED_IN")
     assert state["updatedAt"].endswith("Z")
     assert "Idempotent-Replayed" not in headers
-    assert sandbox.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
-    assert sandbox.calls()["put"] == 1
+    assert sandbox_control.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
+    assert sandbox_control.calls()["put"] == 1
     [item] = deployed.audit_items()
     assert item["action"] == "UPDATE_STATES"
     assert item["outcome"] == "SUCCEEDED"
@@ -59,9 +60,9 @@ def test_single_offer_change_is_applied_and_answered(
 
 
 def test_batch_change_is_applied_in_one_upstream_call(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    a, b, c = sandbox.untouched_offers(3)
+    a, b, c = sandbox_control.untouched_offers(3)
     body = _batch(
         (a, SAVE["states"]),
         (b, SAVE["states"] + OPT_IN["states"]),
@@ -70,26 +71,28 @@ def test_batch_change_is_applied_in_one_upstream_call(
     status, _, answer = update_state.call(event("PUT", "/v1/offers/states", body=body))
     assert status == 200
     assert [c["offerId"] for c in answer["stateChanges"]] == [a, b, c]
-    assert sandbox.calls()["put"] == 1
-    stored = sandbox.states(MEMBER)
+    assert sandbox_control.calls()["put"] == 1
+    stored = sandbox_control.states(MEMBER)
     assert stored[a] == {"SAVE": "SAVED"}
     assert stored[b] == {"SAVE": "SAVED", "OPT_IN": "OPTED_IN"}
     assert stored[c] == {"SAVE": "UNSAVED"}
     assert deployed.audit_items()[0]["offerIds"] == [a, b, c]
 
 
-def test_unsave_after_save(update_state: Function, sandbox: SandboxControl):
-    offer = sandbox.untouched_offers(1)[0]
+def test_unsaving_a_saved_offer_leaves_it_unsaved(
+    update_state: Function, sandbox_control: SandboxControl
+):
+    offer = sandbox_control.untouched_offers(1)[0]
     update_state.call(offer_event(offer, SAVE))
     status, _, _ = update_state.call(
         offer_event(offer, {"states": [{"name": "SAVE", "value": "UNSAVED"}]})
     )
     assert status == 200
-    assert sandbox.states(MEMBER)[offer] == {"SAVE": "UNSAVED"}
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "UNSAVED"}
 
 
-def test_25_changes_are_accepted(update_state: Function, sandbox: SandboxControl):
-    offers = sandbox.untouched_offers(25)
+def test_25_changes_are_accepted(update_state: Function, sandbox_control: SandboxControl):
+    offers = sandbox_control.untouched_offers(25)
     status, _, body = update_state.call(
         event("PUT", "/v1/offers/states", body=_batch(*[(o, SAVE["states"]) for o in offers]))
     )
@@ -122,15 +125,14 @@ BAD_BODIES: list[tuple[str, object]] = [
 
 @pytest.mark.parametrize("body", [pytest.param(body, id=label) for label, body in BAD_BODIES])
 def test_invalid_batch_bodies_are_refused_before_any_upstream_call(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed, body: object
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed, body: object
 ):
-    assert sandbox.untouched_offers(1)[0] == UNTOUCHED  # the offer the bodies name
+    assert sandbox_control.untouched_offers(1)[0] == UNTOUCHED  # the offer the bodies name
     raw = json.dumps(body)
     answer = update_state.call(
         event("PUT", "/v1/offers/states", body=raw, headers={"content-type": "application/json"})
     )
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
     assert [i["outcome"] for i in deployed.audit_items()] == ["REJECTED"]
 
 
@@ -145,14 +147,15 @@ def test_invalid_batch_bodies_are_refused_before_any_upstream_call(
     ],
 )
 def test_invalid_single_offer_requests_are_refused(
-    update_state: Function, sandbox: SandboxControl, offer_id, body
+    update_state: Function, sandbox_control: SandboxControl, offer_id, body
 ):
-    offer = offer_id or sandbox.untouched_offers(1)[0]
-    assert_error(update_state.call(offer_event(offer, body)), 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    offer = offer_id or sandbox_control.untouched_offers(1)[0]
+    assert_refused(
+        update_state.call(offer_event(offer, body)), 400, "VALIDATION_ERROR", sandbox_control
+    )
 
 
-def test_malformed_json_is_a_validation_error(update_state: Function, sandbox):
+def test_malformed_json_is_a_validation_error(update_state: Function, sandbox_control):
     answer = update_state.call(
         event(
             "PUT",
@@ -161,13 +164,14 @@ def test_malformed_json_is_a_validation_error(update_state: Function, sandbox):
             headers={"content-type": "application/json"},
         )
     )
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_a_body_that_is_not_json_is_unsupported(update_state: Function, sandbox, content_type):
-    offer = sandbox.untouched_offers(1)[0]
+def test_a_body_that_is_not_json_is_unsupported(
+    update_state: Function, sandbox_control, content_type
+):
+    offer = sandbox_control.untouched_offers(1)[0]
     headers = {"content-type": content_type} if content_type else {}
     request = event(
         "PUT",
@@ -177,31 +181,29 @@ def test_a_body_that_is_not_json_is_unsupported(update_state: Function, sandbox,
     )
     if content_type is None:
         request["headers"].pop("content-type", None)
-    assert_error(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE")
-    assert_nothing_upstream(sandbox)
+    assert_refused(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE", sandbox_control)
 
 
-def test_a_body_over_64_kib_is_too_large(update_state: Function, sandbox: SandboxControl):
+def test_a_body_over_64_kib_is_too_large(update_state: Function, sandbox_control: SandboxControl):
     body = json.dumps({"stateChanges": [], "padding": "x" * 70_000})
     answer = update_state.call(
         event("PUT", "/v1/offers/states", body=body, headers={"content-type": "application/json"})
     )
-    assert_error(answer, 413, "PAYLOAD_TOO_LARGE")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 413, "PAYLOAD_TOO_LARGE", sandbox_control)
 
 
-def test_a_base64_body_is_decoded(update_state: Function, sandbox: SandboxControl):
-    offer = sandbox.untouched_offers(1)[0]
+def test_a_base64_body_is_decoded(update_state: Function, sandbox_control: SandboxControl):
+    offer = sandbox_control.untouched_offers(1)[0]
     request = event("PUT", "/v1/offers/states", body=_batch((offer, SAVE["states"])))
     request["body"] = base64.b64encode(request["body"].encode()).decode()
     request["isBase64Encoded"] = True
     status, _, _ = update_state.call(request)
     assert status == 200
-    assert sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
 
 
 def test_unknown_offer_is_not_found_and_audited_as_failed(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     assert_error(update_state.call(offer_event(str(uuid.uuid4()), SAVE)), 404, "OFFER_NOT_FOUND")
     [item] = deployed.audit_items()
@@ -212,9 +214,9 @@ def test_unknown_offer_is_not_found_and_audited_as_failed(
 
 
 def test_replay_returns_first_answer_without_upstream_call(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
     first_status, first_headers, first = update_state.call(offer_event(offer, OPT_IN, headers=key))
     second_status, second_headers, second = update_state.call(
@@ -225,25 +227,25 @@ def test_replay_returns_first_answer_without_upstream_call(
     assert second == first
     assert "Idempotent-Replayed" not in first_headers
     assert second_headers["Idempotent-Replayed"] == "true"
-    assert sandbox.calls()["put"] == 1
+    assert sandbox_control.calls()["put"] == 1
     assert len(deployed.audit_items()) == 1
 
 
 def test_same_key_with_another_body_is_a_conflict(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
     update_state.call(offer_event(offer, OPT_IN, headers=key))
     answer = update_state.call(offer_event(offer, SAVE, headers=key))
     assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
-    assert sandbox.calls()["put"] == 1
-    assert sandbox.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
+    assert sandbox_control.calls()["put"] == 1
+    assert sandbox_control.states(MEMBER)[offer] == {"OPT_IN": "OPTED_IN"}
     assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED", "REJECTED"]
 
 
-def test_same_key_for_another_collector_is_independent(update_state: Function, sandbox):
-    offer = sandbox.untouched_offers(1)[0]
+def test_same_key_for_another_collector_is_independent(update_state: Function, sandbox_control):
+    offer = sandbox_control.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
     update_state.call(offer_event(offer, SAVE, headers=key))
     status, headers, _ = update_state.call(
@@ -251,36 +253,52 @@ def test_same_key_for_another_collector_is_independent(update_state: Function, s
     )
     assert status == 200
     assert "Idempotent-Replayed" not in headers
-    assert sandbox.calls()["put"] == 2
-    assert sandbox.states(OTHER)[offer] == {"SAVE": "SAVED"}
+    assert sandbox_control.calls()["put"] == 2
+    assert sandbox_control.states(OTHER)[offer] == {"SAVE": "SAVED"}
+
+
+@pytest.fixture
+def unhurried_update_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
+    """update-state with the template's own upstream timeouts (5 s to read, 8 s in all), not
+    the tests' fast ones: they outlast the moment a test holds a call at the sandbox."""
+    for name, value in deployed.template.function_environment("UpdateStateFunction").items():
+        monkeypatch.setenv(name, value)
+    return deployed.load("UpdateStateFunction")
 
 
 def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
-    update_state: Function, sandbox: SandboxControl
+    unhurried_update_state: Function, sandbox_control: SandboxControl
 ):
-    offer = sandbox.untouched_offers(1)[0]
-    key = {"idempotency-key": str(uuid.uuid4())}
-    sandbox.fault("put", "delay", delayMs=400, count=1)
+    update_state = unhurried_update_state
+    offer = sandbox_control.untouched_offers(1)[0]
+    key = str(uuid.uuid4())
+    first_id, repeat_id = str(uuid.uuid4()), str(uuid.uuid4())
+    sandbox_control.fault("put", "timeout", count=1)  # the first PUT is held until let go
     first: dict = {}
-    worker = threading.Thread(
-        target=lambda: first.update(answer=update_state.call(offer_event(offer, SAVE, headers=key)))
-    )
+
+    def call_first() -> None:
+        headers = {"idempotency-key": key, "x-correlation-id": first_id}
+        first["answer"] = update_state.call(offer_event(offer, SAVE, headers=headers))
+
+    worker = threading.Thread(target=call_first)
     worker.start()
-    deadline = time.monotonic() + 2
-    while sandbox.calls()["put"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    answer = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert wait_until(lambda: sandbox_control.calls()["put"] == 1)  # the first is held
+    headers = {"idempotency-key": key, "x-correlation-id": repeat_id}
+    answer = update_state.call(offer_event(offer, SAVE, headers=headers))
+    sandbox_control.clear_faults()  # its connection closes unanswered: the first retries
     worker.join()
+
     body = assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
     assert "in flight" in body["error"]["message"]
     assert first["answer"][0] == 200
-    assert sandbox.calls()["put"] == 1
+    puts = [r for r in sandbox_control.requests() if r["endpoint"] == "put"]
+    assert {r["headers"]["x-correlation-id"] for r in puts} == {first_id}  # the repeat's: none
 
 
 def test_the_in_flight_lock_expires_with_the_invocation(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     asked_ms = time.time() * 1000
     update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": str(uuid.uuid4())}))
     [record] = deployed.table_items("IdempotencyTable")
@@ -290,54 +308,52 @@ def test_the_in_flight_lock_expires_with_the_invocation(
 
 
 def test_a_failed_call_can_be_retried_with_the_same_key(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
-    sandbox.fault("put", "status", status=500)
+    sandbox_control.fault("put", "status", status=500)
     assert_error(update_state.call(offer_event(offer, SAVE, headers=key)), 502, "UPSTREAM_ERROR")
-    sandbox.clear_faults()
+    sandbox_control.clear_faults()
     status, headers, _ = update_state.call(offer_event(offer, SAVE, headers=key))
     assert status == 200
     assert "Idempotent-Replayed" not in headers
-    assert sandbox.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
     assert [i["outcome"] for i in deployed.audit_items()] == ["FAILED", "SUCCEEDED"]
 
 
-def test_an_idempotency_key_must_be_a_uuid(update_state: Function, sandbox: SandboxControl):
-    offer = sandbox.untouched_offers(1)[0]
+def test_an_idempotency_key_must_be_a_uuid(update_state: Function, sandbox_control: SandboxControl):
+    offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": "abc"}))
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
 
 
 # ------------------------------------------------------------------ write-ahead audit
 
 
 def test_pending_record_is_written_before_the_upstream_put(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    unhurried_update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    offer = sandbox.untouched_offers(1)[0]
-    sandbox.fault("put", "delay", delayMs=300, count=1)
-    seen: list[list[str]] = []
-    worker = threading.Thread(target=lambda: update_state.call(offer_event(offer, SAVE)))
+    offer = sandbox_control.untouched_offers(1)[0]
+    sandbox_control.fault("put", "timeout", count=1)  # held until let go
+    worker = threading.Thread(target=lambda: unhurried_update_state.call(offer_event(offer, SAVE)))
     worker.start()
-    deadline = time.monotonic() + 2
-    while sandbox.calls()["put"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    seen.append([i["outcome"] for i in deployed.audit_items()])  # while the PUT is held
+    assert wait_until(lambda: sandbox_control.calls()["put"] == 1)
+    while_held = [i["outcome"] for i in deployed.audit_items()]
+    sandbox_control.clear_faults()  # its connection closes unanswered: the PUT is retried
     worker.join()
-    assert seen == [["PENDING"]]
+
+    assert while_held == ["PENDING"]
     assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
 
 
 def test_upstream_failure_after_retries_is_audited_as_failed(
-    update_state: Function, sandbox: SandboxControl, deployed: Deployed
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
-    sandbox.fault("put", "status", status=503, retryAfter=0)
-    answer = update_state.call(offer_event(sandbox.untouched_offers(1)[0], SAVE))
+    sandbox_control.fault("put", "status", status=503, retryAfter=0)
+    answer = update_state.call(offer_event(sandbox_control.untouched_offers(1)[0], SAVE))
     assert_error(answer, 502, "UPSTREAM_ERROR")
-    assert sandbox.calls()["put"] == 3  # first try + 2 retries (PUT is idempotent)
+    assert sandbox_control.calls()["put"] == 3  # first try + 2 retries (PUT is idempotent)
     [item] = deployed.audit_items()
     assert (item["outcome"], item["upstreamStatus"], item["errorCode"]) == (
         "FAILED",

@@ -27,8 +27,10 @@ def credentials() -> ClientCredentials:
 
 
 @pytest.fixture
-def settings(sandbox: SandboxControl) -> ClientSettings:
-    return ClientSettings.for_environment(sandbox.url, token_url=sandbox.url + TOKEN_PATH, **FAST)
+def settings(sandbox_control: SandboxControl) -> ClientSettings:
+    return ClientSettings.for_environment(
+        sandbox_control.url, token_url=sandbox_control.url + TOKEN_PATH, **FAST
+    )
 
 
 @pytest.fixture

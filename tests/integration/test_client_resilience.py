@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from offer_state.auth import TokenProvider
 from offer_state.client import Collector, OfferStateClient
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
@@ -17,6 +18,8 @@ from offer_state.errors import (
     UpstreamUnavailableError,
     ValidationError,
 )
+from offer_state.transport import Transport
+from tests.support.clock import FakeClock
 from tests.support.sandbox_control import SandboxControl
 from tests.support.stack import free_ports
 
@@ -28,49 +31,91 @@ def _save(offer: str) -> list[dict]:
     return [{"offerId": offer, "states": [{"name": "SAVE", "value": "SAVED"}]}]
 
 
-def test_one_token_serves_a_hundred_calls(client: OfferStateClient, sandbox: SandboxControl):
+def test_one_token_serves_a_hundred_calls(
+    client: OfferStateClient, sandbox_control: SandboxControl
+):
     for _ in range(100):
         client.count(Collector(COLLECTOR))
-    assert sandbox.calls()["token"] == 1
-    assert sandbox.calls()["count"] == 100
+    assert sandbox_control.calls()["token"] == 1
+    assert sandbox_control.calls()["count"] == 100
     assert client.tokens is not None and client.tokens.fetches == 1
 
 
-def test_an_expiring_token_is_replaced(client: OfferStateClient, sandbox: SandboxControl):
-    # 2 s lifetime, margin min(1 s, half the lifetime): reusable for 1 s only.
-    sandbox.config(tokenTtl=2)
+def test_an_expiring_token_is_replaced(
+    client: OfferStateClient,
+    settings: ClientSettings,
+    credentials: ClientCredentials,
+    sandbox_control: SandboxControl,
+):
+    # 2 s lifetime, margin min(1 s, half the lifetime): reusable for 1 s only, by the clock
+    # the token cache is given.
+    clock = FakeClock()
+    client.tokens = TokenProvider(settings, client.transport, credentials, clock=clock)
+    sandbox_control.config(tokenTtl=2)
     client.count(Collector(COLLECTOR))
+    clock.advance(0.9)
     client.count(Collector(COLLECTOR))
-    assert sandbox.calls()["token"] == 1
-    time.sleep(1.1)
+    assert sandbox_control.calls()["token"] == 1
+    clock.advance(0.2)
     client.count(Collector(COLLECTOR))
-    assert sandbox.calls()["token"] == 2
+    assert sandbox_control.calls()["token"] == 2
 
 
-def test_a_401_drops_the_token_and_retries_once(client: OfferStateClient, sandbox: SandboxControl):
+def test_a_retry_after_the_budget_affords_is_slept_before_the_retry(
+    settings: ClientSettings, credentials: ClientCredentials, sandbox_control: SandboxControl
+):
+    clock = FakeClock()
+    transport = Transport(settings, sleep=clock.sleep, clock=clock)
+    tokens = TokenProvider(settings, transport, credentials)
+    sandbox_control.fault("token", "status", status=503, retryAfter=1, count=1)
+    assert tokens.token(transport.deadline())
+    assert clock.slept == [1.0]
+    assert sandbox_control.calls()["token"] == 2
+
+
+def test_sleeping_out_a_retry_after_spends_the_budget(
+    settings: ClientSettings, credentials: ClientCredentials, sandbox_control: SandboxControl
+):
+    assert settings.total_budget == 2  # after a first 1 s wait, a second no longer fits
+    clock = FakeClock()
+    transport = Transport(settings, sleep=clock.sleep, clock=clock)
+    tokens = TokenProvider(settings, transport, credentials)
+    sandbox_control.fault("token", "status", status=503, retryAfter=1)
+    with pytest.raises(RateLimitedError) as caught:
+        tokens.token(transport.deadline())
+    assert caught.value.retry_after == 1
+    assert clock.slept == [1.0]
+    assert sandbox_control.calls()["token"] == 2
+
+
+def test_a_401_drops_the_token_and_retries_once(
+    client: OfferStateClient, sandbox_control: SandboxControl
+):
     client.count(Collector(COLLECTOR))
-    sandbox.fault("get", "status", status=401, count=1)
-    assert client.get(Collector(COLLECTOR), [sandbox.untouched_offers(1)[0]]) == []
-    assert sandbox.calls()["token"] == 2
-    assert sandbox.calls()["get"] == 2
+    sandbox_control.fault("get", "status", status=401, count=1)
+    assert client.get(Collector(COLLECTOR), [sandbox_control.untouched_offers(1)[0]]) == []
+    assert sandbox_control.calls()["token"] == 2
+    assert sandbox_control.calls()["get"] == 2
 
 
 def test_a_persistent_401_is_an_auth_error_after_one_renewal(
-    client: OfferStateClient, sandbox: SandboxControl
+    client: OfferStateClient, sandbox_control: SandboxControl
 ):
-    sandbox.fault("count", "status", status=401)
+    sandbox_control.fault("count", "status", status=401)
     with pytest.raises(UpstreamAuthError) as caught:
         client.count(Collector(COLLECTOR))
     assert caught.value.status == 502
-    assert sandbox.calls()["count"] == 2
-    assert sandbox.calls()["token"] == 2
+    assert sandbox_control.calls()["count"] == 2
+    assert sandbox_control.calls()["token"] == 2
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])  # 429: a Retry-After of 0 waited out
-def test_a_transient_status_is_retried(client: OfferStateClient, sandbox: SandboxControl, status):
-    sandbox.fault("count", "status", status=status, count=1, retryAfter=0)
+def test_a_transient_status_is_retried(
+    client: OfferStateClient, sandbox_control: SandboxControl, status
+):
+    sandbox_control.fault("count", "status", status=status, count=1, retryAfter=0)
     assert client.count(Collector(COLLECTOR)) >= 0
-    assert sandbox.calls()["count"] == 2
+    assert sandbox_control.calls()["count"] == 2
 
 
 @pytest.mark.parametrize(
@@ -78,53 +123,53 @@ def test_a_transient_status_is_retried(client: OfferStateClient, sandbox: Sandbo
     [(502, UpstreamError), (503, UpstreamUnavailableError), (504, UpstreamTimeoutError)],
 )
 def test_a_persistent_transient_status_stops_after_the_retry_count(
-    client: OfferStateClient, sandbox: SandboxControl, status, error
+    client: OfferStateClient, sandbox_control: SandboxControl, status, error
 ):
-    sandbox.fault("find", "status", status=status, retryAfter=0)
+    sandbox_control.fault("find", "status", status=status, retryAfter=0)
     started = time.monotonic()
     with pytest.raises(error) as caught:
         client.find(Collector(COLLECTOR))
     assert caught.value.upstream_status == status
-    assert sandbox.calls()["find"] == client.settings.max_retries + 1
+    assert sandbox_control.calls()["find"] == client.settings.max_retries + 1
     assert time.monotonic() - started < client.settings.total_budget + SLACK
 
 
 @pytest.mark.parametrize(("status", "error"), [(500, UpstreamError), (400, ValidationError)])
 def test_a_non_transient_status_is_not_retried(
-    client: OfferStateClient, sandbox: SandboxControl, status, error
+    client: OfferStateClient, sandbox_control: SandboxControl, status, error
 ):
-    sandbox.fault("get", "status", status=status)
+    sandbox_control.fault("get", "status", status=status)
     with pytest.raises(error) as caught:
-        client.get(Collector(COLLECTOR), [sandbox.untouched_offers(1)[0]])
+        client.get(Collector(COLLECTOR), [sandbox_control.untouched_offers(1)[0]])
     assert caught.value.upstream_status == status
-    assert sandbox.calls()["get"] == 1
+    assert sandbox_control.calls()["get"] == 1
 
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_beyond_the_budget_fails_fast_as_rate_limited(
-    client: OfferStateClient, sandbox: SandboxControl, status
+    client: OfferStateClient, sandbox_control: SandboxControl, status
 ):
-    sandbox.fault("count", "status", status=status, retryAfter=30)
+    sandbox_control.fault("count", "status", status=status, retryAfter=30)
     started = time.monotonic()
     with pytest.raises(RateLimitedError) as caught:
         client.count(Collector(COLLECTOR))
     assert time.monotonic() - started < 1.0
     assert caught.value.status == 429
     assert caught.value.retry_after == 30
-    assert sandbox.calls()["count"] == 1
+    assert sandbox_control.calls()["count"] == 1
 
 
-def test_a_delay_inside_the_read_timeout_is_just_slow(client, sandbox: SandboxControl):
-    sandbox.fault("get", "delay", delayMs=200)
-    assert client.get(Collector(COLLECTOR), [sandbox.untouched_offers(1)[0]]) == []
-    assert sandbox.calls()["get"] == 1
+def test_a_delay_inside_the_read_timeout_is_just_slow(client, sandbox_control: SandboxControl):
+    sandbox_control.fault("get", "delay", delayMs=200)
+    assert client.get(Collector(COLLECTOR), [sandbox_control.untouched_offers(1)[0]]) == []
+    assert sandbox_control.calls()["get"] == 1
 
 
 @pytest.mark.parametrize("mode", ["delay", "timeout"])
 def test_no_answer_in_time_is_an_upstream_timeout_inside_the_budget(
-    client: OfferStateClient, sandbox: SandboxControl, mode
+    client: OfferStateClient, sandbox_control: SandboxControl, mode
 ):
-    sandbox.fault("find", mode, delayMs=5000)
+    sandbox_control.fault("find", mode, delayMs=5000)
     started = time.monotonic()
     with pytest.raises(UpstreamTimeoutError) as caught:
         client.find(Collector(COLLECTOR))
@@ -132,35 +177,37 @@ def test_no_answer_in_time_is_an_upstream_timeout_inside_the_budget(
     assert caught.value.status == 504
     assert elapsed < client.settings.total_budget + SLACK
     # 0.5 s read timeout per attempt, 2 retries: three attempts fit in the 2 s budget.
-    assert sandbox.calls()["find"] == client.settings.max_retries + 1
+    assert sandbox_control.calls()["find"] == client.settings.max_retries + 1
 
 
-def test_a_malformed_answer_is_an_upstream_error_not_a_crash(client, sandbox: SandboxControl):
-    sandbox.fault("find", "malformed")
+def test_a_malformed_answer_is_an_upstream_error_not_a_crash(
+    client, sandbox_control: SandboxControl
+):
+    sandbox_control.fault("find", "malformed")
     with pytest.raises(UpstreamError) as caught:
         client.find(Collector(COLLECTOR))
     assert "not JSON" in caught.value.message
     assert caught.value.upstream_status == 200
-    assert sandbox.calls()["find"] == 1
+    assert sandbox_control.calls()["find"] == 1
 
 
-def test_connection_resets_are_retried_then_unavailable(client, sandbox: SandboxControl):
-    sandbox.fault("count", "reset")
+def test_connection_resets_are_retried_then_unavailable(client, sandbox_control: SandboxControl):
+    sandbox_control.fault("count", "reset")
     with pytest.raises(UpstreamUnavailableError) as caught:
         client.count(Collector(COLLECTOR))
     assert caught.value.status == 502
-    assert sandbox.calls()["count"] == client.settings.max_retries + 1
+    assert sandbox_control.calls()["count"] == client.settings.max_retries + 1
 
 
-def test_a_single_reset_on_put_is_retried_and_applied_once(client, sandbox: SandboxControl):
-    offer = sandbox.untouched_offers(1)[0]
-    sandbox.fault("put", "reset", count=1)
+def test_a_single_reset_on_put_is_retried_and_applied_once(client, sandbox_control: SandboxControl):
+    offer = sandbox_control.untouched_offers(1)[0]
+    sandbox_control.fault("put", "reset", count=1)
     assert client.put(Collector(COLLECTOR), _save(offer)) == 204
-    assert sandbox.calls()["put"] == 2
-    assert sandbox.states(COLLECTOR)[offer] == {"SAVE": "SAVED"}
+    assert sandbox_control.calls()["put"] == 2
+    assert sandbox_control.states(COLLECTOR)[offer] == {"SAVE": "SAVED"}
 
 
-def test_nothing_listening_is_unavailable(settings: ClientSettings, credentials, sandbox):
+def test_nothing_listening_is_unavailable(settings: ClientSettings, credentials, sandbox_control):
     (port,) = free_ports(1)  # free a moment ago
     dead = settings.model_copy(update={"token_url": f"http://127.0.0.1:{port}/oauth/token"})
     with OfferStateClient(dead, credentials) as client, pytest.raises(UpstreamUnavailableError):
@@ -179,26 +226,28 @@ def test_nothing_listening_is_unavailable(settings: ClientSettings, credentials,
     ],
 )
 def test_token_endpoint_faults_surface_as_their_error(
-    client: OfferStateClient, sandbox: SandboxControl, fault, error
+    client: OfferStateClient, sandbox_control: SandboxControl, fault, error
 ):
-    sandbox.fault("token", **fault)
+    sandbox_control.fault("token", **fault)
     started = time.monotonic()
     with pytest.raises(error):
         client.count(Collector(COLLECTOR))
     assert time.monotonic() - started < client.settings.total_budget + SLACK
-    assert sandbox.calls()["count"] == 0
+    assert sandbox_control.calls()["count"] == 0
 
 
-def test_a_token_endpoint_blip_is_retried(client: OfferStateClient, sandbox: SandboxControl):
-    sandbox.fault("token", "status", status=503, count=1, retryAfter=0)
+def test_a_token_endpoint_blip_is_retried(
+    client: OfferStateClient, sandbox_control: SandboxControl
+):
+    sandbox_control.fault("token", "status", status=503, count=1, retryAfter=0)
     assert client.count(Collector(COLLECTOR)) >= 0
-    assert sandbox.calls()["token"] == 2
+    assert sandbox_control.calls()["token"] == 2
 
 
 def test_eight_threads_share_one_token_and_lose_no_update(
-    settings: ClientSettings, credentials: ClientCredentials, sandbox: SandboxControl
+    settings: ClientSettings, credentials: ClientCredentials, sandbox_control: SandboxControl
 ):
-    offers = sandbox.untouched_offers(40)
+    offers = sandbox_control.untouched_offers(40)
     batches = [offers[i::8] for i in range(8)]
     errors: list[BaseException] = []
     start = threading.Barrier(8)
@@ -221,17 +270,17 @@ def test_eight_threads_share_one_token_and_lose_no_update(
             thread.join()
 
     assert errors == []
-    assert sandbox.calls()["token"] == 1
-    assert sandbox.calls()["put"] == 40
-    stored = sandbox.states(COLLECTOR)
+    assert sandbox_control.calls()["token"] == 1
+    assert sandbox_control.calls()["put"] == 40
+    stored = sandbox_control.states(COLLECTOR)
     assert all(stored[o] == {"SAVE": "SAVED"} for o in offers)
 
 
 def test_a_put_answered_200_with_a_malformed_body_is_not_reported_as_applied(
-    client: OfferStateClient, sandbox: SandboxControl
+    client: OfferStateClient, sandbox_control: SandboxControl
 ):
-    sandbox.fault("put", "malformed")
+    sandbox_control.fault("put", "malformed")
     with pytest.raises(UpstreamError) as caught:
-        client.put(Collector(COLLECTOR), _save(sandbox.untouched_offers(1)[0]))
+        client.put(Collector(COLLECTOR), _save(sandbox_control.untouched_offers(1)[0]))
     assert caught.value.upstream_status == 200
-    assert sandbox.calls()["put"] == 1
+    assert sandbox_control.calls()["put"] == 1

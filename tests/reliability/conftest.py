@@ -1,5 +1,17 @@
-"""The in-process functions of tests/functions, for the fuzz and abuse tests."""
+"""The fault matrix's sandbox (tests/reliability/matrix.py), one per module: each cell resets
+it itself."""
 
-from tests.functions.conftest import aws, deployed, get_state, update_state
+from __future__ import annotations
 
-__all__ = ["aws", "deployed", "get_state", "update_state"]
+from collections.abc import Iterator
+
+import pytest
+
+from tests.reliability.matrix import open_matrix_sandbox
+from tests.support.sandbox_control import SandboxControl
+
+
+@pytest.fixture(scope="module")
+def matrix_sandbox_control() -> Iterator[SandboxControl]:
+    with open_matrix_sandbox() as control:
+        yield control

@@ -346,29 +346,29 @@ def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
         fresh_boto3_session()
 
 
-def run_cell(cell: Cell, sandbox: SandboxControl) -> Observation:
+def run_cell(cell: Cell, sandbox_control: SandboxControl) -> Observation:
     function_id, _, make_event = ROUTES[cell.route]
-    sandbox.reset()
+    sandbox_control.reset()
     fresh_boto3_session()
     with mock_aws():
-        deployed = Deployed.create(sandbox.url)
+        deployed = Deployed.create(sandbox_control.url)
         with environment(deployed.function_environment(function_id)):
             function = deployed.load(function_id)
             if cell.before == "success":
                 function.call(make_event())
             elif cell.before == "failure":  # AIR MILES refused it once: the key stays usable
-                sandbox.fault("put", "status", status=500, count=1)
+                sandbox_control.fault("put", "status", status=500, count=1)
                 function.call(make_event())
             audited_before = len(deployed.audit_items())
-            before = sandbox.calls()
+            before = sandbox_control.calls()
             with _aws_fault(cell.aws_fault, deployed):
                 for fault in cell.faults:
-                    sandbox.fault(**fault)
+                    sandbox_control.fault(**fault)
                 started = time.monotonic()
                 status, headers, body = function.call(make_event())
                 seconds = time.monotonic() - started
-            sandbox.clear_faults()
-            after = sandbox.calls()
+            sandbox_control.clear_faults()
+            after = sandbox_control.calls()
             items = deployed.audit_items()[audited_before:]
             deployed.record_tables()
     observation = Observation(
@@ -381,6 +381,14 @@ def run_cell(cell: Cell, sandbox: SandboxControl) -> Observation:
     )
     _check(cell, observation, body)
     return observation
+
+
+def assert_cell_holds(cell: Cell, sandbox_control: SandboxControl) -> None:
+    """Runs the cell (`run_cell`); fails with what was observed unless all was as expected."""
+    seen = run_cell(cell, sandbox_control)
+    assert seen.problems == [], (
+        f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
+    )
 
 
 def _check(cell: Cell, seen: Observation, body: Any) -> None:
@@ -405,7 +413,8 @@ def _check(cell: Cell, seen: Observation, body: Any) -> None:
 
 
 @contextmanager
-def matrix_sandbox() -> Iterator[SandboxControl]:
+def open_matrix_sandbox() -> Iterator[SandboxControl]:
+    """A sandbox of its own, and moto's fake AWS credentials, for the duration."""
     with (
         Sandbox(port=0) as server,
         environment(FAKE_AWS, remove=("AWS_PROFILE", "AWS_ENDPOINT_URL")),
@@ -426,11 +435,11 @@ def main() -> int:
         file=sys.stderr,
         flush=True,
     )
-    with matrix_sandbox() as sandbox:
+    with open_matrix_sandbox() as sandbox_control:
         for number, cell in enumerate(cells, 1):
             print(f"  [{number:3}/{len(cells)}] {cell.name}", file=sys.stderr, flush=True)
             with _quiet():
-                seen = run_cell(cell, sandbox)
+                seen = run_cell(cell, sandbox_control)
             ok = not seen.problems
             failed += not ok
             observed = f"{seen.summary} {seen.seconds:.2f}s"

@@ -17,104 +17,167 @@ from tests.support.functions import (
     Function,
     assert_error,
     assert_nothing_upstream,
+    assert_refused,
     event,
     machine,
     offer_event,
 )
 from tests.support.inprocess import Deployed
 from tests.support.liar import entry, lying_upstream
+from tests.support.sandbox_control import SandboxControl
 
 # ------------------------------------------------------------------ another collector
 
 
-def test_member_cannot_name_another_collector_in_the_path(update_state: Function, sandbox):
-    answer = update_state.call(offer_event(OTHER, SAVE))
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+# Ways a path could name another collector, beside or instead of the offer id:
+# (path, its path parameters, the answer the member gets).
+OTHER_IN_THE_PATH = {
+    "in the offer id's place": (
+        f"/v1/offers/{OTHER}/states",
+        {"offerId": OTHER},
+        (400, "VALIDATION_ERROR"),
+    ),
+    "as a path parameter beside a valid offer id": (
+        "/v1/offers/{offer}/states",
+        {"offerId": "{offer}", "collectorNumber": OTHER, "collectorId": OTHER},
+        (200, None),
+    ),
+    "as a path segment before the offer": (
+        f"/v1/collectors/{OTHER}/offers/{{offer}}/states",
+        {"collectorNumber": OTHER, "offerId": "{offer}"},
+        (400, "VALIDATION_ERROR"),
+    ),
+    "as a path segment after the offer": (
+        f"/v1/offers/{{offer}}/states/{OTHER}",
+        {"offerId": "{offer}"},
+        (400, "VALIDATION_ERROR"),
+    ),
+}
 
 
-def test_member_cannot_name_another_collector_in_the_query(get_state: Function, sandbox):
-    answer = get_state.call(
-        event("GET", "/v1/offers/states/count", query=[("collectorNumber", OTHER)])
+@pytest.mark.parametrize(
+    ("path", "path_parameters", "expected"),
+    OTHER_IN_THE_PATH.values(),
+    ids=OTHER_IN_THE_PATH.keys(),
+)
+def test_member_cannot_name_another_collector_in_the_path(
+    update_state: Function, sandbox_control: SandboxControl, path, path_parameters, expected
+):
+    """A member's write is about the member's own collector whatever the path says: AIR MILES
+    is only ever asked about the member (or not at all), and the other collector's states do
+    not change."""
+    offer = sandbox_control.untouched_offers(1)[0]
+    others_before = sandbox_control.states(OTHER)
+    request = event(
+        "PUT",
+        path.format(offer=offer),
+        body=SAVE,
+        route_key="PUT /v1/offers/{offerId}/states",
+        path_parameters={k: v.format(offer=offer) for k, v in path_parameters.items()},
     )
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+
+    status, _, body = update_state.call(request)
+
+    assert (status, body.get("error", {}).get("code")) == expected, body
+    asked_about = {
+        r["headers"].get("collector-number")
+        for r in sandbox_control.requests()
+        if r["endpoint"] != "token"
+    }
+    assert asked_about <= {MEMBER}
+    assert sandbox_control.states(OTHER) == others_before
+    if status == 200:  # written, for the member
+        assert asked_about == {MEMBER}
+        assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    else:
+        assert_nothing_upstream(sandbox_control)
 
 
-def test_member_cannot_name_another_collector_in_the_body(update_state: Function, sandbox):
-    offer = sandbox.untouched_offers(1)[0]
+@pytest.mark.parametrize("name", ["collectorNumber", "collector", "collectorId"])
+def test_member_cannot_name_another_collector_in_the_query(
+    get_state: Function, sandbox_control, name
+):
+    answer = get_state.call(event("GET", "/v1/offers/states/count", query=[(name, OTHER)]))
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
+
+
+def test_member_cannot_name_another_collector_in_the_body(update_state: Function, sandbox_control):
+    offer = sandbox_control.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, "collectorId": OTHER, **SAVE}]}
-    assert_error(
-        update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR"
+    assert_refused(
+        update_state.call(event("PUT", "/v1/offers/states", body=body)),
+        400,
+        "VALIDATION_ERROR",
+        sandbox_control,
     )
-    assert_nothing_upstream(sandbox)
 
 
 @pytest.mark.parametrize("header", ["Collector-Number", "COLLECTOR-NUMBER", "collector-number"])
 def test_member_cannot_name_another_collector_in_any_header_case(
-    get_state: Function, sandbox, header
+    get_state: Function, sandbox_control, header
 ):
     answer = get_state.call(event("GET", "/v1/offers/states/count", headers={header: OTHER}))
-    assert_error(answer, 400, "COLLECTOR_AMBIGUOUS")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 400, "COLLECTOR_AMBIGUOUS", sandbox_control)
 
 
-def test_machine_token_without_the_m2m_scope_cannot_name_a_collector(get_state: Function, sandbox):
+def test_machine_token_without_the_m2m_scope_cannot_name_a_collector(
+    get_state: Function, sandbox_control
+):
     answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(OTHER, READ, WRITE)))
-    assert_error(answer, 403, "FORBIDDEN")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
-def test_writing_needs_the_write_scope_even_for_machines(update_state: Function, sandbox):
-    offer = sandbox.untouched_offers(1)[0]
+def test_writing_needs_the_write_scope_even_for_machines(update_state: Function, sandbox_control):
+    offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, **machine(OTHER, READ, M2M)))
-    assert_error(answer, 403, "FORBIDDEN")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
 
 
 # ------------------------------------------------------------------ bodies
 
 
-def test_deeply_nested_json_is_a_validationassert_error(update_state: Function, sandbox):
+def test_deeply_nested_json_is_a_validation_error(update_state: Function, sandbox_control):
     deep = "[" * 30000 + "]" * 30000  # under 64 KiB, far past any parser's recursion limit
     request = event(
         "PUT", "/v1/offers/states", body=deep, headers={"content-type": "application/json"}
     )
-    assert_error(update_state.call(request), 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_refused(update_state.call(request), 400, "VALIDATION_ERROR", sandbox_control)
 
 
-def test_huge_json_under_the_limit_is_a_validationassert_error(update_state: Function, sandbox):
-    offer = sandbox.untouched_offers(1)[0]
+def test_huge_json_under_the_limit_is_a_validation_error(update_state: Function, sandbox_control):
+    offer = sandbox_control.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, **SAVE}], "padding": "x" * 60_000}
-    assert_error(
-        update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR"
+    assert_refused(
+        update_state.call(event("PUT", "/v1/offers/states", body=body)),
+        400,
+        "VALIDATION_ERROR",
+        sandbox_control,
     )
-    assert_nothing_upstream(sandbox)
 
 
-def test_huge_json_over_the_limit_is_too_large(update_state: Function, sandbox):
-    offer = sandbox.untouched_offers(1)[0]
+def test_huge_json_over_the_limit_is_too_large(update_state: Function, sandbox_control):
+    offer = sandbox_control.untouched_offers(1)[0]
     body = {"stateChanges": [{"offerId": offer, **SAVE}], "padding": "x" * 70_000}
-    assert_error(
-        update_state.call(event("PUT", "/v1/offers/states", body=body)), 413, "PAYLOAD_TOO_LARGE"
+    assert_refused(
+        update_state.call(event("PUT", "/v1/offers/states", body=body)),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        sandbox_control,
     )
-    assert_nothing_upstream(sandbox)
 
 
 @pytest.mark.parametrize(
     "content_type", ["text/json", "application/xml", "multipart/form-data", "application/jsonx"]
 )
-def test_wrong_content_types_are_unsupported(update_state: Function, sandbox, content_type):
-    offer = sandbox.untouched_offers(1)[0]
+def test_wrong_content_types_are_unsupported(update_state: Function, sandbox_control, content_type):
+    offer = sandbox_control.untouched_offers(1)[0]
     request = event(
         "PUT",
         "/v1/offers/states",
         body=json.dumps({"stateChanges": [{"offerId": offer, **SAVE}]}),
         headers={"content-type": content_type},
     )
-    assert_error(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE")
-    assert_nothing_upstream(sandbox)
+    assert_refused(update_state.call(request), 415, "UNSUPPORTED_MEDIA_TYPE", sandbox_control)
 
 
 # ------------------------------------------------------------------ characters
@@ -135,8 +198,10 @@ ODD = [
 
 
 @pytest.mark.parametrize("odd", ODD)
-def test_odd_characters_in_every_write_field_are_refused(update_state: Function, sandbox, odd):
-    offer = sandbox.untouched_offers(1)[0]
+def test_odd_characters_in_every_write_field_are_refused(
+    update_state: Function, sandbox_control, odd
+):
+    offer = sandbox_control.untouched_offers(1)[0]
     bodies = [
         {"stateChanges": [{"offerId": offer + odd, **SAVE}]},
         {
@@ -154,15 +219,16 @@ def test_odd_characters_in_every_write_field_are_refused(update_state: Function,
         assert_error(
             update_state.call(event("PUT", "/v1/offers/states", body=body)), 400, "VALIDATION_ERROR"
         )
-    assert_error(update_state.call(offer_event(offer + odd, SAVE)), 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_refused(
+        update_state.call(offer_event(offer + odd, SAVE)), 400, "VALIDATION_ERROR", sandbox_control
+    )
 
 
 @pytest.mark.parametrize("odd", ODD)
 def test_odd_characters_in_every_read_parameter_and_header_are_refused(
-    get_state: Function, sandbox, odd
+    get_state: Function, sandbox_control, odd
 ):
-    offer = sandbox.untouched_offers(1)[0]
+    offer = sandbox_control.untouched_offers(1)[0]
     requests = [
         event("GET", "/v1/offers/states", query=[("offerId", offer + odd)]),
         event("GET", "/v1/offers/states/find", query=[("state", "SAVE:SAVED" + odd)]),
@@ -175,16 +241,15 @@ def test_odd_characters_in_every_read_parameter_and_header_are_refused(
     ]
     for request in requests:
         assert_error(get_state.call(request), 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_nothing_upstream(sandbox_control)
 
 
-def test_digits_of_other_scripts_are_not_a_collector_number(get_state: Function, sandbox):
+def test_digits_of_other_scripts_are_not_a_collector_number(get_state: Function, sandbox_control):
     arabic_indic = "٨٠٠٠٠٠٠٠١١٠"  # 80000000110, in Arabic-Indic digits
     answer = get_state.call(
         event("GET", "/v1/offers/states/count", **machine(arabic_indic, READ, M2M))
     )
-    assert_error(answer, 400, "VALIDATION_ERROR")
-    assert_nothing_upstream(sandbox)
+    assert_refused(answer, 400, "VALIDATION_ERROR", sandbox_control)
 
 
 # ------------------------------------------------------------------ upstream answers that lie

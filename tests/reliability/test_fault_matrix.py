@@ -4,20 +4,12 @@ workers share the matrix."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.reliability.matrix import CELLS, ROUTES, Cell, matrix_sandbox, run_cell
+from tests.reliability.matrix import CELLS, ROUTES, Cell, assert_cell_holds
 from tests.support.sandbox_control import SandboxControl
 
 READS = [cell for cell in CELLS if ROUTES[cell.route][0] == "GetStateFunction"]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxControl]:
-    with matrix_sandbox() as control:
-        yield control
 
 
 def test_the_matrix_is_wide_and_split_in_two():
@@ -34,8 +26,7 @@ def test_the_matrix_is_wide_and_split_in_two():
 
 
 @pytest.mark.parametrize("cell", READS, ids=[cell.name for cell in READS])
-def test_read_cell(cell: Cell, sandbox: SandboxControl):
-    seen = run_cell(cell, sandbox)
-    assert seen.problems == [], (
-        f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
-    )
+def test_a_read_under_each_fault_gets_the_answer_audit_calls_and_time_of_its_cell(
+    cell: Cell, matrix_sandbox_control: SandboxControl
+):
+    assert_cell_holds(cell, matrix_sandbox_control)

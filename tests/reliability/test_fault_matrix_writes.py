@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.reliability.matrix import CELLS, ROUTES, Cell, matrix_sandbox, run_cell
+from tests.reliability.matrix import CELLS, ROUTES, Cell, assert_cell_holds
 from tests.support.sandbox_control import SandboxControl
 
 WRITES = [cell for cell in CELLS if ROUTES[cell.route][0] == "UpdateStateFunction"]
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxControl]:
-    with matrix_sandbox() as control:
-        yield control
-
-
 @pytest.mark.parametrize("cell", WRITES, ids=[cell.name for cell in WRITES])
-def test_write_cell(cell: Cell, sandbox: SandboxControl):
-    seen = run_cell(cell, sandbox)
-    assert seen.problems == [], (
-        f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
-    )
+def test_a_write_under_each_fault_gets_the_answer_audit_calls_and_time_of_its_cell(
+    cell: Cell, matrix_sandbox_control: SandboxControl
+):
+    assert_cell_holds(cell, matrix_sandbox_control)

@@ -1,25 +1,22 @@
-"""One sandbox per test module, reset to its seed before every test."""
+"""The sandbox's own tests: the module's sandbox (`sandbox_server`), reset to its seed before
+every test, and one HTTP session per module for the calls under test."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from local.sandbox import Sandbox
+from tests.support.sandbox_control import SandboxControl
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(port=0) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def http():
+def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
 
 
 @pytest.fixture(autouse=True)
-def _fresh_sandbox(sandbox, http):
-    http.post(sandbox.url + "/_sandbox/reset", timeout=5).raise_for_status()
+def _fresh_sandbox(sandbox_control: SandboxControl) -> None:
+    """Every test starts from the seed, without faults (`sandbox_control` resets it)."""

@@ -7,7 +7,6 @@ import base64
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import jwt
 import requests
@@ -15,7 +14,6 @@ import requests
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE, FRESH_OFFERS
 
-REPO = Path(__file__).resolve().parents[2]
 HEALTH = "/offers/state-reader/health"
 FIND = "/offers/state-reader/v1/find"
 GET = "/offers/state-reader/v1/get"
@@ -49,27 +47,22 @@ def token_form(**overrides: str | None) -> dict[str, str]:
     return {key: value for key, value in form.items() if value is not None}
 
 
-def m2m_token(sandbox: Sandbox, http: requests.Session) -> str:
-    answer = http.post(sandbox.url + TOKEN_PATH, data=token_form(), timeout=5)
+def m2m_token(sandbox_server: Sandbox, http: requests.Session) -> str:
+    answer = http.post(sandbox_server.url + TOKEN_PATH, data=token_form(), timeout=5)
     answer.raise_for_status()
     return answer.json()["access_token"]
 
 
-def member_token(sandbox: Sandbox, http: requests.Session, number: str) -> str:
-    answer = http.post(
-        sandbox.url + "/_sandbox/member-token", json={"collectorNumber": number}, timeout=5
-    )
-    answer.raise_for_status()
-    return answer.json()["access_token"]
+def m2m_headers(sandbox_server: Sandbox, http: requests.Session, collector: str = MAIN) -> dict:
+    return {
+        "Authorization": f"Bearer {m2m_token(sandbox_server, http)}",
+        "Collector-Number": collector,
+    }
 
 
-def m2m_headers(sandbox: Sandbox, http: requests.Session, collector: str = MAIN) -> dict:
-    return {"Authorization": f"Bearer {m2m_token(sandbox, http)}", "Collector-Number": collector}
-
-
-def call(http, sandbox, endpoint, headers, params=None, body=None, **kwargs):
+def call(http, sandbox_server, endpoint, headers, params=None, body=None, **kwargs):
     """One Offer State call; PUT takes a JSON body (or raw bytes)."""
-    url = sandbox.url + PATHS[endpoint]
+    url = sandbox_server.url + PATHS[endpoint]
     if endpoint == "put":
         body = put_body(FRESH_OFFERS[0].offer_id) if body is None else body
         data = body if isinstance(body, bytes) else json.dumps(body)
@@ -88,32 +81,18 @@ def ids(answer: requests.Response) -> list[str]:
     return [entry["offerId"] for entry in answer.json()["offers"]]
 
 
-def raw_states(http, sandbox, collector: str) -> dict:
-    answer = http.get(f"{sandbox.url}/_sandbox/collectors/{collector}/states", timeout=5)
-    answer.raise_for_status()
-    return answer.json()
-
-
-def add_fault(http, sandbox, **fault) -> dict:
-    answer = http.post(sandbox.url + "/_sandbox/faults", json=fault, timeout=5)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["fault"]
-
-
-def calls(http, sandbox) -> dict:
-    return http.get(sandbox.url + "/_sandbox/calls", timeout=5).json()
-
-
 def b64url(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def verify_with_jwks(http, sandbox, token: str, audience: str) -> dict:
-    jwks = http.get(sandbox.url + "/.well-known/jwks.json", timeout=5).json()
+def verify_with_jwks(http, sandbox_server, token: str, audience: str) -> dict:
+    jwks = http.get(sandbox_server.url + "/.well-known/jwks.json", timeout=5).json()
     (jwk,) = jwks["keys"]
     assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
     key = jwt.PyJWK(jwk).key
-    return jwt.decode(token, key, algorithms=["RS256"], audience=audience, issuer=sandbox.issuer)
+    return jwt.decode(
+        token, key, algorithms=["RS256"], audience=audience, issuer=sandbox_server.issuer
+    )
 
 
 def parse_time(text: str) -> datetime:

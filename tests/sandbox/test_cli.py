@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from local.sandbox import TOKEN_PATH
-from tests.sandbox.helpers import HEALTH, REPO, token_form
+from local.template import ROOT
+from tests.sandbox.helpers import HEALTH, token_form
 
 
 def _read_line(stream, seconds: float) -> str:
@@ -30,7 +31,7 @@ def test_cli_prints_ready_logs_requests_and_stops_on_signal(signum, port_argumen
     env = {**os.environ, "SANDBOX_PORT": "0"}
     process = subprocess.Popen(
         [sys.executable, "-m", "local.sandbox", "--host", "127.0.0.1", *port_argument],
-        cwd=REPO,
+        cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,22 +18,18 @@ from tests.sandbox.helpers import (
     NOBODY,
     SECOND,
     UNSAVED,
-    add_fault,
     call,
-    calls,
     m2m_headers,
     m2m_token,
-    member_token,
     offer,
     put_body,
-    raw_states,
     token_form,
     verify_with_jwks,
 )
 
 
-def test_control_lists_the_catalogue_in_order(sandbox, http):
-    offer_ids = http.get(sandbox.url + "/_sandbox/offers", timeout=5).json()["offerIds"]
+def test_control_lists_the_catalogue_in_order(sandbox_server, http):
+    offer_ids = http.get(sandbox_server.url + "/_sandbox/offers", timeout=5).json()["offerIds"]
 
     assert offer_ids == [o.offer_id for o in CATALOGUE]
     assert 50 <= len(offer_ids) <= 100
@@ -52,8 +48,8 @@ def test_seed_is_the_same_in_every_sandbox():
     assert not seeded & {o.offer_id for o in FRESH_OFFERS}
 
 
-def test_control_shows_raw_collector_states_including_unsaved_only(sandbox, http):
-    body = raw_states(http, sandbox, UNSAVED)
+def test_control_shows_raw_collector_states_including_unsaved_only(sandbox_control):
+    body = sandbox_control.raw_states(UNSAVED)
 
     assert body == {
         "collectorNumber": UNSAVED,
@@ -78,58 +74,60 @@ def test_control_shows_raw_collector_states_including_unsaved_only(sandbox, http
             },
         ],
     }
-    assert [e["offerId"] for e in raw_states(http, sandbox, SECOND)["offers"]] == [
+    assert [e["offerId"] for e in sandbox_control.raw_states(SECOND)["offers"]] == [
         offer(50),
         offer(51),
         offer(52),
     ]
-    assert raw_states(http, sandbox, NOBODY)["offers"] == []
+    assert sandbox_control.raw_states(NOBODY)["offers"] == []
 
 
 @pytest.mark.parametrize("number", ["123", "8000000011x", "800000001100"])
-def test_control_collector_states_refuses_bad_numbers(sandbox, http, number):
-    answer = http.get(f"{sandbox.url}/_sandbox/collectors/{number}/states", timeout=5)
+def test_control_collector_states_refuses_bad_numbers(sandbox_server, http, number):
+    answer = http.get(f"{sandbox_server.url}/_sandbox/collectors/{number}/states", timeout=5)
 
     assert answer.status_code == 400
     assert answer.json()["error"]
 
 
-def test_control_mints_member_tokens(sandbox, http):
-    token = member_token(sandbox, http, MAIN)
+def test_control_mints_member_tokens(sandbox_server, http, sandbox_control):
+    token = sandbox_control.member_token(MAIN)
 
-    claims = verify_with_jwks(http, sandbox, token, MEMBER_AUDIENCE)
+    claims = verify_with_jwks(http, sandbox_server, token, MEMBER_AUDIENCE)
     assert claims[COLLECTOR_CLAIM] == MAIN
     assert claims["sub"] == "auth0|member-0110"
-    assert claims["iss"] == sandbox.issuer
+    assert claims["iss"] == sandbox_server.issuer
     assert claims["exp"] - claims["iat"] == 86400
 
 
 @pytest.mark.parametrize(
     "body", [{}, {"collectorNumber": 80000000110}, {"collectorNumber": "8000000011"}, []]
 )
-def test_control_member_token_refuses_bad_numbers(sandbox, http, body):
-    answer = http.post(sandbox.url + "/_sandbox/member-token", json=body, timeout=5)
+def test_control_member_token_refuses_bad_numbers(sandbox_server, http, body):
+    answer = http.post(sandbox_server.url + "/_sandbox/member-token", json=body, timeout=5)
 
     assert answer.status_code == 400
 
 
-def test_control_config_changes_token_lifetime_and_answers_whole_config(sandbox, http):
-    answer = http.post(sandbox.url + "/_sandbox/config", json={"tokenTtl": 5}, timeout=5)
+def test_control_config_changes_token_lifetime_and_answers_whole_config(
+    sandbox_server, http, sandbox_control
+):
+    answer = http.post(sandbox_server.url + "/_sandbox/config", json={"tokenTtl": 5}, timeout=5)
 
     assert answer.json() == {"tokenTtl": 5, "putStatus": 204, "findTotals": True}
-    assert http.get(sandbox.url + "/_sandbox/config").json()["tokenTtl"] == 5
-    issued = http.post(sandbox.url + TOKEN_PATH, data=token_form()).json()
+    assert http.get(sandbox_server.url + "/_sandbox/config").json()["tokenTtl"] == 5
+    issued = http.post(sandbox_server.url + TOKEN_PATH, data=token_form()).json()
     assert issued["expires_in"] == 5
     m2m = jwt.decode(issued["access_token"], options={"verify_signature": False})
-    member = jwt.decode(member_token(sandbox, http, MAIN), options={"verify_signature": False})
+    member = jwt.decode(sandbox_control.member_token(MAIN), options={"verify_signature": False})
     assert m2m["exp"] - m2m["iat"] == 5
     assert member["exp"] - member["iat"] == 5
 
 
-def test_token_ttl_zero_issues_tokens_that_are_already_expired(sandbox, http):
-    http.post(sandbox.url + "/_sandbox/config", json={"tokenTtl": 0}).raise_for_status()
+def test_token_ttl_zero_issues_tokens_that_are_already_expired(sandbox_server, http):
+    http.post(sandbox_server.url + "/_sandbox/config", json={"tokenTtl": 0}).raise_for_status()
 
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http))
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http))
 
     assert answer.status_code == 401
 
@@ -146,51 +144,55 @@ def test_token_ttl_zero_issues_tokens_that_are_already_expired(sandbox, http):
         [],
     ],
 )
-def test_control_config_refuses_unknown_keys_and_bad_values(sandbox, http, body):
-    answer = http.post(sandbox.url + "/_sandbox/config", json=body, timeout=5)
+def test_control_config_refuses_unknown_keys_and_bad_values(sandbox_server, http, body):
+    answer = http.post(sandbox_server.url + "/_sandbox/config", json=body, timeout=5)
 
     assert answer.status_code == 400
-    assert http.get(sandbox.url + "/_sandbox/config").json() == {
+    assert http.get(sandbox_server.url + "/_sandbox/config").json() == {
         "tokenTtl": 86400,
         "putStatus": 204,
         "findTotals": True,
     }
 
 
-def test_reset_restores_seed_and_defaults_and_keeps_the_signing_key(sandbox, http):
-    headers = m2m_headers(sandbox, http)
-    seeded = raw_states(http, sandbox, MAIN)
-    call(http, sandbox, "put", headers, body=put_body(offer(40), offer(1), value="UNSAVED"))
-    http.post(sandbox.url + "/_sandbox/config", json={"tokenTtl": 5, "putStatus": 200})
-    add_fault(http, sandbox, endpoint="count", mode="status", status=500)
-    assert raw_states(http, sandbox, MAIN) != seeded
+def test_reset_restores_seed_and_defaults_and_keeps_the_signing_key(
+    sandbox_server, http, sandbox_control
+):
+    headers = m2m_headers(sandbox_server, http)
+    seeded = sandbox_control.raw_states(MAIN)
+    call(http, sandbox_server, "put", headers, body=put_body(offer(40), offer(1), value="UNSAVED"))
+    http.post(sandbox_server.url + "/_sandbox/config", json={"tokenTtl": 5, "putStatus": 200})
+    sandbox_control.fault(endpoint="count", mode="status", status=500)
+    assert sandbox_control.raw_states(MAIN) != seeded
 
-    answer = http.post(sandbox.url + "/_sandbox/reset", timeout=5)
+    answer = http.post(sandbox_server.url + "/_sandbox/reset", timeout=5)
 
     assert answer.json() == {"status": "reset"}
-    assert raw_states(http, sandbox, MAIN) == seeded
-    assert http.get(sandbox.url + "/_sandbox/config").json()["tokenTtl"] == 86400
-    assert http.get(sandbox.url + "/_sandbox/faults").json() == {"faults": []}
-    assert calls(http, sandbox) == dict.fromkeys(
+    assert sandbox_control.raw_states(MAIN) == seeded
+    assert http.get(sandbox_server.url + "/_sandbox/config").json()["tokenTtl"] == 86400
+    assert http.get(sandbox_server.url + "/_sandbox/faults").json() == {"faults": []}
+    assert sandbox_control.calls() == dict.fromkeys(
         ["token", "health", "find", "get", "count", "put"], 0
     )
-    assert http.get(sandbox.url + "/_sandbox/requests").json() == {"requests": []}
+    assert http.get(sandbox_server.url + "/_sandbox/requests").json() == {"requests": []}
     # A token issued before the reset still verifies: the key survived.
-    assert call(http, sandbox, "count", headers).json() == {"count": 4}
+    assert call(http, sandbox_server, "count", headers).json() == {"count": 4}
 
 
-def test_calls_count_every_call_rejected_and_faulted_ones_too(sandbox, http):
-    headers = m2m_headers(sandbox, http)  # token: 1
-    call(http, sandbox, "health", headers)
-    call(http, sandbox, "health", {})  # rejected: 401
-    call(http, sandbox, "find", headers)
-    call(http, sandbox, "get", headers, {"offerId": "bad"})  # rejected: 400
-    add_fault(http, sandbox, endpoint="count", mode="status", status=503)
-    call(http, sandbox, "count", headers)  # faulted
-    call(http, sandbox, "put", headers)
-    http.post(sandbox.url + TOKEN_PATH, data=token_form(client_secret="nope"))  # rejected
+def test_calls_count_every_call_rejected_and_faulted_ones_too(
+    sandbox_server, http, sandbox_control
+):
+    headers = m2m_headers(sandbox_server, http)  # token: 1
+    call(http, sandbox_server, "health", headers)
+    call(http, sandbox_server, "health", {})  # rejected: 401
+    call(http, sandbox_server, "find", headers)
+    call(http, sandbox_server, "get", headers, {"offerId": "bad"})  # rejected: 400
+    sandbox_control.fault(endpoint="count", mode="status", status=503)
+    call(http, sandbox_server, "count", headers)  # faulted
+    call(http, sandbox_server, "put", headers)
+    http.post(sandbox_server.url + TOKEN_PATH, data=token_form(client_secret="nope"))  # rejected
 
-    assert calls(http, sandbox) == {
+    assert sandbox_control.calls() == {
         "token": 2,
         "health": 2,
         "find": 1,
@@ -200,21 +202,23 @@ def test_calls_count_every_call_rejected_and_faulted_ones_too(sandbox, http):
     }
 
 
-def test_request_log_records_calls_without_secrets(sandbox, http):
-    token = m2m_token(sandbox, http)
-    member = member_token(sandbox, http, SECOND)
+def test_request_log_records_calls_without_secrets(sandbox_server, http, sandbox_control):
+    token = m2m_token(sandbox_server, http)
+    member = sandbox_control.member_token(SECOND)
     call(
         http,
-        sandbox,
+        sandbox_server,
         "find",
         {"Authorization": f"Bearer {token}", "Collector-Number": MAIN, "x-origin-client": "t:p:w"},
         {"state": ["SAVE:SAVED", "OPT_IN:OPTED_IN"], "pageSize": "5"},
     )
-    call(http, sandbox, "count", {"Authorization": f"Bearer {member}"})
-    call(http, sandbox, "health", {"Authorization": "Bearer junk"})
-    call(http, sandbox, "put", {"Authorization": f"Bearer {token}", "Collector-Number": MAIN})
+    call(http, sandbox_server, "count", {"Authorization": f"Bearer {member}"})
+    call(http, sandbox_server, "health", {"Authorization": "Bearer junk"})
+    call(
+        http, sandbox_server, "put", {"Authorization": f"Bearer {token}", "Collector-Number": MAIN}
+    )
 
-    answer = http.get(sandbox.url + "/_sandbox/requests", timeout=5)
+    answer = http.get(sandbox_server.url + "/_sandbox/requests", timeout=5)
 
     log = answer.json()["requests"]
     assert [(r["endpoint"], r["status"], r["tokenKind"]) for r in log] == [
@@ -238,25 +242,25 @@ def test_request_log_records_calls_without_secrets(sandbox, http):
     assert CLIENT_SECRET not in answer.text
 
 
-def test_request_log_keeps_the_last_500_calls(sandbox, http):
+def test_request_log_keeps_the_last_500_calls(sandbox_server, http, sandbox_control):
     with requests.Session() as session:
         for n in range(503):
-            session.get(sandbox.url + HEALTH, params={"n": str(n)}, timeout=5)
+            session.get(sandbox_server.url + HEALTH, params={"n": str(n)}, timeout=5)
 
-    log = http.get(sandbox.url + "/_sandbox/requests", timeout=5).json()["requests"]
+    log = http.get(sandbox_server.url + "/_sandbox/requests", timeout=5).json()["requests"]
 
     assert len(log) == 500
     assert log[0]["query"] == {"n": ["3"]}
     assert log[-1]["query"] == {"n": ["502"]}
-    assert calls(http, sandbox)["health"] == 503
+    assert sandbox_control.calls()["health"] == 503
 
 
-def test_faults_are_registered_listed_and_cleared(sandbox, http):
-    stored = add_fault(http, sandbox, endpoint="find", mode="status", status=503, count=2)
-    add_fault(http, sandbox, endpoint="*", mode="delay", delayMs=0)
+def test_faults_are_registered_listed_and_cleared(sandbox_server, http, sandbox_control):
+    stored = sandbox_control.fault(endpoint="find", mode="status", status=503, count=2)
+    sandbox_control.fault(endpoint="*", mode="delay", delayMs=0)
 
-    listed = http.get(sandbox.url + "/_sandbox/faults", timeout=5).json()["faults"]
-    cleared = http.delete(sandbox.url + "/_sandbox/faults", timeout=5)
+    listed = http.get(sandbox_server.url + "/_sandbox/faults", timeout=5).json()["faults"]
+    cleared = http.delete(sandbox_server.url + "/_sandbox/faults", timeout=5)
 
     assert stored["endpoint"] == "find"
     assert stored["mode"] == "status"
@@ -265,7 +269,7 @@ def test_faults_are_registered_listed_and_cleared(sandbox, http):
     assert stored["retryAfter"] == 1
     assert [(f["endpoint"], f["mode"]) for f in listed] == [("find", "status"), ("*", "delay")]
     assert cleared.json() == {"status": "cleared"}
-    assert http.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
+    assert http.get(sandbox_server.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
 
 
 @pytest.mark.parametrize(
@@ -286,9 +290,9 @@ def test_faults_are_registered_listed_and_cleared(sandbox, http):
         [],
     ],
 )
-def test_fault_registration_refuses_bad_specs(sandbox, http, fault):
-    answer = http.post(sandbox.url + "/_sandbox/faults", json=fault, timeout=5)
+def test_fault_registration_refuses_bad_specs(sandbox_server, http, fault):
+    answer = http.post(sandbox_server.url + "/_sandbox/faults", json=fault, timeout=5)
 
     assert answer.status_code == 400
     assert answer.json()["error"]
-    assert http.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
+    assert http.get(sandbox_server.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}

@@ -25,11 +25,9 @@ from tests.sandbox.helpers import (
     call,
     m2m_headers,
     m2m_token,
-    member_token,
     offer,
     parse_time,
     put_body,
-    raw_states,
 )
 
 # -- authentication ------------------------------------------------------------------------
@@ -40,9 +38,9 @@ def foreign_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def bad_authorization(kind: str, sandbox: Sandbox, http, foreign_key) -> dict:
+def bad_authorization(kind: str, sandbox_server: Sandbox, http, foreign_key) -> dict:
     now = int(time.time())
-    claims = {"iss": sandbox.issuer, "sub": "x@clients", "aud": AUDIENCE, "iat": now}
+    claims = {"iss": sandbox_server.issuer, "sub": "x@clients", "aud": AUDIENCE, "iat": now}
     if kind == "missing":
         return {}
     if kind == "malformed":
@@ -56,14 +54,18 @@ def bad_authorization(kind: str, sandbox: Sandbox, http, foreign_key) -> dict:
     elif kind == "forged":
         token = jwt.encode({**claims, "exp": now + 60}, foreign_key, algorithm="RS256")
     elif kind == "expired":
-        token = sandbox.state.tokens.sign({**claims, "iat": now - 120, "exp": now - 60})
+        token = sandbox_server.state.tokens.sign({**claims, "iat": now - 120, "exp": now - 60})
     elif kind == "tampered":
-        header, _, signature = m2m_token(sandbox, http).split(".")
+        header, _, signature = m2m_token(sandbox_server, http).split(".")
         token = f"{header}.{b64url({**claims, 'exp': now + 3600, 'sub': 'evil'})}.{signature}"
     elif kind == "wrong audience":
-        token = sandbox.state.tokens.sign({**claims, "aud": "https://elsewhere", "exp": now + 60})
+        token = sandbox_server.state.tokens.sign(
+            {**claims, "aud": "https://elsewhere", "exp": now + 60}
+        )
     elif kind == "wrong issuer":
-        token = sandbox.state.tokens.sign({**claims, "iss": "https://elsewhere/", "exp": now + 60})
+        token = sandbox_server.state.tokens.sign(
+            {**claims, "iss": "https://elsewhere/", "exp": now + 60}
+        )
     else:
         raise AssertionError(kind)
     return {"Authorization": f"Bearer {token}"}
@@ -86,11 +88,11 @@ def bad_authorization(kind: str, sandbox: Sandbox, http, foreign_key) -> dict:
     ],
 )
 def test_offer_endpoints_refuse_missing_or_invalid_tokens(
-    sandbox, http, foreign_key, endpoint, kind
+    sandbox_server, http, foreign_key, endpoint, kind
 ):
-    headers = bad_authorization(kind, sandbox, http, foreign_key)
+    headers = bad_authorization(kind, sandbox_server, http, foreign_key)
 
-    answer = call(http, sandbox, endpoint, {**headers, "Collector-Number": MAIN})
+    answer = call(http, sandbox_server, endpoint, {**headers, "Collector-Number": MAIN})
 
     assert answer.status_code == 401
     assert answer.json()["responseCode"] == "UNAUTHORIZED"
@@ -103,10 +105,10 @@ def test_offer_endpoints_refuse_missing_or_invalid_tokens(
 
 
 @pytest.mark.parametrize("kind", ["m2m", "member"])
-def test_health_answers_any_valid_token(sandbox, http, kind):
-    token = m2m_token(sandbox, http) if kind == "m2m" else member_token(sandbox, http, MAIN)
+def test_health_answers_any_valid_token(sandbox_server, http, sandbox_control, kind):
+    token = m2m_token(sandbox_server, http) if kind == "m2m" else sandbox_control.member_token(MAIN)
 
-    answer = http.get(sandbox.url + HEALTH, headers={"Authorization": f"Bearer {token}"})
+    answer = http.get(sandbox_server.url + HEALTH, headers={"Authorization": f"Bearer {token}"})
 
     assert answer.status_code == 200
     (status,) = answer.json()
@@ -119,12 +121,12 @@ def test_health_answers_any_valid_token(sandbox, http, kind):
 
 
 @pytest.mark.parametrize("endpoint", list(PATHS))
-def test_correlation_id_is_echoed_on_success_and_error(sandbox, http, endpoint):
+def test_correlation_id_is_echoed_on_success_and_error(sandbox_server, http, endpoint):
     correlation_id = "bcf529ae-0de0-4ded-90f5-e050ce2df0e3"
-    good = {**m2m_headers(sandbox, http), "x-correlation-id": correlation_id}
+    good = {**m2m_headers(sandbox_server, http), "x-correlation-id": correlation_id}
 
-    ok = call(http, sandbox, endpoint, good)
-    refused = call(http, sandbox, endpoint, {"x-correlation-id": correlation_id})
+    ok = call(http, sandbox_server, endpoint, good)
+    refused = call(http, sandbox_server, endpoint, {"x-correlation-id": correlation_id})
 
     assert ok.status_code in (200, 204)
     assert ok.headers["X-Correlation-Id"] == correlation_id
@@ -132,11 +134,11 @@ def test_correlation_id_is_echoed_on_success_and_error(sandbox, http, endpoint):
     assert refused.headers["X-Correlation-Id"] == correlation_id
 
 
-def test_correlation_id_is_a_new_uuid4_when_absent(sandbox, http):
-    headers = m2m_headers(sandbox, http)
+def test_correlation_id_is_a_new_uuid4_when_absent(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
 
-    first = call(http, sandbox, "find", headers).headers["X-Correlation-Id"]
-    second = call(http, sandbox, "find", headers).headers["X-Correlation-Id"]
+    first = call(http, sandbox_server, "find", headers).headers["X-Correlation-Id"]
+    second = call(http, sandbox_server, "find", headers).headers["X-Correlation-Id"]
 
     assert uuid.UUID(first).version == 4
     assert first != second
@@ -146,11 +148,16 @@ def test_correlation_id_is_a_new_uuid4_when_absent(sandbox, http):
 
 
 @pytest.mark.parametrize("endpoint", COLLECTOR_ENDPOINTS)
-def test_member_token_with_collector_header_is_refused(sandbox, http, endpoint):
-    token = member_token(sandbox, http, MAIN)
+def test_member_token_with_collector_header_is_refused(
+    sandbox_server, http, sandbox_control, endpoint
+):
+    token = sandbox_control.member_token(MAIN)
 
     answer = call(
-        http, sandbox, endpoint, {"Authorization": f"Bearer {token}", "Collector-Number": MAIN}
+        http,
+        sandbox_server,
+        endpoint,
+        {"Authorization": f"Bearer {token}", "Collector-Number": MAIN},
     )
 
     assert answer.status_code == 400
@@ -159,10 +166,10 @@ def test_member_token_with_collector_header_is_refused(sandbox, http, endpoint):
 
 
 @pytest.mark.parametrize("endpoint", COLLECTOR_ENDPOINTS)
-def test_m2m_token_without_collector_header_is_refused(sandbox, http, endpoint):
-    token = m2m_token(sandbox, http)
+def test_m2m_token_without_collector_header_is_refused(sandbox_server, http, endpoint):
+    token = m2m_token(sandbox_server, http)
 
-    answer = call(http, sandbox, endpoint, {"Authorization": f"Bearer {token}"})
+    answer = call(http, sandbox_server, endpoint, {"Authorization": f"Bearer {token}"})
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
@@ -170,8 +177,8 @@ def test_m2m_token_without_collector_header_is_refused(sandbox, http, endpoint):
 
 @pytest.mark.parametrize("endpoint", COLLECTOR_ENDPOINTS)
 @pytest.mark.parametrize("number", ["8000000011", "800000001100", "8000000011a", "", "8000-000011"])
-def test_collector_header_must_be_exactly_11_digits(sandbox, http, endpoint, number):
-    answer = call(http, sandbox, endpoint, m2m_headers(sandbox, http, number))
+def test_collector_header_must_be_exactly_11_digits(sandbox_server, http, endpoint, number):
+    answer = call(http, sandbox_server, endpoint, m2m_headers(sandbox_server, http, number))
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
@@ -179,34 +186,36 @@ def test_collector_header_must_be_exactly_11_digits(sandbox, http, endpoint, num
         assert number not in answer.text
 
 
-def test_member_token_reads_the_collector_in_its_claim(sandbox, http):
-    token = member_token(sandbox, http, MAIN)
+def test_member_token_reads_the_collector_in_its_claim(sandbox_server, http, sandbox_control):
+    token = sandbox_control.member_token(MAIN)
 
-    as_member = call(http, sandbox, "find", {"Authorization": f"Bearer {token}"})
-    as_partner = call(http, sandbox, "find", m2m_headers(sandbox, http, MAIN))
+    as_member = call(http, sandbox_server, "find", {"Authorization": f"Bearer {token}"})
+    as_partner = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http, MAIN))
 
     assert as_member.status_code == 200
     assert as_member.json() == as_partner.json()
     assert {entry["collectorId"] for entry in as_member.json()["offers"]} == {MAIN}
 
 
-def test_member_token_writes_the_collector_in_its_claim(sandbox, http):
-    token = member_token(sandbox, http, SECOND)
+def test_member_token_writes_the_collector_in_its_claim(sandbox_server, http, sandbox_control):
+    token = sandbox_control.member_token(SECOND)
     fresh = FRESH_OFFERS[5].offer_id
 
-    answer = call(http, sandbox, "put", {"Authorization": f"Bearer {token}"}, body=put_body(fresh))
+    answer = call(
+        http, sandbox_server, "put", {"Authorization": f"Bearer {token}"}, body=put_body(fresh)
+    )
 
     assert answer.status_code == 204
-    assert fresh in [entry["offerId"] for entry in raw_states(http, sandbox, SECOND)["offers"]]
-    assert fresh not in [entry["offerId"] for entry in raw_states(http, sandbox, MAIN)["offers"]]
+    assert fresh in sandbox_control.states(SECOND)
+    assert fresh not in sandbox_control.states(MAIN)
 
 
-def test_any_11_digit_collector_is_valid_and_starts_without_state(sandbox, http):
-    headers = m2m_headers(sandbox, http, NOBODY)
+def test_any_11_digit_collector_is_valid_and_starts_without_state(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http, NOBODY)
 
-    found = call(http, sandbox, "find", headers)
-    counted = call(http, sandbox, "count", headers)
-    got = call(http, sandbox, "get", headers, {"offerId": offer(40)})
+    found = call(http, sandbox_server, "find", headers)
+    counted = call(http, sandbox_server, "count", headers)
+    got = call(http, sandbox_server, "get", headers, {"offerId": offer(40)})
 
     assert found.json() == {"offers": [], "pageNumber": 0, "pageSize": 20, "totalCount": 0}
     assert counted.json() == {"count": 0}

@@ -25,10 +25,12 @@ from tests.sandbox.helpers import (
 # -- GET -----------------------------------------------------------------------------------
 
 
-def test_get_returns_only_offers_with_state_in_the_order_asked(sandbox, http):
+def test_get_returns_only_offers_with_state_in_the_order_asked(sandbox_server, http):
     asked = [offer(43), offer(0), offer(40), UNKNOWN_OFFER, offer(41)]
 
-    answer = call(http, sandbox, "get", m2m_headers(sandbox, http), {"offerId": asked})
+    answer = call(
+        http, sandbox_server, "get", m2m_headers(sandbox_server, http), {"offerId": asked}
+    )
 
     assert answer.status_code == 200
     assert answer.json() == {
@@ -67,22 +69,26 @@ def test_get_returns_only_offers_with_state_in_the_order_asked(sandbox, http):
     }
 
 
-def test_get_takes_repeated_comma_separated_any_case_ids_and_folds_duplicates(sandbox, http):
+def test_get_takes_repeated_comma_separated_any_case_ids_and_folds_duplicates(sandbox_server, http):
     query = f"offerId={offer(42).upper()},{offer(40)}&offerId={offer(42)}&offerId={offer(41)}"
 
-    answer = http.get(f"{sandbox.url}{GET}?{query}", headers=m2m_headers(sandbox, http), timeout=5)
+    answer = http.get(
+        f"{sandbox_server.url}{GET}?{query}", headers=m2m_headers(sandbox_server, http), timeout=5
+    )
 
     assert answer.status_code == 200
     assert ids(answer) == [offer(42), offer(40), offer(41)]
 
 
-def test_get_accepts_100_ids_and_refuses_101(sandbox, http):
-    headers = m2m_headers(sandbox, http)
+def test_get_accepts_100_ids_and_refuses_101(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
     hundred = [o.offer_id for o in CATALOGUE] + [str(uuid.UUID(int=n)) for n in range(1, 21)]
 
-    ok = call(http, sandbox, "get", headers, {"offerId": hundred})
-    folded = call(http, sandbox, "get", headers, {"offerId": [*hundred, hundred[0].upper()]})
-    too_many = call(http, sandbox, "get", headers, {"offerId": [*hundred, str(uuid.uuid4())]})
+    ok = call(http, sandbox_server, "get", headers, {"offerId": hundred})
+    folded = call(http, sandbox_server, "get", headers, {"offerId": [*hundred, hundred[0].upper()]})
+    too_many = call(
+        http, sandbox_server, "get", headers, {"offerId": [*hundred, str(uuid.uuid4())]}
+    )
 
     assert ok.status_code == 200
     assert ids(ok) == [offer(40), offer(41), offer(42), offer(43)]
@@ -102,20 +108,22 @@ def test_get_accepts_100_ids_and_refuses_101(sandbox, http):
         f"offerId={{{CATALOGUE[40].offer_id}}}",
     ],
 )
-def test_get_refuses_missing_or_malformed_ids(sandbox, http, query):
-    answer = http.get(f"{sandbox.url}{GET}?{query}", headers=m2m_headers(sandbox, http), timeout=5)
+def test_get_refuses_missing_or_malformed_ids(sandbox_server, http, query):
+    answer = http.get(
+        f"{sandbox_server.url}{GET}?{query}", headers=m2m_headers(sandbox_server, http), timeout=5
+    )
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
 
 
-def test_unsaved_only_offer_counts_as_having_no_state(sandbox, http):
-    headers = m2m_headers(sandbox, http, UNSAVED)
+def test_unsaved_only_offer_counts_as_having_no_state(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http, UNSAVED)
 
-    got = call(http, sandbox, "get", headers, {"offerId": [offer(60), offer(61)]})
-    found = call(http, sandbox, "find", headers)
-    unsaved = call(http, sandbox, "find", headers, {"state": "SAVE:UNSAVED"})
-    counted = call(http, sandbox, "count", headers)
+    got = call(http, sandbox_server, "get", headers, {"offerId": [offer(60), offer(61)]})
+    found = call(http, sandbox_server, "find", headers)
+    unsaved = call(http, sandbox_server, "find", headers, {"state": "SAVE:UNSAVED"})
+    counted = call(http, sandbox_server, "count", headers)
 
     assert ids(got) == [offer(60)]
     assert ids(found) == [offer(60)]
@@ -124,13 +132,13 @@ def test_unsaved_only_offer_counts_as_having_no_state(sandbox, http):
     assert counted.json() == {"count": 1}
 
 
-def test_unsaving_an_opted_in_offer_keeps_it_with_both_states(sandbox, http):
-    headers = m2m_headers(sandbox, http)
-    assert call(http, sandbox, "put", headers, body=put_body(offer(40), value="UNSAVED")).ok
+def test_unsaving_an_opted_in_offer_keeps_it_with_both_states(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
+    assert call(http, sandbox_server, "put", headers, body=put_body(offer(40), value="UNSAVED")).ok
 
-    got = call(http, sandbox, "get", headers, {"offerId": offer(40)})
-    saved = call(http, sandbox, "find", headers, {"state": "SAVE:SAVED"})
-    unsaved = call(http, sandbox, "find", headers, {"state": "SAVE:UNSAVED"})
+    got = call(http, sandbox_server, "get", headers, {"offerId": offer(40)})
+    saved = call(http, sandbox_server, "find", headers, {"state": "SAVE:SAVED"})
+    unsaved = call(http, sandbox_server, "find", headers, {"state": "SAVE:UNSAVED"})
 
     (entry,) = got.json()["offers"]
     assert [(s["name"], s["value"]) for s in entry["states"]] == [
@@ -141,19 +149,21 @@ def test_unsaving_an_opted_in_offer_keeps_it_with_both_states(sandbox, http):
     assert ids(unsaved) == [offer(40)]
 
 
-def test_unsaving_an_offer_without_other_state_removes_it(sandbox, http):
-    headers = m2m_headers(sandbox, http)
-    assert call(http, sandbox, "put", headers, body=put_body(offer(41), value="UNSAVED")).ok
+def test_unsaving_an_offer_without_other_state_removes_it(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
+    assert call(http, sandbox_server, "put", headers, body=put_body(offer(41), value="UNSAVED")).ok
 
-    assert call(http, sandbox, "get", headers, {"offerId": offer(41)}).json() == {"offers": []}
-    assert call(http, sandbox, "count", headers).json() == {"count": 3}
+    assert call(http, sandbox_server, "get", headers, {"offerId": offer(41)}).json() == {
+        "offers": []
+    }
+    assert call(http, sandbox_server, "count", headers).json() == {"count": 3}
 
 
 # -- FIND ----------------------------------------------------------------------------------
 
 
-def test_find_lists_saved_and_opted_in_offers_newest_first(sandbox, http):
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http))
+def test_find_lists_saved_and_opted_in_offers_newest_first(sandbox_server, http):
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http))
 
     assert answer.status_code == 200
     body = answer.json()
@@ -176,8 +186,8 @@ def test_find_lists_saved_and_opted_in_offers_newest_first(sandbox, http):
         ({"state": "SAVE:UNSAVED"}, set()),
     ],
 )
-def test_find_state_filters_combine_with_or(sandbox, http, params, expected):
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http), params)
+def test_find_state_filters_combine_with_or(sandbox_server, http, params, expected):
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http), params)
 
     assert answer.status_code == 200
     assert set(ids(answer)) == {offer(n) for n in expected}
@@ -188,29 +198,37 @@ def test_find_state_filters_combine_with_or(sandbox, http, params, expected):
     "state", ["SAVE", "SAVE:OPTED_IN", "OPT_IN:OPTED_OUT", "save:saved", "", "SAVE:SAVED,"]
 )
 @pytest.mark.parametrize("endpoint", ["find", "count"])
-def test_find_and_count_refuse_bad_state_filters(sandbox, http, endpoint, state):
-    answer = call(http, sandbox, endpoint, m2m_headers(sandbox, http), {"state": state})
+def test_find_and_count_refuse_bad_state_filters(sandbox_server, http, endpoint, state):
+    answer = call(
+        http, sandbox_server, endpoint, m2m_headers(sandbox_server, http), {"state": state}
+    )
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
 
 
-def test_find_filters_on_partner(sandbox, http):
+def test_find_filters_on_partner(sandbox_server, http):
     partner = CATALOGUE[41].partner_id
     expected = [n for n in (40, 41, 42, 43) if CATALOGUE[n].partner_id == partner]
 
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http), {"partnerId": partner.upper()})
+    answer = call(
+        http,
+        sandbox_server,
+        "find",
+        m2m_headers(sandbox_server, http),
+        {"partnerId": partner.upper()},
+    )
 
     assert expected == [41]
     assert ids(answer) == [offer(41)]
 
 
-def test_find_filters_on_region(sandbox, http):
-    headers = m2m_headers(sandbox, http)
+def test_find_filters_on_region(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
     for region in ("ON", "BC", "YT"):
         expected = {offer(n) for n in (40, 41, 42, 43) if region in CATALOGUE[n].regions}
 
-        answer = call(http, sandbox, "find", headers, {"region": region})
+        answer = call(http, sandbox_server, "find", headers, {"region": region})
 
         assert set(ids(answer)) == expected
     # Offer 40 is national, so every region finds at least it.
@@ -229,8 +247,8 @@ def test_find_filters_on_region(sandbox, http):
     ],
 )
 @pytest.mark.parametrize("endpoint", ["find", "count"])
-def test_find_and_count_refuse_bad_partner_or_region(sandbox, http, endpoint, params):
-    answer = call(http, sandbox, endpoint, m2m_headers(sandbox, http), params)
+def test_find_and_count_refuse_bad_partner_or_region(sandbox_server, http, endpoint, params):
+    answer = call(http, sandbox_server, endpoint, m2m_headers(sandbox_server, http), params)
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
@@ -272,21 +290,21 @@ def _updated(n: int) -> datetime:
         ),
     ],
 )
-def test_find_sorts_on_two_keys(sandbox, http, params, expected):
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http), params)
+def test_find_sorts_on_two_keys(sandbox_server, http, params, expected):
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http), params)
 
     assert answer.status_code == 200
     assert ids(answer) == expected
 
 
-def test_find_second_sort_key_breaks_ties(sandbox, http):
-    headers = m2m_headers(sandbox, http, NOBODY)
+def test_find_second_sort_key_breaks_ties(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http, NOBODY)
     batch = [o.offer_id for o in FRESH_OFFERS[:6]]
-    assert call(http, sandbox, "put", headers, body=put_body(*batch)).status_code == 204
+    assert call(http, sandbox_server, "put", headers, body=put_body(*batch)).status_code == 204
 
     answer = call(
         http,
-        sandbox,
+        sandbox_server,
         "find",
         headers,
         {"firstSortBy": "updatedAt", "secondSortBy": "offerId", "secondSortByDescending": "true"},
@@ -305,25 +323,26 @@ def test_find_second_sort_key_breaks_ties(sandbox, http):
         {"secondSortByDescending": "1"},
     ],
 )
-def test_find_refuses_bad_sort_parameters(sandbox, http, params):
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http), params)
+def test_find_refuses_bad_sort_parameters(sandbox_server, http, params):
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http), params)
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
 
 
-def test_find_pages_through_every_match(sandbox, http):
-    headers = m2m_headers(sandbox, http, NOBODY)
+def test_find_pages_through_every_match(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http, NOBODY)
     saved = [o.offer_id for o in FRESH_OFFERS[:25]]
-    assert call(http, sandbox, "put", headers, body=put_body(*saved)).status_code == 204
-    everything = call(http, sandbox, "find", headers, {"pageSize": 100})
+    assert call(http, sandbox_server, "put", headers, body=put_body(*saved)).status_code == 204
+    everything = call(http, sandbox_server, "find", headers, {"pageSize": 100})
 
-    first = call(http, sandbox, "find", headers)
-    second = call(http, sandbox, "find", headers, {"pageNumber": 1})
+    first = call(http, sandbox_server, "find", headers)
+    second = call(http, sandbox_server, "find", headers, {"pageNumber": 1})
     pages = [
-        call(http, sandbox, "find", headers, {"pageSize": 10, "pageNumber": n}) for n in range(3)
+        call(http, sandbox_server, "find", headers, {"pageSize": 10, "pageNumber": n})
+        for n in range(3)
     ]
-    beyond = call(http, sandbox, "find", headers, {"pageSize": 10, "pageNumber": 3})
+    beyond = call(http, sandbox_server, "find", headers, {"pageSize": 10, "pageNumber": 3})
 
     assert sorted(ids(everything)) == sorted(saved)
     assert len(ids(first)) == 20
@@ -351,27 +370,29 @@ def test_find_pages_through_every_match(sandbox, http):
         {"pageSize": ["10", "20"]},
     ],
 )
-def test_find_refuses_bad_paging(sandbox, http, params):
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http), params)
+def test_find_refuses_bad_paging(sandbox_server, http, params):
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http), params)
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
 
 
-def test_find_ignores_unknown_parameters(sandbox, http):
-    headers = m2m_headers(sandbox, http)
+def test_find_ignores_unknown_parameters(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
 
-    plain = call(http, sandbox, "find", headers)
-    extra = call(http, sandbox, "find", headers, {"colour": "blue", "limit": "x"})
+    plain = call(http, sandbox_server, "find", headers)
+    extra = call(http, sandbox_server, "find", headers, {"colour": "blue", "limit": "x"})
 
     assert extra.status_code == 200
     assert extra.json() == plain.json()
 
 
-def test_find_totals_can_be_switched_off(sandbox, http):
-    http.post(sandbox.url + "/_sandbox/config", json={"findTotals": False}).raise_for_status()
+def test_find_totals_can_be_switched_off(sandbox_server, http):
+    http.post(
+        sandbox_server.url + "/_sandbox/config", json={"findTotals": False}
+    ).raise_for_status()
 
-    answer = call(http, sandbox, "find", m2m_headers(sandbox, http))
+    answer = call(http, sandbox_server, "find", m2m_headers(sandbox_server, http))
 
     assert set(answer.json()) == {"offers"}
     assert len(answer.json()["offers"]) == 4
@@ -393,12 +414,12 @@ def test_find_totals_can_be_switched_off(sandbox, http):
         ({"pageSize": "abc", "firstSortBy": "nonsense", "pageNumber": "-3"}, 4),
     ],
 )
-def test_count_applies_find_filters(sandbox, http, params, expected):
-    headers = m2m_headers(sandbox, http)
+def test_count_applies_find_filters(sandbox_server, http, params, expected):
+    headers = m2m_headers(sandbox_server, http)
     if expected is None:
-        expected = len(ids(call(http, sandbox, "find", headers, params)))
+        expected = len(ids(call(http, sandbox_server, "find", headers, params)))
 
-    answer = call(http, sandbox, "count", headers, params)
+    answer = call(http, sandbox_server, "count", headers, params)
 
     assert answer.status_code == 200
     assert answer.json() == {"count": expected}

@@ -19,19 +19,17 @@ from tests.sandbox.helpers import (
     UNKNOWN_OFFER,
     UPDATED_AT,
     call,
-    calls,
     ids,
     m2m_headers,
     m2m_token,
     offer,
     parse_time,
     put_body,
-    raw_states,
 )
 
 
-def test_put_writes_states_stamped_now_with_microseconds(sandbox, http):
-    headers = m2m_headers(sandbox, http)
+def test_put_writes_states_stamped_now_with_microseconds(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
     fresh = FRESH_OFFERS[3].offer_id
     body = {
         "stateChanges": [
@@ -46,11 +44,11 @@ def test_put_writes_states_stamped_now_with_microseconds(sandbox, http):
     }
     before = time.time()
 
-    answer = call(http, sandbox, "put", headers, body=body)
+    answer = call(http, sandbox_server, "put", headers, body=body)
 
     assert answer.status_code == 204
     assert answer.content == b""
-    (entry,) = call(http, sandbox, "get", headers, {"offerId": fresh}).json()["offers"]
+    (entry,) = call(http, sandbox_server, "get", headers, {"offerId": fresh}).json()["offers"]
     assert entry["offerId"] == fresh
     assert [(s["name"], s["value"]) for s in entry["states"]] == [
         ("OPT_IN", "OPTED_IN"),
@@ -59,27 +57,29 @@ def test_put_writes_states_stamped_now_with_microseconds(sandbox, http):
     for state in entry["states"]:
         assert UPDATED_AT.fullmatch(state["updatedAt"])
         assert before - 1 <= parse_time(state["updatedAt"]).timestamp() <= time.time() + 1
-    assert ids(call(http, sandbox, "find", headers))[0] == fresh  # newest first
+    assert ids(call(http, sandbox_server, "find", headers))[0] == fresh  # newest first
 
 
-def test_put_alias_path_writes_and_counts_as_put(sandbox, http):
+def test_put_alias_path_writes_and_counts_as_put(sandbox_server, http, sandbox_control):
     fresh = FRESH_OFFERS[7].offer_id
 
     answer = http.put(
-        sandbox.url + PUT_ALIAS, headers=m2m_headers(sandbox, http), json=put_body(fresh)
+        sandbox_server.url + PUT_ALIAS,
+        headers=m2m_headers(sandbox_server, http),
+        json=put_body(fresh),
     )
 
     assert answer.status_code == 204
-    assert fresh in [e["offerId"] for e in raw_states(http, sandbox, MAIN)["offers"]]
-    assert calls(http, sandbox)["put"] == 1
+    assert fresh in sandbox_control.states(MAIN)
+    assert sandbox_control.calls()["put"] == 1
 
 
-def test_put_of_an_unchanged_value_still_refreshes_updated_at(sandbox, http):
-    headers = m2m_headers(sandbox, http)
+def test_put_of_an_unchanged_value_still_refreshes_updated_at(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http)
 
-    assert call(http, sandbox, "put", headers, body=put_body(offer(41))).status_code == 204
+    assert call(http, sandbox_server, "put", headers, body=put_body(offer(41))).status_code == 204
 
-    (entry,) = call(http, sandbox, "get", headers, {"offerId": offer(41)}).json()["offers"]
+    (entry,) = call(http, sandbox_server, "get", headers, {"offerId": offer(41)}).json()["offers"]
     (state,) = entry["states"]
     assert state["value"] == "SAVED"
     assert state["updatedAt"] != "2026-01-07T12:30:45.654321Z"
@@ -110,16 +110,18 @@ def test_put_of_an_unchanged_value_still_refreshes_updated_at(sandbox, http):
         json.dumps({"stateChanges": ["x"]}).encode(),
     ],
 )
-def test_put_refuses_malformed_bodies(sandbox, http, body):
-    answer = call(http, sandbox, "put", m2m_headers(sandbox, http), body=body)
+def test_put_refuses_malformed_bodies(sandbox_server, http, sandbox_control, body):
+    answer = call(http, sandbox_server, "put", m2m_headers(sandbox_server, http), body=body)
 
     assert answer.status_code == 400
     assert answer.json()["responseCode"] == "BAD_REQUEST"
-    assert FRESH not in [e["offerId"] for e in raw_states(http, sandbox, MAIN)["offers"]]
+    assert FRESH not in sandbox_control.states(MAIN)
 
 
-def test_put_of_an_unknown_offer_is_record_not_found(sandbox, http):
-    answer = call(http, sandbox, "put", m2m_headers(sandbox, http), body=put_body(UNKNOWN_OFFER))
+def test_put_of_an_unknown_offer_is_record_not_found(sandbox_server, http):
+    answer = call(
+        http, sandbox_server, "put", m2m_headers(sandbox_server, http), body=put_body(UNKNOWN_OFFER)
+    )
 
     assert answer.status_code == 404
     assert answer.json()["responseCode"] == "RECORD_NOT_FOUND"
@@ -132,35 +134,37 @@ def test_put_of_an_unknown_offer_is_record_not_found(sandbox, http):
         ({"offerId": FRESH_OFFERS[2].offer_id, "states": [{"name": "SAVE", "value": "X"}]}, 400),
     ],
 )
-def test_put_batch_with_one_bad_change_changes_nothing(sandbox, http, second, status):
-    before = raw_states(http, sandbox, MAIN)
+def test_put_batch_with_one_bad_change_changes_nothing(
+    sandbox_server, http, sandbox_control, second, status
+):
+    before = sandbox_control.raw_states(MAIN)
     first = {"offerId": FRESH_OFFERS[1].offer_id, "states": [{"name": "SAVE", "value": "SAVED"}]}
     unsave = {"offerId": offer(41), "states": [{"name": "SAVE", "value": "UNSAVED"}]}
 
     answer = call(
         http,
-        sandbox,
+        sandbox_server,
         "put",
-        m2m_headers(sandbox, http),
+        m2m_headers(sandbox_server, http),
         body={"stateChanges": [first, unsave, second]},
     )
 
     assert answer.status_code == status
-    assert raw_states(http, sandbox, MAIN) == before
+    assert sandbox_control.raw_states(MAIN) == before
 
 
-def test_put_accepts_a_batch_of_100_changes(sandbox, http):
-    headers = m2m_headers(sandbox, http, NOBODY)
+def test_put_accepts_a_batch_of_100_changes(sandbox_server, http):
+    headers = m2m_headers(sandbox_server, http, NOBODY)
     batch = [o.offer_id for o in CATALOGUE] + [o.offer_id for o in CATALOGUE[:20]]
 
-    answer = call(http, sandbox, "put", headers, body=put_body(*batch))
+    answer = call(http, sandbox_server, "put", headers, body=put_body(*batch))
 
     assert answer.status_code == 204
-    assert call(http, sandbox, "count", headers).json() == {"count": 80}
+    assert call(http, sandbox_server, "count", headers).json() == {"count": 80}
 
 
-def test_concurrent_puts_lose_no_update(sandbox, http):
-    token = m2m_token(sandbox, http)
+def test_concurrent_puts_lose_no_update(sandbox_server, http, sandbox_control):
+    token = m2m_token(sandbox_server, http)
     collector = "70000000008"
     groups = [[o.offer_id for o in CATALOGUE[n * 10 : n * 10 + 10]] for n in range(8)]
     statuses: list[int] = []
@@ -172,7 +176,7 @@ def test_concurrent_puts_lose_no_update(sandbox, http):
             barrier.wait(timeout=5)
             for offer_id in offer_ids:
                 answer = session.put(
-                    sandbox.url + PUT, headers=headers, json=put_body(offer_id), timeout=5
+                    sandbox_server.url + PUT, headers=headers, json=put_body(offer_id), timeout=5
                 )
                 statuses.append(answer.status_code)
 
@@ -183,15 +187,15 @@ def test_concurrent_puts_lose_no_update(sandbox, http):
         thread.join(timeout=20)
 
     assert statuses == [204] * 80
-    stored = [entry["offerId"] for entry in raw_states(http, sandbox, collector)["offers"]]
+    stored = [entry["offerId"] for entry in sandbox_control.raw_states(collector)["offers"]]
     assert stored == [o.offer_id for o in CATALOGUE]
-    assert calls(http, sandbox)["put"] == 80
+    assert sandbox_control.calls()["put"] == 80
 
 
-def test_put_can_answer_200_with_an_empty_object(sandbox, http):
-    http.post(sandbox.url + "/_sandbox/config", json={"putStatus": 200}).raise_for_status()
+def test_put_can_answer_200_with_an_empty_object(sandbox_server, http):
+    http.post(sandbox_server.url + "/_sandbox/config", json={"putStatus": 200}).raise_for_status()
 
-    answer = call(http, sandbox, "put", m2m_headers(sandbox, http))
+    answer = call(http, sandbox_server, "put", m2m_headers(sandbox_server, http))
 
     assert answer.status_code == 200
     assert answer.json() == {}

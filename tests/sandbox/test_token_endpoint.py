@@ -12,8 +12,8 @@ from local.sandbox import AUDIENCE, CLIENT_ID, TOKEN_PATH, Sandbox
 from tests.sandbox.helpers import m2m_token, token_form, verify_with_jwks
 
 
-def test_client_credentials_grant_issues_rs256_m2m_token(sandbox, http):
-    answer = http.post(sandbox.url + TOKEN_PATH, data=token_form(), timeout=5)
+def test_client_credentials_grant_issues_rs256_m2m_token(sandbox_server, http):
+    answer = http.post(sandbox_server.url + TOKEN_PATH, data=token_form(), timeout=5)
 
     assert answer.status_code == 200
     body = answer.json()
@@ -21,8 +21,8 @@ def test_client_credentials_grant_issues_rs256_m2m_token(sandbox, http):
     assert body["expires_in"] == 86400
     assert answer.headers["Cache-Control"] == "no-store"
     assert jwt.get_unverified_header(body["access_token"])["alg"] == "RS256"
-    claims = verify_with_jwks(http, sandbox, body["access_token"], AUDIENCE)
-    assert claims["iss"] == sandbox.issuer == sandbox.url + "/"
+    claims = verify_with_jwks(http, sandbox_server, body["access_token"], AUDIENCE)
+    assert claims["iss"] == sandbox_server.issuer == sandbox_server.url + "/"
     assert claims["sub"] == "sandbox-client@clients"
     assert claims["azp"] == CLIENT_ID
     assert claims["gty"] == "client-credentials"
@@ -30,11 +30,11 @@ def test_client_credentials_grant_issues_rs256_m2m_token(sandbox, http):
     assert abs(claims["iat"] - time.time()) < 5
 
 
-def test_token_endpoint_accepts_a_json_body(sandbox, http):
-    answer = http.post(sandbox.url + TOKEN_PATH, json=token_form(), timeout=5)
+def test_token_endpoint_accepts_a_json_body(sandbox_server, http):
+    answer = http.post(sandbox_server.url + TOKEN_PATH, json=token_form(), timeout=5)
 
     assert answer.status_code == 200
-    verify_with_jwks(http, sandbox, answer.json()["access_token"], AUDIENCE)
+    verify_with_jwks(http, sandbox_server, answer.json()["access_token"], AUDIENCE)
 
 
 @pytest.mark.parametrize(
@@ -74,9 +74,9 @@ def test_token_endpoint_accepts_a_json_body(sandbox, http):
     ],
 )
 def test_token_endpoint_refuses_bad_requests_like_auth0(
-    sandbox, http, form, status, error, description
+    sandbox_server, http, form, status, error, description
 ):
-    answer = http.post(sandbox.url + TOKEN_PATH, data=form, timeout=5)
+    answer = http.post(sandbox_server.url + TOKEN_PATH, data=form, timeout=5)
 
     assert answer.status_code == status
     body = answer.json()
@@ -87,8 +87,8 @@ def test_token_endpoint_refuses_bad_requests_like_auth0(
     assert "wrong-secret" not in answer.text
 
 
-def test_token_endpoint_answers_405_to_get(sandbox, http):
-    assert http.get(sandbox.url + TOKEN_PATH, timeout=5).status_code == 405
+def test_token_endpoint_answers_405_to_get(sandbox_server, http):
+    assert http.get(sandbox_server.url + TOKEN_PATH, timeout=5).status_code == 405
 
 
 def test_token_ttl_comes_from_argument_else_environment(monkeypatch):
@@ -101,12 +101,12 @@ def test_token_ttl_comes_from_argument_else_environment(monkeypatch):
             assert claims["exp"] - claims["iat"] == ttl
 
 
-def test_jwks_publishes_the_signing_key(sandbox, http):
-    jwks = http.get(sandbox.url + "/.well-known/jwks.json", timeout=5).json()
+def test_jwks_publishes_the_signing_key(sandbox_server, http):
+    jwks = http.get(sandbox_server.url + "/.well-known/jwks.json", timeout=5).json()
 
     (jwk,) = jwks["keys"]
     assert jwk["kty"] == "RSA"
     assert jwk["alg"] == "RS256"
     assert jwk["use"] == "sig"
     assert "d" not in jwk  # public half only
-    verify_with_jwks(http, sandbox, m2m_token(sandbox, http), AUDIENCE)
+    verify_with_jwks(http, sandbox_server, m2m_token(sandbox_server, http), AUDIENCE)

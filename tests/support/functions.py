@@ -131,9 +131,19 @@ def assert_error(answer: tuple[int, dict[str, str], Any], status: int, code: str
     return body
 
 
-def assert_nothing_upstream(sandbox: SandboxControl) -> None:
+def assert_nothing_upstream(sandbox_control: SandboxControl) -> None:
     """Not one call reached AIR MILES (any endpoint, the token endpoint included)."""
-    assert sum(sandbox.calls().values()) == 0
+    assert sum(sandbox_control.calls().values()) == 0
+
+
+def assert_refused(
+    answer: tuple[int, dict[str, str], Any], status: int, code: str, sandbox_control: SandboxControl
+) -> Any:
+    """`answer` is the error `code` with HTTP `status`, given before any call to AIR MILES
+    (`assert_error`, `assert_nothing_upstream`); its body."""
+    body = assert_error(answer, status, code)
+    assert_nothing_upstream(sandbox_control)
+    return body
 
 
 EVENTS_DIR = Path(ROOT / "events")

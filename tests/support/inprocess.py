@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
 from local.resources import provision
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH
 from local.template import Template
 from tests.support import leaks
 from tests.support.functions import Function, load_handler_module
+from tests.support.tables import LEAK_CHECKED_TABLES, StackTables
 
 # Faster failures than production (the ratios stay): fault tests stay quick.
 FAST_UPSTREAM = {
@@ -80,7 +80,7 @@ def stack_parameters(sandbox_url: str) -> dict[str, str]:
 
 
 @dataclass
-class Deployed:
+class Deployed(StackTables):
     """The local stand-in of a deployed stack (inside `mock_aws`)."""
 
     template: Template
@@ -106,7 +106,7 @@ class Deployed:
 
     def record_tables(self) -> None:
         """Hand every audit and idempotency item to the leak check."""
-        for table in ("AuditTable", "IdempotencyTable"):
+        for table in LEAK_CHECKED_TABLES:
             # A test may have deleted or blocked the table: then there is nothing to check.
             with contextlib.suppress(Exception):
                 leaks.record(table, self.table_items(table))
@@ -125,14 +125,8 @@ class Deployed:
             memory=int(props["MemorySize"]),
         )
 
-    def table_items(self, logical_id: str) -> list[dict[str, Any]]:
-        dynamodb = boto3.client("dynamodb")
-        items = dynamodb.scan(TableName=self.refs[logical_id])["Items"]
-        deserialize = TypeDeserializer().deserialize
-        return [{k: deserialize(v) for k, v in item.items()} for item in items]
-
-    def audit_items(self) -> list[dict[str, Any]]:
-        return sorted(self.table_items("AuditTable"), key=lambda i: i["sk"])
+    def table(self, logical_id: str) -> Any:
+        return boto3.resource("dynamodb").Table(self.refs[logical_id])
 
     def secret(self) -> dict[str, str]:
         secrets = boto3.client("secretsmanager")

@@ -14,7 +14,7 @@ class SandboxControl:
 
     def _json(self, method: str, path: str, body: Any = None) -> Any:
         response = self._http.request(method, f"{self.url}/_sandbox{path}", json=body, timeout=5)
-        response.raise_for_status()
+        assert response.status_code == 200, response.text  # every control call answers 200
         return response.json()
 
     def reset(self) -> None:
@@ -26,9 +26,13 @@ class SandboxControl:
     def offers(self) -> list[str]:
         return self._json("GET", "/offers")["offerIds"]
 
+    def raw_states(self, collector: str) -> dict[str, Any]:
+        """Everything stored for the collector, as the control API shows it."""
+        return self._json("GET", f"/collectors/{collector}/states")
+
     def states(self, collector: str) -> dict[str, dict[str, str]]:
         """{offerId: {name: value}} of everything stored for the collector."""
-        answer = self._json("GET", f"/collectors/{collector}/states")
+        answer = self.raw_states(collector)
         return {
             o["offerId"]: {s["name"]: s["value"] for s in o["states"]} for o in answer["offers"]
         }
@@ -39,8 +43,9 @@ class SandboxControl:
     def config(self, **settings: Any) -> dict[str, Any]:
         return self._json("POST", "/config", settings)
 
-    def fault(self, endpoint: str, mode: str, **spec: Any) -> None:
-        self._json("POST", "/faults", {"endpoint": endpoint, "mode": mode, **spec})
+    def fault(self, endpoint: str, mode: str, **spec: Any) -> dict[str, Any]:
+        """Registers a fault; the fault as the sandbox stored it."""
+        return self._json("POST", "/faults", {"endpoint": endpoint, "mode": mode, **spec})["fault"]
 
     def clear_faults(self) -> None:
         self._json("DELETE", "/faults")

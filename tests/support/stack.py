@@ -13,18 +13,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import boto3
 import requests
-from boto3.dynamodb.types import TypeDeserializer
 
 from local.issuer import DevIssuer
 from local.stack import RESOURCE_PREFIX, Ports
 from local.template import ROOT
 from tests.support import leaks
 from tests.support.sandbox_control import SandboxControl
+from tests.support.tables import LEAK_CHECKED_TABLES, StackTables
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -82,7 +83,7 @@ def listening(port: int) -> bool:
 
 
 @dataclass
-class RunningStack:
+class RunningStack(StackTables):
     process: subprocess.Popen[str]
     ports: dict[str, int]
     env: dict[str, str]
@@ -92,8 +93,9 @@ class RunningStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}"
 
-    @property
-    def sandbox(self) -> SandboxControl:
+    @cached_property
+    def sandbox_control(self) -> SandboxControl:
+        """The control client of the stack's sandbox."""
         return SandboxControl(f"http://127.0.0.1:{self.ports['SANDBOX_PORT']}")
 
     @property
@@ -119,24 +121,19 @@ class RunningStack:
         """Everything the stack printed (its logs, the functions' logs and metrics) and
         every item it stored, checked for leaks (call after `stop`)."""
         found = leaks.findings("stack output", "".join(self.output))
-        for table in ("AuditTable", "IdempotencyTable"):
+        for table in LEAK_CHECKED_TABLES:
             found += leaks.findings(table, json.dumps(self.table_items(table), default=str))
         return found
 
-    def audit_items(self) -> list[dict[str, Any]]:
-        return sorted(self.table_items("AuditTable"), key=lambda i: i["sk"])
-
-    def table_items(self, logical_id: str) -> list[dict[str, Any]]:
-        dynamodb = boto3.client(
+    def table(self, logical_id: str) -> Any:
+        dynamodb = boto3.resource(
             "dynamodb",
             endpoint_url=f"http://127.0.0.1:{self.ports['MOTO_PORT']}",
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
-        items = dynamodb.scan(TableName=f"{RESOURCE_PREFIX}-{logical_id}")["Items"]
-        deserialize = TypeDeserializer().deserialize
-        return [{k: deserialize(v) for k, v in item.items()} for item in items]
+        return dynamodb.Table(f"{RESOURCE_PREFIX}-{logical_id}")
 
     def stop(self, timeout: float = 20) -> int:
         if self.process.poll() is None:

@@ -16,7 +16,7 @@ def test_uat_and_prod_have_their_base_and_token_urls():
     assert uat.put_path == "/offers/state-writer/v1/put"
 
 
-def test_any_url_with_its_token_url():
+def test_any_https_url_is_an_environment_without_its_trailing_slash():
     settings = ClientSettings.for_environment(
         "https://cert.airmilesapis.ca/", token_url="https://t/x"
     )

@@ -37,14 +37,14 @@ def test_a_hundred_ids_with_duplicates_beyond_are_fine():
 @pytest.mark.parametrize(
     ("name", "value"), [("SAVE", "SAVED"), ("SAVE", "UNSAVED"), ("OPT_IN", "OPTED_IN")]
 )
-def test_allowed_state_pairs(name, value):
+def test_an_allowed_state_pair_is_a_filter_written_name_colon_value(name, value):
     assert str(StateFilter(name=name, value=value)) == f"{name}:{value}"
 
 
 @pytest.mark.parametrize(
     "text", ["OPT_IN:SAVED", "SAVE:OPTED_IN", "OPT_IN:OPTED_OUT", "SAVE", "save:saved", ":"]
 )
-def test_bad_state_filters(text):
+def test_a_state_filter_outside_the_allowed_pairs_is_refused(text):
     with pytest.raises(ValueError, match=r"state|Input should be"):  # pydantic raises ValueErrors
         StateFilter.parse(text)
 
@@ -96,7 +96,7 @@ def test_state_changes_serialise_in_upstream_form():
     }
 
 
-def test_find_query_to_params():
+def test_a_find_query_becomes_upstream_params_in_order_from_page_zero():
     query = FindQuery.model_validate(
         {
             "state": ["SAVE:SAVED", "OPT_IN:OPTED_IN"],
@@ -132,7 +132,7 @@ def test_find_query_to_params():
         {"unknown": 1},
     ],
 )
-def test_find_query_refuses(query):
+def test_a_find_query_refuses_bad_paging_values_and_unknown_fields(query):
     with pytest.raises(ValidationError):
         FindQuery.model_validate(query)
 

@@ -14,6 +14,7 @@ from local.demo_server import DemoServer
 from local.issuer import DevIssuer, IssuerServer
 from local.serving import HttpRequest, HttpResponse, HttpService, json_response
 from tests.support.raw_http import raw_exchange, request_bytes
+from tests.support.waiting import wait_until
 
 
 class Echo(HttpService):
@@ -220,9 +221,7 @@ def test_stop_ends_idle_keep_alive_connections_and_stops_listening():
 def _log_lines(service: Echo, count: int) -> list[str]:
     """The service's log lines once there are `count` (a line is written after its answer
     is sent, so it may come just after the client has read it)."""
-    deadline = time.monotonic() + 10
-    while len(service.lines) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(service.lines) >= count)
     time.sleep(0.05)  # room for a line too many, which the caller's unpacking would catch
     return list(service.lines)
 

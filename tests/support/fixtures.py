@@ -1,0 +1,104 @@
+"""The fixtures every test folder may use, registered once as a pytest plugin (the root
+conftest's `pytest_plugins`). One name, one meaning across the suite:
+
+- `sandbox_server`: a running AIR MILES sandbox (`local.sandbox.Sandbox`), one per module;
+- `sandbox_control`: the control client (`SandboxControl`) of that sandbox, reset to its seed
+  for the test;
+- `aws`, `deployed`, `get_state`, `update_state`: the two functions in-process, AWS through
+  moto (`mock_aws`, resources created from template.yaml), AIR MILES through `sandbox_control`;
+- `stack`: the whole local stack as a subprocess (`RunningStack`), one per module, its sandbox
+  reset to its seed for the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from local.sandbox import Sandbox
+from tests.support import leaks
+from tests.support.functions import Function
+from tests.support.inprocess import FAKE_AWS, Deployed, fresh_boto3_session
+from tests.support.sandbox_control import SandboxControl
+from tests.support.stack import RunningStack, listening, start_stack
+
+# ------------------------------------------------------------------ the sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox_server() -> Iterator[Sandbox]:
+    with Sandbox(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_control(sandbox_server: Sandbox) -> Iterator[SandboxControl]:
+    """The running sandbox's control API, reset to its seed for this test."""
+    control = SandboxControl(sandbox_server.url)
+    control.reset()
+    yield control
+    control.clear_faults()  # releases any connection a `timeout` fault still holds
+
+
+# ------------------------------------------------------------------ the functions in-process
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto for every AWS call, with fake credentials and a fresh boto3 session."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+    fresh_boto3_session()
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def deployed(aws: None, sandbox_control: SandboxControl) -> Iterator[Deployed]:
+    """The template's resources in moto, pointed at the sandbox; its tables are handed to the
+    leak check afterwards."""
+    resources = Deployed.create(sandbox_control.url)
+    yield resources
+    resources.record_tables()
+
+
+def _function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, logical_id: str) -> Function:
+    for name, value in deployed.function_environment(logical_id).items():
+        monkeypatch.setenv(name, value)
+    return deployed.load(logical_id)
+
+
+@pytest.fixture
+def get_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
+    return _function(deployed, monkeypatch, "GetStateFunction")
+
+
+@pytest.fixture
+def update_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
+    return _function(deployed, monkeypatch, "UpdateStateFunction")
+
+
+# ------------------------------------------------------------------ the local stack
+
+
+@pytest.fixture(scope="module")
+def _module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    found = running.leak_findings()  # while moto still answers
+    assert running.stop() == 0
+    assert not any(listening(port) for port in running.ports.values())
+    found += leaks.findings("stack output", "".join(running.output))
+    assert not found, "leaked: " + "; ".join(sorted(set(found)))
+
+
+@pytest.fixture
+def stack(_module_stack: RunningStack) -> RunningStack:
+    """The module's local stack, its sandbox reset to its seed (faults too) for this test;
+    stopped after the module, which must leave no leak and no port open."""
+    _module_stack.sandbox_control.reset()
+    return _module_stack
