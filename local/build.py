@@ -325,6 +325,11 @@ def build_layer(source: Path, dest: Path, target: Target) -> None:
     options = ("--only-binary=:all:", *target.pip_options)
     _pip_install(python, (*options, "-r", str(source / "requirements-layer.txt")))
     shutil.rmtree(python / "bin", ignore_errors=True)  # console scripts: nothing runs them
+    # RECORD lists what pip installed, for pip to uninstall (importlib.metadata.files() reads
+    # it too; nothing in the layer calls that). It would name files removed here, and its
+    # hashes of the console scripts depend on where the Python running pip is (their shebang).
+    for record in python.glob("*.dist-info/RECORD"):
+        record.unlink()
     for unused in UNUSED_LAYER_FILES:
         (python / unused).unlink()  # fails loudly when an upgrade moves it: look again
     shutil.copytree(
