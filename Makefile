@@ -80,9 +80,17 @@ faults: $(STAMP) ## the fault matrix: every route under every fault, a table and
 bench: $(STAMP) build ## cold start, per-request overhead, calls per request: a table and bench-results.json
 	@$(PY) -m local.bench
 
-build: $(SAM_STAMP) ## sam build for python3.13 on arm64 (no Docker), then the layer's unzipped size
+# sam build caches each artifact by the content of its own folder (samconfig.toml: cached =
+# true); the build code they share lives outside those folders, so a change to it empties the
+# cache.
+BUILD_CODE := local/build.py local/pyodide_python.mjs requirements/node.txt
+.aws-sam/.build-code: $(BUILD_CODE)
+	@rm -rf .aws-sam/cache
+	@mkdir -p .aws-sam && touch $@
+
+build: $(SAM_STAMP) .aws-sam/.build-code ## sam build: python3.13 on arm64 with its bytecode (no Docker, no local 3.13); size, bytecode counts
 	$(SAM) build
-	@find .aws-sam/build/OfferStateLayer -type f -printf '%s\n' | awk '{ s += $$1 } END { printf "built layer OfferStateLayer, unzipped: %.1f MB\n", s / 1048576 }'
+	@$(PYTHON) local/build.py summary .aws-sam/build
 
 run: $(STAMP) ## the whole stack on 127.0.0.1:3000 (sandbox, moto, dev issuer, gateway); Ctrl-C stops it
 	@$(PY) -m local.stack

@@ -3,49 +3,20 @@ function artifacts that import cleanly."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
-from local.template import ROOT, Template
-from tests.support.stack import clean_env
-
-SAM = ROOT / ".venv" / "tools" / "sam" / "bin" / "sam"
-PARAMETERS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
-REFS = {
-    "AuditTable": "audit",
-    "IdempotencyTable": "idem",
-    "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:1:secret:s",
-    "OfferStateLayer": "layer",
-}
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not SAM.exists():
-        pytest.fail("SAM CLI is missing: run `make venv`")
-    out = tmp_path_factory.mktemp("sam")
-    done = subprocess.run(
-        [str(SAM), "build", "--build-dir", str(out / "build"), "--cache-dir", str(out / "cache")],
-        cwd=ROOT,
-        env=clean_env(SAM_CLI_TELEMETRY="0"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out / "build"
+from local.template import ROOT
+from tests.support.built import run_import_script
 
 
 def test_function_artifacts_hold_only_their_own_code(built: Path):
     for function in ("GetStateFunction", "UpdateStateFunction"):
-        assert sorted(p.name for p in (built / function).iterdir()) == ["app.py"]
+        shipped = sorted(
+            str(p.relative_to(built / function)) for p in (built / function).rglob("*")
+        )
+        assert shipped == ["__pycache__", "__pycache__/app.cpython-313.pyc", "app.py"]
 
 
 def test_layer_is_built_for_python313_on_arm64(built: Path):
@@ -70,29 +41,8 @@ def test_layer_does_not_ship_what_the_runtime_provides(built: Path):
 
 @pytest.mark.parametrize("function", ["GetStateFunction", "UpdateStateFunction"])
 def test_built_function_imports_with_the_built_layer_alone(built: Path, function: str):
-    env = {
-        **Template(parameters=PARAMETERS, resource_refs=REFS).function_environment(function),
-        "AWS_REGION": "us-east-1",
-        "PATH": os.environ["PATH"],
-    }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            str(ROOT / "tests" / "support" / "import_built.py"),
-            str(built / function),
-            str(built / "OfferStateLayer" / "python"),
-            sysconfig.get_paths()["purelib"],
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    layer = built / "OfferStateLayer" / "python"
+    report = run_import_script("import_built.py", function, built / function, layer)[-1]
     print(f"{function}: foreign binaries replaced by the host's copy: {report['foreign_binaries']}")
     assert "offer_state.client" in report["imported"]
     assert set(report["foreign_binaries"]) <= {"pydantic_core", "charset_normalizer", "wrapt"}

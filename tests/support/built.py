@@ -1,0 +1,52 @@
+"""Import a built function in a fresh interpreter, on the sys.path Lambda gives it (for the
+tests of the build's output, tests/template)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from local.template import ROOT, Template
+
+# Any well-formed values do: the functions read their settings at import.
+PARAMETERS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
+REFS = {
+    "AuditTable": "audit",
+    "IdempotencyTable": "idem",
+    "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:1:secret:s",
+    "OfferStateLayer": "layer",
+}
+
+
+def run_import_script(
+    script: str, function: str, function_dir: Path, layer_python: Path, *options: str
+) -> list[dict[str, Any]]:
+    """Run tests/support/<script> (import_built.py, or one built on it) under `python -I -S`
+    plus `options`, with the environment template.yaml gives `function`; the JSON lines it
+    printed (its report comes last)."""
+    env = {
+        **Template(parameters=PARAMETERS, resource_refs=REFS).function_environment(function),
+        "AWS_REGION": "us-east-1",
+        "PATH": os.environ["PATH"],
+    }
+    done = subprocess.run(
+        [
+            *(sys.executable, "-I", "-S", *options),
+            str(ROOT / "tests" / "support" / script),
+            str(function_dir),
+            str(layer_python),
+            sysconfig.get_paths()["purelib"],
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
