@@ -61,11 +61,11 @@ browser: $(STAMP) ## the headless Chromium the browser tests drive: found, or in
 test: lint browser ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-# The edit loop: no lint, and none of the slow folders (browser, whole stack, reliability: the
-# fault matrix waits out real timeouts). `make test` runs everything.
-UNIT_TESTS := tests/unit tests/sandbox tests/integration tests/functions tests/template
+# The edit loop: no lint, and none of the slow folders (browser, whole stack, template: two
+# `sam build`s; reliability: the fault matrix waits out real timeouts). `make test` runs them all.
+UNIT_TESTS := tests/unit tests/sandbox tests/integration tests/functions
 
-unit: $(STAMP) ## the edit loop (about a minute): unit, sandbox, client, handler and template tests, no lint
+unit: $(STAMP) ## the edit loop (about a minute): unit, sandbox, client and handler tests, no lint
 	$(BIN)/pytest -n 2 --dist loadfile $(UNIT_TESTS) $(PYTEST_ARGS)
 
 audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1
