@@ -268,6 +268,26 @@ def test_faults_are_registered_listed_and_cleared(sandbox, http):
     assert http.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
 
 
+def test_faults_list_their_pace_and_whether_a_put_is_applied(sandbox, http):
+    add_fault(http, sandbox, endpoint="get", mode="drip")
+    add_fault(http, sandbox, endpoint="*", mode="drip", intervalMs=2.5)
+    add_fault(http, sandbox, endpoint="put", mode="truncate")
+    add_fault(http, sandbox, endpoint="put", mode="timeout", applied=True)
+    add_fault(http, sandbox, endpoint="put", mode="badGzip")
+    add_fault(http, sandbox, endpoint="count", mode="delay", delayMs=10)
+
+    listed = http.get(sandbox.url + "/_sandbox/faults", timeout=5).json()["faults"]
+
+    assert [(f.get("intervalMs"), f.get("applied")) for f in listed] == [
+        (200, None),
+        (2.5, None),
+        (None, False),
+        (None, True),
+        (None, None),  # badGzip answers the PUT as a correct one would: it is stored
+        (None, None),
+    ]
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -283,6 +303,19 @@ def test_faults_are_registered_listed_and_cleared(sandbox, http):
         {"endpoint": "find", "mode": "timeout", "count": 0},
         {"endpoint": "find", "mode": "timeout", "count": 1.5},
         {"endpoint": "find", "mode": "timeout", "colour": "red"},
+        {"endpoint": "find", "mode": "badgzip"},
+        {"endpoint": "find", "mode": "drip", "intervalMs": 0},
+        {"endpoint": "find", "mode": "drip", "intervalMs": -5},
+        {"endpoint": "find", "mode": "drip", "intervalMs": True},
+        {"endpoint": "find", "mode": "drip", "intervalMs": "200"},
+        {"endpoint": "find", "mode": "truncate", "intervalMs": 200},
+        {"endpoint": "put", "mode": "reset", "applied": "yes"},
+        {"endpoint": "put", "mode": "reset", "applied": 1},
+        {"endpoint": "get", "mode": "truncate", "applied": True},
+        {"endpoint": "*", "mode": "truncate", "applied": True},
+        {"endpoint": "put", "mode": "status", "status": 503, "applied": True},
+        {"endpoint": "put", "mode": "malformed", "applied": False},
+        {"endpoint": "put", "mode": "badGzip", "applied": True},
         [],
     ],
 )
