@@ -6,7 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.matrix import CELLS, ROUTES, Cell, matrix_sandbox, run_cell
+from tests.reliability.matrix import (
+    CELLS,
+    ROUTES,
+    Cell,
+    cell_params,
+    matrix_sandbox,
+    run_cell,
+)
 from tests.support.sandbox_control import SandboxControl
 
 WRITES = [cell for cell in CELLS if ROUTES[cell.route][0] == "UpdateStateFunction"]
@@ -18,7 +25,7 @@ def sandbox() -> Iterator[SandboxControl]:
         yield control
 
 
-@pytest.mark.parametrize("cell", WRITES, ids=[cell.name for cell in WRITES])
+@pytest.mark.parametrize("cell", cell_params(WRITES))
 def test_write_cell(cell: Cell, sandbox: SandboxControl):
     seen = run_cell(cell, sandbox)
     assert seen.problems == [], (
