@@ -21,6 +21,7 @@ from tests.sandbox.helpers import (
     PATHS,
     PUT,
     add_fault,
+    calls,
     m2m_headers,
     offer,
     put_body,
@@ -123,7 +124,8 @@ def test_truncate_announces_the_whole_answer_sends_half_its_body_and_closes(
     start = ANSWER_STARTS[called]
     common = min(len(sent), len(start))
     assert sent[:common] == start[:common]  # the start of the endpoint's own answer
-    assert _last_call(http, sandbox) == (called, 200)  # counted, its status logged
+    assert _last_call(http, sandbox) == (called, 200)  # logged with its status
+    assert calls(http, sandbox)[called] == 1  # and counted
 
 
 def test_requests_raises_chunked_encoding_error_on_a_truncated_answer(sandbox, http):
@@ -192,7 +194,8 @@ def test_drip_sends_the_whole_answer_one_byte_an_interval(sandbox, http, fault, 
     assert body.startswith(ANSWER_STARTS[called])
     assert json.loads(body)
     assert seconds >= len(received) * 0.001  # the sandbox waits an interval before each byte
-    assert _last_call(http, sandbox) == (called, 200)  # counted, its status logged
+    assert _last_call(http, sandbox) == (called, 200)  # logged with its status
+    assert calls(http, sandbox)[called] == 1  # and counted
 
 
 def test_drip_status_line_comes_a_byte_a_read_and_clearing_faults_ends_it(sandbox, http):
