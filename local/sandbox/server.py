@@ -85,7 +85,8 @@ class Sandbox(HttpService):
 
     def _drip(self, exchange: RequestHandler, response: HttpResponse, interval: float) -> str:
         # Every read the client makes gets a byte inside any read timeout; the whole answer
-        # takes len(answer) * interval. Taken once: a clearing between two bytes ends it.
+        # takes len(answer) * interval. The release signal is taken once, before the first
+        # byte, so that a clearing while a byte is being written is not missed.
         release = self.state.faults.release_signal()
         answer = exchange.encode(response)
         for offset in range(len(answer)):
