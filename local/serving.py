@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import logging
 import re
@@ -309,6 +310,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if response.body and not bodiless and self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def encode(self, response: HttpResponse) -> bytes:
+        """`response` as `send` would write it, status line to body, for a service that puts
+        it on the wire some other way (in part, or a byte at a time)."""
+        wire, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self.send(response)
+            return self.wfile.getvalue()
+        finally:
+            self.wfile = wire
 
     def refuse(self, status: int, message: str) -> str:
         """Answers with the service's refusal and closes the connection (what is left of

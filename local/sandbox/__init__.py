@@ -11,6 +11,16 @@ Calls and fields added for the tests (docs/local-stack.md, "Control API", lists 
   `GET /_sandbox/config` answers the current config.
 - Faults take `retryAfter` (seconds, default 1): the `Retry-After` value on 429 and 503.
   `GET /_sandbox/faults` lists them (`remaining` counts down when `count` was given).
+- Fault modes on the wire, each done to the endpoint's own answer: `truncate` (the whole
+  body's `Content-Length`, half the body, then a clean close), `drip` (the whole answer,
+  status line first, one byte every `intervalMs`, default 200, 1 or more; it ends when faults
+  are cleared, the sandbox stops or the client goes away) and `badGzip` (`Content-Encoding:
+  gzip` on the plain body). A PUT that succeeds answers them `200` with the changes echoed,
+  `{"stateChanges": [...]}` (a 204 has no body to misbehave with).
+- `applied` (boolean, `put` faults of mode delay, timeout, reset, truncate or drip only):
+  true stores the change before the answer misbehaves; false, the default, does not (`delay`
+  then stores it after the wait, as a slow server would; the others never store it). A PUT
+  under `badGzip` is stored; under `status` or `malformed` it is not.
 - `GET /_sandbox/requests`: the last 500 calls of the counted endpoints, oldest first, with
   headers (the Authorization value redacted), query and status; PUT bodies are kept, token
   request bodies never (they hold the client secret).

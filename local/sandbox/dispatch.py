@@ -2,7 +2,11 @@
 applies. No HTTP plumbing here: a `Request` in, a `Reply` out (server.py puts it on the wire).
 
 A counted call (token, health, find, get, count, put) is counted and logged first, then any
-fault applies, and only then the endpoint's own auth and validation run.
+fault applies, and only then the endpoint itself runs (its auth, validation and work), if at
+all: `status` and `malformed` answer in its place; `timeout` and `reset` send no answer and run
+it first only when `applied`; `delay` runs it after the wait, or before the wait when `applied`;
+`truncate`, `drip` and `badGzip` run it and misbehave with its own answer (a PUT's change is
+stored under them only when `applied`, and always under `badGzip`).
 """
 
 from __future__ import annotations
@@ -129,34 +133,65 @@ def _counted(state: SandboxState, endpoint: str, handler: Handler, request: Requ
     if endpoint == "put":
         entry["body"] = _recorded_body(request)
     state.calls.record(entry)
-    reply = _fault(state, endpoint)
-    if reply is None:
-        try:
-            reply = handler(state, request)
-        except ApiError as error:
-            reply = api_error(error.status, error.message, error.code)
-        except Exception:
-            logger.exception("sandbox handler failed")
-            reply = api_error(500, "The sandbox failed to handle the request.")
-    state.calls.set_status(entry, reply.status if reply.action == "answer" else None)
+    reply = _faulted(state, endpoint, handler, request, state.faults.take(endpoint))
+    state.calls.set_status(entry, reply.status if reply.has_status_line else None)
     return reply
 
 
-def _fault(state: SandboxState, endpoint: str) -> Reply | None:
-    """The faulty answer for this call, or None to answer normally (after any delay)."""
-    fault = state.faults.take(endpoint)
+def _faulted(
+    state: SandboxState,
+    endpoint: str,
+    handler: Handler,
+    request: Request,
+    fault: dict[str, Any] | None,
+) -> Reply:
+    """The call's reply under `fault` (None: no fault), the endpoint run as the module's
+    docstring says."""
     if fault is None:
-        return None
+        return _handled(state, handler, request)
     mode = fault["mode"]
     if mode == "status":
         return _fault_status_reply(endpoint, fault)
-    if mode == "delay":
-        state.stopping.wait(fault["delayMs"] / 1000)
-        return None
     if mode == "malformed":
         body = MALFORMED_BODIES.get(endpoint, MALFORMED_BODIES["*"])
         return Reply(200, body, {"Content-Type": "application/json"})
-    return Reply(action="hold" if mode == "timeout" else "reset")
+    applied = fault.get("applied", False)
+    if mode == "delay":
+        seconds = fault["delayMs"] / 1000
+        if not applied:
+            state.stopping.wait(seconds)
+            return _handled(state, handler, request)
+        reply = _handled(state, handler, request)
+        state.stopping.wait(seconds)
+        return reply
+    if mode in ("timeout", "reset"):
+        if applied:
+            _handled(state, handler, request)  # the change is stored, its answer never sent
+        return Reply(action="hold" if mode == "timeout" else "reset")
+    # truncate, drip, badGzip: the endpoint's own answer, misbehaving.
+    if endpoint == "put" and mode != "badGzip" and not applied:
+        handler = functools.partial(handler, apply=False)
+    reply = _handled(state, handler, request)
+    if endpoint == "put" and reply.status in (200, 204):
+        # 204 has no body to cut, pace or mislabel: a 200 with the changes echoed has.
+        reply = json_reply(200, {"stateChanges": request.json()["stateChanges"]})
+    if mode == "badGzip":
+        reply.headers["Content-Encoding"] = "gzip"  # the body stays plain JSON
+    else:
+        reply.action = mode
+        reply.interval = fault.get("intervalMs", 0) / 1000
+    return reply
+
+
+def _handled(state: SandboxState, handler: Handler, request: Request) -> Reply:
+    """The endpoint's own answer; an unexpected failure is a 500, never a dropped call."""
+    try:
+        return handler(state, request)
+    except ApiError as error:
+        return api_error(error.status, error.message, error.code)
+    except Exception:
+        logger.exception("sandbox handler failed")
+        return api_error(500, "The sandbox failed to handle the request.")
 
 
 def _fault_status_reply(endpoint: str, fault: dict[str, Any]) -> Reply:

@@ -2,8 +2,13 @@
 
 A fault names one counted endpoint or `*`; a fault for the endpoint itself beats `*`, and among
 several the first registered that still has calls left applies. `count` absent means: until
-cleared. `timeout` faults hold their connections on an event that clearing (and stopping the
-sandbox) sets, so a held client is released at once rather than after HOLD_SECONDS.
+cleared. `timeout` faults hold their connections, and `drip` faults pace theirs, on an event
+that clearing (and stopping the sandbox) sets, so a held or dripping client is let go at once
+rather than after HOLD_SECONDS or the whole drip.
+
+`applied` (PUT faults of the modes in APPLIED_MODES only) says whether the change is stored
+before the answer misbehaves; false, the default, keeps what these modes always did: `delay`
+stores it once the wait is over (the endpoint runs then), the others never store it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,22 @@ from local.sandbox.calls import ENDPOINTS
 from local.sandbox.config import is_json_int
 
 FAULT_ENDPOINTS = (*ENDPOINTS, "*")
-MODES = ("status", "delay", "timeout", "malformed", "reset")
-FIELDS = ("endpoint", "mode", "status", "delayMs", "count", "retryAfter")
+MODES = ("status", "delay", "timeout", "malformed", "reset", "truncate", "drip", "badGzip")
+FIELDS = (
+    "endpoint",
+    "mode",
+    "status",
+    "delayMs",
+    "intervalMs",
+    "applied",
+    "count",
+    "retryAfter",
+)
+# The modes after which a PUT may or may not have been stored: `applied` chooses.
+APPLIED_MODES = ("delay", "timeout", "reset", "truncate", "drip")
 HOLD_SECONDS = 120.0
 DEFAULT_RETRY_AFTER = 1
+DEFAULT_INTERVAL_MS = 200
 
 
 def validate(spec: Any) -> dict[str, Any]:
@@ -44,6 +61,25 @@ def validate(spec: Any) -> dict[str, Any]:
         if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
             raise ValueError("delayMs must be a number of milliseconds, 0 or more.")
         fault["delayMs"] = delay
+    interval = spec.get("intervalMs")
+    if interval is not None and fault["mode"] != "drip":
+        raise ValueError("intervalMs goes with mode drip only.")
+    if fault["mode"] == "drip":
+        interval = DEFAULT_INTERVAL_MS if interval is None else interval
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval < 1:
+            raise ValueError("intervalMs must be a number of milliseconds, 1 or more.")
+        fault["intervalMs"] = interval
+    applied = spec.get("applied")
+    if applied is not None:
+        if not isinstance(applied, bool):
+            raise ValueError("applied must be true or false.")
+        if fault["endpoint"] != "put":
+            raise ValueError("applied goes with endpoint put only (it is about a PUT's change).")
+        if fault["mode"] not in APPLIED_MODES:
+            modes = f"{', '.join(APPLIED_MODES[:-1])} or {APPLIED_MODES[-1]}"
+            raise ValueError(f"applied goes with mode {modes} only.")
+    if fault["endpoint"] == "put" and fault["mode"] in APPLIED_MODES:
+        fault["applied"] = bool(applied)
     count = spec.get("count")
     if count is not None:
         if not is_json_int(count) or count < 1:
@@ -97,13 +133,26 @@ class FaultRegistry:
             self._release.set()
             self._release = threading.Event()
 
+    def release_signal(self) -> threading.Event:
+        """The event the next clearing (or `release_held`) sets: a connection that will wait
+        several times takes it once, so that a clearing between two waits is not missed."""
+        with self._lock:
+            return self._release
+
     def hold(self, stopping: threading.Event, seconds: float = HOLD_SECONDS) -> None:
         """Blocks until released, until `stopping` is set or until `seconds` pass."""
-        with self._lock:
-            release = self._release
-        deadline = time.monotonic() + seconds
-        while not release.is_set() and not stopping.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            release.wait(min(remaining, 0.05))
+        wait_unless_released(self.release_signal(), stopping, seconds)
+
+
+def wait_unless_released(
+    release: threading.Event, stopping: threading.Event, seconds: float
+) -> bool:
+    """Waits `seconds`; returns True, at once, if `release` or `stopping` is set first."""
+    deadline = time.monotonic() + seconds
+    while not release.is_set() and not stopping.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        # `stopping` has no wait of its own here: poll it (stop() sets `release` too).
+        release.wait(min(remaining, 0.05))
+    return True

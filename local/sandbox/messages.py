@@ -51,12 +51,20 @@ class Request:
 
 @dataclass
 class Reply:
-    """One answer. `action` other than `answer` means: send nothing (see server.py)."""
+    """One answer, and how server.py puts it on the wire (`action`): `answer` sends it;
+    `hold` and `reset` send nothing; `truncate` sends it whole up to half its body, then
+    closes; `drip` sends it a byte every `interval` seconds."""
 
     status: int = 200
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    action: str = "answer"  # answer | hold | reset
+    action: str = "answer"  # answer | hold | reset | truncate | drip
+    interval: float = 0.0  # drip: seconds between two bytes
+
+    @property
+    def has_status_line(self) -> bool:
+        """Whether the client is sent a status line (all of it, or byte by byte)."""
+        return self.action not in ("hold", "reset")
 
 
 class ApiError(Exception):

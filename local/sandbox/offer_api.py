@@ -82,8 +82,9 @@ def count_states(state: SandboxState, request: Request) -> Reply:
     )
 
 
-def put_states(state: SandboxState, request: Request) -> Reply:
-    """Validates the whole batch, then applies it atomically; 204 (or 200 `{}` if configured)."""
+def put_states(state: SandboxState, request: Request, *, apply: bool = True) -> Reply:
+    """Validates the whole batch, then applies it atomically; 204 (or 200 `{}` if configured).
+    `apply=False` (a fault that loses the change) answers the same and stores nothing."""
     collector = collector_of(request)
     try:
         payload = request.json()
@@ -92,7 +93,8 @@ def put_states(state: SandboxState, request: Request) -> Reply:
     changes = parse_state_changes(payload)
     if not all(state.store.knows(offer_id) for offer_id, _ in changes):
         raise ApiError(404, "An offer in the request does not exist.")
-    state.store.apply(collector, changes)
+    if apply:
+        state.store.apply(collector, changes)
     if state.config["putStatus"] == 200:
         return json_reply(200, {})
     return Reply(204)

@@ -1,6 +1,10 @@
 """The sandbox on the wire: `Sandbox`, an `HttpService` that hands each request to
-`dispatch` and carries out its reply, faults included (`timeout` holds the connection without
-an answer, `reset` ends it with a TCP RST)."""
+`dispatch` and carries out its reply, faults included: `timeout` holds the connection without
+an answer, `reset` ends it with a TCP RST, `truncate` sends the answer with its whole
+`Content-Length` but only half its body and closes (a FIN, as from a proxy cut off mid-answer),
+`drip` sends the whole answer, status line first, one byte every `interval` (stopping when
+faults are cleared, the sandbox stops or the client goes away). `badGzip` is an ordinary
+answer on the wire: `dispatch` has labelled it."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from urllib.parse import parse_qs
 
 from local.console import LineWriter
 from local.sandbox.dispatch import dispatch
+from local.sandbox.faults import wait_unless_released
 from local.sandbox.messages import Reply, Request, api_error
 from local.sandbox.state import SandboxState
 from local.serving import HttpRequest, HttpResponse, HttpService, RequestHandler
@@ -71,8 +76,30 @@ class Sandbox(HttpService):
         if reply.action == "reset":
             _reset(exchange)
             return "reset"
+        if reply.action == "truncate":
+            return _truncate(exchange, _response(reply))
+        if reply.action == "drip":
+            return self._drip(exchange, _response(reply), reply.interval)
         exchange.send(_response(reply))
         return str(reply.status)
+
+    def _drip(self, exchange: RequestHandler, response: HttpResponse, interval: float) -> str:
+        # Every read the client makes gets a byte inside any read timeout; the whole answer
+        # takes len(answer) * interval. The release signal is taken once, before the first
+        # byte, so that a clearing while a byte is being written is not missed.
+        release = self.state.faults.release_signal()
+        answer = exchange.encode(response)
+        for offset in range(len(answer)):
+            if wait_unless_released(release, self.state.stopping, interval):
+                break
+            try:
+                exchange.wfile.write(answer[offset : offset + 1])
+            except OSError:  # the client went away
+                break
+        else:
+            return f"{response.status} dripped"
+        exchange.close_connection = True
+        return f"{response.status} dripped, cut after {offset} of {len(answer)} bytes"
 
     def refusal(self, status: int, message: str) -> HttpResponse:
         return _response(api_error(status, message))
@@ -84,6 +111,16 @@ class Sandbox(HttpService):
 
 def _response(reply: Reply) -> HttpResponse:
     return HttpResponse(reply.status, reply.body or b"", list(reply.headers.items()))
+
+
+def _truncate(exchange: RequestHandler, response: HttpResponse) -> str:
+    answer = exchange.encode(response)
+    head = len(answer) - len(response.body)
+    exchange.wfile.write(answer[: head + len(response.body) // 2])
+    # Set after encoding, so the headers do not announce the close: nothing but the short
+    # body gives the cut away.
+    exchange.close_connection = True
+    return f"{response.status} truncated"
 
 
 def _reset(exchange: RequestHandler) -> None:

@@ -5,6 +5,10 @@ must get, the audit outcome it must leave, the AIR MILES calls it may make, and 
 tests/reliability/test_fault_matrix.py asserts every cell. Handlers run in-process with moto
 and a sandbox on loopback (tests/support/inprocess.py), with the fast upstream budget of the
 tests (2 s); AWS faults are injected into botocore.
+
+A `target` cell states a rule the layer does not follow yet: it is expected to fail
+(`FAIL (target)` in the table, which does not fail the command; a strict xfail in pytest)
+until the layer does.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +43,7 @@ from tests.support.sandbox_control import SandboxControl
 
 BUDGET = float(FAST_UPSTREAM["AIRMILES_TOTAL_BUDGET"])
 SLACK = 1.5  # audit writes, secret read, scheduling noise on a busy 2-core machine
+CUT_OFF_GRACE = 1.0  # past a cell's time, this long before its faults are cleared
 FRESH = [o.offer_id for o in CATALOGUE[:3]]
 REPLAY_KEY = "3f1c2e0a-8d4b-4c6e-9f7a-1b2c3d4e5f60"
 
@@ -83,6 +89,9 @@ class Cell:
     before: str | None = None  # "success": the same request succeeded once before (replay)
     replayed: bool = False
     max_seconds: float = BUDGET + SLACK
+    # The cell states a rule the layer does not follow yet (the wire faults, and a write whose
+    # outcome is unknown): it fails until the layer does (pytest: a strict xfail).
+    target: bool = False
 
     @property
     def name(self) -> str:
@@ -190,6 +199,29 @@ UPSTREAM_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
     ("malformed 200", {"mode": "malformed"}, 502, "UPSTREAM_ERROR", 1, "FAILED"),
     ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
 ]
+# Target rules (see Cell.target) for answers that misbehave on the wire. A read retries a cut
+# or mislabelled answer like any transient failure, then 502; only the call's deadline stops
+# a drip (each byte comes inside the read timeout): 504. The token endpoint's answers get the
+# same: fetching a token changes nothing, so it is retried alike, before a read or a write.
+# A drip of 50 ms a byte: every answer (170 bytes at the least) takes over 8 s, far past the
+# 2 s budget, and each byte comes well inside the 0.5 s read timeout.
+DRIP = {"mode": "drip", "intervalMs": 50}
+WIRE_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
+    ("truncated answer", {"mode": "truncate"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
+    ("bad gzip", {"mode": "badGzip"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
+    ("drip (past budget)", DRIP, 504, "UPSTREAM_TIMEOUT", 1, "FAILED"),
+]
+# Target rules for a PUT that reached AIR MILES and got no usable answer: whether the change
+# was stored cannot be known, so it is never re-sent and is audited UNKNOWN, with 502 or 504.
+# The sandbox stores it, or not, as `applied` says: the gateway must not care which.
+# (scenario, fault, status, code)
+UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("truncated answer", {"mode": "truncate"}, 502, "UPSTREAM_ERROR"),
+    ("drip (past budget)", DRIP, 504, "UPSTREAM_TIMEOUT"),
+    ("timeout (no answer)", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT"),
+    ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR"),
+    ("delay 5 s (past budget)", {"mode": "delay", "delayMs": 5000}, 504, "UPSTREAM_TIMEOUT"),
+]
 SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
 AUDIT_FAULTS = ("audit-unreachable", "audit-throttled", "audit-conditional-failure")
 UNAVAILABLE = (503, "DEPENDENCY_UNAVAILABLE")
@@ -213,6 +245,7 @@ def _cells() -> Iterator[Cell]:
             audit = () if endpoint == "health" else (outcome,)  # health touches no collector
             spec = ({"endpoint": endpoint, **fault},)
             yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec)
+    yield from _wire_fault_cells()
     # Every fault mode on the token endpoint, before a read and before a write.
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
@@ -283,7 +316,51 @@ def _cells() -> Iterator[Cell]:
     )
 
 
+def _wire_fault_cells() -> Iterator[Cell]:
+    """The target cells: the wire faults on every endpoint, and the writes of unknown outcome."""
+    for route in ("GET states", "GET find", "GET count", "GET health"):
+        endpoint = ROUTES[route][1]
+        audit = () if endpoint == "health" else ("FAILED",)
+        for scenario, fault, status, code, calls, _ in WIRE_FAULTS:
+            spec = ({"endpoint": endpoint, **fault},)
+            yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec, target=True)
+    for route in ("PUT one", "PUT batch (m2m)"):
+        for scenario, fault, status, code in UNKNOWN_WRITE_FAULTS:
+            for applied in (True, False):
+                spec = ({"endpoint": "put", **fault, "applied": applied},)
+                named = f"{scenario}, {'applied' if applied else 'not applied'}"
+                yield Cell(named, route, status, code, ("UNKNOWN",), {"put": 1}, spec, target=True)
+        spec = ({"endpoint": "put", "mode": "badGzip"},)  # stored, as a correct answer says
+        yield Cell(
+            "bad gzip, applied",
+            route,
+            502,
+            "UPSTREAM_ERROR",
+            ("UNKNOWN",),
+            {"put": 1},
+            spec,
+            target=True,
+        )
+    for route in ("GET states", "PUT one"):
+        endpoint = ROUTES[route][1]
+        for scenario, fault, status, code, calls, outcome in WIRE_FAULTS:
+            spec = ({"endpoint": "token", **fault},)
+            counted = {"token": calls, endpoint: 0}
+            yield Cell(
+                f"token {scenario}", route, status, code, (outcome,), counted, spec, target=True
+            )
+
+
 CELLS: list[Cell] = list(_cells())
+
+
+def cell_params(cells: list[Cell]) -> list[Any]:
+    """pytest parameters, one a cell; a target cell is a strict xfail: it is expected to fail,
+    and its passing fails the run, so that the mark goes once the layer follows its rule."""
+    import pytest
+
+    target = pytest.mark.xfail(strict=True, reason="a target rule the layer does not follow yet")
+    return [pytest.param(cell, id=cell.name, marks=target if cell.target else ()) for cell in cells]
 
 
 # ---------------------------------------------------------------------------- running
@@ -365,7 +442,8 @@ def run_cell(cell: Cell, sandbox_control: SandboxControl) -> Observation:
                 for fault in cell.faults:
                     sandbox_control.fault(**fault)
                 started = time.monotonic()
-                status, headers, body = function.call(make_event())
+                with _cut_off(sandbox_control.url, cell.max_seconds + CUT_OFF_GRACE):
+                    status, headers, body = function.call(make_event())
                 seconds = time.monotonic() - started
             sandbox_control.clear_faults()
             after = sandbox_control.calls()
@@ -389,6 +467,21 @@ def assert_cell_holds(cell: Cell, sandbox_control: SandboxControl) -> None:
     assert seen.problems == [], (
         f"expected {cell.expected}, observed {seen.summary} in {seen.seconds:.2f} s"
     )
+
+
+@contextmanager
+def _cut_off(sandbox_url: str, seconds: float) -> Iterator[None]:
+    """Clears the sandbox's faults if the block runs past `seconds`, which ends any held or
+    dripping connection: a cell the gateway cannot end (a drip read to its end takes minutes)
+    fails on its time, and soon."""
+    # A control client of its own: the timer's thread must not share the cell's session.
+    timer = threading.Timer(seconds, SandboxControl(sandbox_url).clear_faults)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
 
 
 def _check(cell: Cell, seen: Observation, body: Any) -> None:
@@ -427,7 +520,7 @@ def main() -> int:
 
     logging.disable(logging.CRITICAL)
     rows: list[tuple[str, str, str, str]] = []
-    failed = 0
+    failed = target_failed = 0
     # FAULTS="PUT one" runs only the cells whose name contains it.
     cells = [c for c in CELLS if os.environ.get("FAULTS", "") in c.name]
     print(
@@ -442,13 +535,15 @@ def main() -> int:
                 seen = run_cell(cell, sandbox_control)
             ok = not seen.problems
             failed += not ok
+            target_failed += cell.target and not ok
             observed = f"{seen.summary} {seen.seconds:.2f}s"
+            failure = "FAIL (target)" if cell.target else "FAIL"
             rows.append(
                 (
-                    cell.name,
+                    cell.name + (" [target]" if cell.target else ""),
                     cell.expected,
                     observed,
-                    "pass" if ok else "FAIL: " + "; ".join(seen.problems),
+                    "pass" if ok else f"{failure}: " + "; ".join(seen.problems),
                 )
             )
     widths = [
@@ -462,7 +557,13 @@ def main() -> int:
     ]:
         print("  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip())
     print(f"{len(cells) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    if target_failed:
+        # Expected until the layer follows the rules they state: not a failure of the command.
+        print(
+            f"[target] cells failed: {target_failed}, rules the gateway is to follow and does "
+            "not yet (wire faults, writes of unknown outcome); they do not fail the command"
+        )
+    return 1 if failed > target_failed else 0
 
 
 @contextmanager

@@ -272,6 +272,26 @@ def test_faults_are_registered_listed_and_cleared(sandbox_server, http, sandbox_
     assert http.get(sandbox_server.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
 
 
+def test_faults_list_their_pace_and_whether_a_put_is_applied(sandbox_control):
+    sandbox_control.fault(endpoint="get", mode="drip")
+    sandbox_control.fault(endpoint="*", mode="drip", intervalMs=2.5)
+    sandbox_control.fault(endpoint="put", mode="truncate")
+    sandbox_control.fault(endpoint="put", mode="timeout", applied=True)
+    sandbox_control.fault(endpoint="put", mode="badGzip")
+    sandbox_control.fault(endpoint="count", mode="delay", delayMs=10)
+
+    listed = sandbox_control.faults()
+
+    assert [(f.get("intervalMs"), f.get("applied")) for f in listed] == [
+        (200, None),
+        (2.5, None),
+        (None, False),
+        (None, True),
+        (None, None),  # badGzip answers the PUT as a correct one would: it is stored
+        (None, None),
+    ]
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -287,6 +307,19 @@ def test_faults_are_registered_listed_and_cleared(sandbox_server, http, sandbox_
         {"endpoint": "find", "mode": "timeout", "count": 0},
         {"endpoint": "find", "mode": "timeout", "count": 1.5},
         {"endpoint": "find", "mode": "timeout", "colour": "red"},
+        {"endpoint": "find", "mode": "badgzip"},
+        {"endpoint": "find", "mode": "drip", "intervalMs": 0},
+        {"endpoint": "find", "mode": "drip", "intervalMs": -5},
+        {"endpoint": "find", "mode": "drip", "intervalMs": True},
+        {"endpoint": "find", "mode": "drip", "intervalMs": "200"},
+        {"endpoint": "find", "mode": "truncate", "intervalMs": 200},
+        {"endpoint": "put", "mode": "reset", "applied": "yes"},
+        {"endpoint": "put", "mode": "reset", "applied": 1},
+        {"endpoint": "get", "mode": "truncate", "applied": True},
+        {"endpoint": "*", "mode": "truncate", "applied": True},
+        {"endpoint": "put", "mode": "status", "status": 503, "applied": True},
+        {"endpoint": "put", "mode": "malformed", "applied": False},
+        {"endpoint": "put", "mode": "badGzip", "applied": True},
         [],
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -37,3 +38,17 @@ def request_bytes(method: str, target: str, *headers: str, body: bytes = b"") ->
     """An HTTP/1.1 request, `headers` given as whole lines (`"Content-Length: 3"`)."""
     head = "".join(f"{line}\r\n" for line in ("Host: 127.0.0.1", *headers))
     return f"{method} {target} HTTP/1.1\r\n{head}\r\n".encode() + body
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """One whole answer (status line, headers, a body of its `Content-Length`) read off
+    `connection` as it comes, however slowly; AssertionError if the peer closes first."""
+    received = b""
+    while True:
+        head, separator, body = received.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        if separator and len(body) >= (int(length[1]) if length else 0):
+            return received
+        chunk = connection.recv(65536)
+        assert chunk, f"closed after {len(received)} bytes"
+        received += chunk

@@ -47,6 +47,10 @@ class SandboxControl:
         """Registers a fault; the fault as the sandbox stored it."""
         return self._json("POST", "/faults", {"endpoint": endpoint, "mode": mode, **spec})["fault"]
 
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults registered, as the sandbox lists them."""
+        return self._json("GET", "/faults")["faults"]
+
     def clear_faults(self) -> None:
         self._json("DELETE", "/faults")
 
