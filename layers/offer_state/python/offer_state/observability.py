@@ -51,6 +51,14 @@ class LazyTracer:
 
         return wrapper
 
+    def prepare(self) -> None:
+        """Build the tracer now, where tracing is on, instead of at the first invocation
+        (before a SnapStart snapshot: restored environments then start with it). It patches,
+        imports and creates the X-Ray SDK's UDP socket, which is never connected (each
+        segment is sent with `sendto`), so nothing goes stale in a snapshot."""
+        if tracing_on():
+            _tracer()
+
 
 def tracing_on() -> bool:
     """As Powertools decides: in Lambda (not `sam local`), unless POWERTOOLS_TRACE_DISABLED."""
@@ -62,6 +70,7 @@ def tracing_on() -> bool:
     )
 
 
+@functools.cache  # one Tracer for every handler wrapped, built by `prepare` or the first call
 def _tracer() -> Any:
     from aws_lambda_powertools import Tracer
 
