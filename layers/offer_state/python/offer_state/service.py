@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from offer_state.client import OfferStateClient
-    from offer_state.config import ClientCredentials
     from offer_state.secrets import SecretReader
 
 
@@ -95,14 +94,11 @@ class OfferStateService:
 
     @cached_property
     def client(self) -> OfferStateClient:
-        """The AIR MILES client. Building it reads nothing: the secret is read when the first
-        token is fetched (so SnapStart can build it before the snapshot)."""
         from offer_state.client import OfferStateClient
 
-        return OfferStateClient(self.settings.client, self._credentials, observer=self.telemetry)
-
-    def _credentials(self, force: bool) -> ClientCredentials:
-        return self.secrets.credentials(force)
+        return OfferStateClient(
+            self.settings.client, self.secrets.credentials, observer=self.telemetry
+        )
 
     @cached_property
     def audit(self) -> AuditWriter:

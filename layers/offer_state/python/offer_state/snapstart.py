@@ -4,15 +4,18 @@ environment, and after Lambda restores one from that snapshot.
 A function module calls `register(api)` once, after building its `PartnerApi`. The hooks go
 through `snapshot_restore_py`, which exists only in Lambda's Python runtime (3.12 and later):
 elsewhere (tests, the local stack) nothing registers, at the cost of one failed import, and
-in Lambda without SnapStart the hooks register but never run. `before_snapshot` and `after_restore` are public so
-that a benchmark can simulate a restore (snapshot, fork, restore in the child).
+in Lambda without SnapStart the hooks register but never run. `before_snapshot` and
+`after_restore` are public so that a benchmark can simulate a restore (snapshot, fork,
+restore in the child).
 
 Before the snapshot: warm what the first request needs and what is safe to freeze, and only
 that. Not the secret, not a token, not the audit pepper, not the health cache, nothing
-time-bound, and no connection or name lookup. Hence no AWS client of the service either:
-building a boto3 client resolves its credentials (with SnapStart Lambda serves them over
-HTTP), so the AWS service models are loaded by a throwaway client that signs nothing, and
-the service's own clients, built at the first request, find them loaded.
+time-bound, and no connection or name lookup. Hence none of the service's clients either:
+building a boto3 client resolves its AWS credentials (with SnapStart, Lambda serves them
+over HTTP), and the AIR MILES client is built with the Secrets Manager client that reads its
+credentials. So the AWS service models are loaded by a throwaway client that signs nothing,
+the modules the clients need are imported, and the clients themselves, built at the first
+request, find everything loaded (building them then takes a few milliseconds).
 
 After a restore: a new seed for `random` (retry jitter: urllib3's backoff and botocore's), and
 no connection pooled before the snapshot. Nothing else is re-read.
@@ -33,7 +36,7 @@ _FIRST_REQUEST_MODULES = (
     "aws_lambda_powertools.utilities.parameters.exceptions",
     "boto3.dynamodb.types",  # the audit writer's serializer
     "botocore.exceptions",
-    "offer_state.client",
+    "offer_state.client",  # with requests and urllib3
     "offer_state.secrets",
 )
 _IDEMPOTENCY_MODULES = (  # update-state's
@@ -57,8 +60,8 @@ def register(api: PartnerApi) -> None:
 
 def before_snapshot(api: PartnerApi) -> None:
     """Build what `api`'s first request would build, short of anything secret, time-bound or
-    networked: modules, AWS service models, the AIR MILES client (its HTTP session without a
-    connection), the validators of AIR MILES's answers and of the routes, the X-Ray tracer."""
+    networked: its modules, the AWS service models, the validators of AIR MILES's answers and
+    of the routes, the X-Ray tracer."""
     from offer_state.models.airmiles_answers import build_validators
     from offer_state.observability import tracer
 
@@ -67,7 +70,6 @@ def before_snapshot(api: PartnerApi) -> None:
     for module in _FIRST_REQUEST_MODULES + (_IDEMPOTENCY_MODULES if idempotent else ()):
         importlib.import_module(module)
     _load_aws_models()
-    service.client  # noqa: B018 - built for its side effect: no secret is read, nothing connects
     build_validators()
     _build_route_validators(api)
     tracer.prepare()
