@@ -53,9 +53,10 @@ class LazyTracer:
 
     def prepare(self) -> None:
         """Build the tracer now, where tracing is on, instead of at the first invocation
-        (before a SnapStart snapshot: restored environments then start with it). It patches,
-        imports and creates the X-Ray SDK's UDP socket, which is never connected (each
-        segment is sent with `sendto`), so nothing goes stale in a snapshot."""
+        (before a SnapStart snapshot: restored environments then start with it). Building it
+        imports the X-Ray SDK, patches requests and botocore, and creates the SDK's UDP
+        socket, which is never connected (each segment goes out with `sendto`): nothing in
+        it goes stale in a snapshot."""
         if tracing_on():
             _tracer()
 
