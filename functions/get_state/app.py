@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from offer_state import snapstart
 from offer_state.api import PartnerApi
 from offer_state.models.airmiles_requests import CountQuery, FindQuery, OfferIdList
 from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, OfferStatesAnswer
@@ -18,6 +19,7 @@ service = OfferStateService.from_env()  # settings read once; AWS and HTTP clien
 reads = StateReads(service)
 api = PartnerApi(service)
 app = api.app
+snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after init)
 
 
 @app.get(

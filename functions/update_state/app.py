@@ -8,6 +8,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
+from offer_state import snapstart
 from offer_state.api import PartnerApi
 from offer_state.models.airmiles_requests import StateChange, StateChanges
 from offer_state.models.partner import AppliedChanges, StatesBody
@@ -25,6 +26,7 @@ service = OfferStateService.from_env()  # settings read once; AWS and HTTP clien
 writes = StateWrites(service)
 api = PartnerApi(service)
 app = api.app
+snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after init)
 
 
 @app.put(

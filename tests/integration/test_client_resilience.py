@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from offer_state.auth import TokenProvider
 from offer_state.client import Collector, OfferStateClient
@@ -284,3 +285,23 @@ def test_a_put_answered_200_with_a_malformed_body_is_not_reported_as_applied(
         client.put(Collector(COLLECTOR), _save(sandbox_control.untouched_offers(1)[0]))
     assert caught.value.upstream_status == 200
     assert sandbox_control.calls()["put"] == 1
+
+
+@pytest.mark.parametrize("given_session", [False, True])
+def test_renewing_the_session_drops_pooled_connections(
+    settings: ClientSettings, credentials, sandbox_control: SandboxControl, given_session: bool
+):
+    session = requests.Session() if given_session else None
+    with OfferStateClient(settings, credentials, session=session) as client:
+        client.count(Collector(COLLECTOR))
+        before = client.transport.session
+        pooled = before.get_adapter(sandbox_control.url).poolmanager
+        assert len(pooled.pools) == 1  # the connection of that call, kept for the next
+
+        client.transport.renew_session()
+
+        assert len(pooled.pools) == 0
+        # A session of ours is replaced; the caller's is kept (only its pools are closed).
+        assert (client.transport.session is before) is given_session
+        assert len(client.transport.session.get_adapter(sandbox_control.url).poolmanager.pools) == 0
+        assert client.count(Collector(COLLECTOR)) >= 0

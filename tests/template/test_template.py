@@ -90,6 +90,20 @@ def test_function_runtime_architecture_tracing_layer_and_alias(template: Templat
     assert budget < props["Timeout"]
 
 
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_snapstart_on_published_versions_by_default_and_off_by_parameter(function: str):
+    default = Template(parameters=PARAMS, resource_refs=REFS)
+    off = Template(parameters={**PARAMS, "SnapStart": "None"}, resource_refs=REFS)
+    for template, apply_on in ((default, "PublishedVersions"), (off, "None")):
+        snapstart = template.resolve(template.function_properties(function)["SnapStart"])
+        assert snapstart == {"ApplyOn": apply_on}
+    props = default.function_properties(function)
+    # What SnapStart cannot be combined with (deploying would fail).
+    assert "ProvisionedConcurrencyConfig" not in props
+    assert "FileSystemConfigs" not in props
+    assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= 512
+
+
 def test_canary_in_prod_and_all_at_once_in_uat():
     for environment, expected in (("prod", "Canary10Percent5Minutes"), ("uat", "AllAtOnce")):
         template = Template(parameters={**PARAMS, "Environment": environment}, resource_refs=REFS)

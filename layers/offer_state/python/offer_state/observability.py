@@ -51,6 +51,15 @@ class LazyTracer:
 
         return wrapper
 
+    def prepare(self) -> None:
+        """Build the tracer now, where tracing is on, instead of at the first invocation
+        (before a SnapStart snapshot: restored environments then start with it). Building it
+        imports the X-Ray SDK, patches requests and botocore, and creates the SDK's UDP
+        socket, which is never connected (each segment goes out with `sendto`): nothing in
+        it goes stale in a snapshot."""
+        if tracing_on():
+            _tracer()
+
 
 def tracing_on() -> bool:
     """As Powertools decides: in Lambda (not `sam local`), unless POWERTOOLS_TRACE_DISABLED."""
@@ -62,6 +71,7 @@ def tracing_on() -> bool:
     )
 
 
+@functools.cache  # one Tracer for every handler wrapped, built by `prepare` or the first call
 def _tracer() -> Any:
     from aws_lambda_powertools import Tracer
 

@@ -71,18 +71,23 @@ class OfferStateService:
         return boto3.client("dynamodb", config=self._boto_config)
 
     @cached_property
-    def secrets(self) -> SecretReader:
+    def secretsmanager(self) -> Any:
         import boto3
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-        from offer_state.secrets import SecretReader
 
         client = boto3.client("secretsmanager", config=self._boto_config)
         client.meta.events.register(
             "after-call.secrets-manager.GetSecretValue", lambda **_kw: count("SecretFetches")
         )
+        return client
+
+    @cached_property
+    def secrets(self) -> SecretReader:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        from offer_state.secrets import SecretReader
+
         return SecretReader(
-            SecretsProvider(boto3_client=client),
+            SecretsProvider(boto3_client=self.secretsmanager),
             self.settings.secret_id,
             self.settings.secret_max_age,
         )
@@ -108,6 +113,18 @@ class OfferStateService:
     def pepper(self) -> bytes:
         """The secret that pseudonymises collector numbers (audit and idempotency keys)."""
         return self.secrets.secret().audit_pepper.get_secret_value().encode()
+
+    def drop_connections(self) -> None:
+        """Close every connection pooled so far, to AWS and to AIR MILES, in the clients built
+        so far; each connects afresh at its next call. After a SnapStart restore: a connection
+        pooled before the snapshot would be shared by every environment restored from it."""
+        built = vars(self)  # the cached properties built so far; none is built here
+        if "client" in built:
+            self.client.transport.renew_session()
+        for name in ("dynamodb", "secretsmanager"):
+            if name in built:
+                # Clears botocore's urllib3 pools; the client stays usable and reconnects.
+                built[name].close()
 
     # ------------------------------------------------------------ rejections
 

@@ -72,6 +72,7 @@ class Transport:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        self._own_session = session is None
         self._session = session or _pooled_session()
         self._observer = observer or _NoObserver()
         self._sleep = sleep
@@ -107,6 +108,15 @@ class Transport:
 
     def close(self) -> None:
         self._session.close()
+
+    def renew_session(self) -> None:
+        """Drop every pooled connection: a session of our own is replaced by a new one (no
+        connection, no cookie of the old one survives); a session given to us is the caller's,
+        so only its pools are closed (requests opens new ones at the next call)."""
+        old = self._session
+        if self._own_session:
+            self._session = _pooled_session()
+        old.close()
 
     def send(
         self,

@@ -101,3 +101,14 @@ class AirMilesTokenErrorBody(_AirMilesAnswer):
 
     error: str | None = None
     error_description: str | None = None
+
+
+def build_validators() -> None:
+    """Build now every answer validator that is otherwise built on first use (before a
+    SnapStart snapshot: restored environments then start with them)."""
+    answers: list[type[_AirMilesAnswer]] = [_AirMilesAnswer]
+    while answers:
+        model = answers.pop()
+        model.model_rebuild()
+        answers.extend(model.__subclasses__())
+    airmiles_health_result()

@@ -1,0 +1,106 @@
+"""Lambda SnapStart: what a function does before Lambda snapshots its initialised execution
+environment, and after Lambda restores one from that snapshot.
+
+A function module calls `register(api)` once, after building its `PartnerApi`. The hooks go
+through `snapshot_restore_py`, which exists only in Lambda's Python runtime (3.12 and later):
+elsewhere (tests, the local stack) nothing registers, at the cost of one failed import, and
+in Lambda without SnapStart the hooks register but never run. `before_snapshot` and
+`after_restore` are public so that a benchmark can simulate a restore (snapshot, fork,
+restore in the child).
+
+Before the snapshot: warm what the first request needs and what is safe to freeze, and only
+that. Not the secret, not a token, not the audit pepper, not the health cache, nothing
+time-bound, and no connection or name lookup. Hence none of the service's clients either:
+building a boto3 client resolves its AWS credentials (with SnapStart, Lambda serves them
+over HTTP), and the AIR MILES client is built with the Secrets Manager client that reads its
+credentials. So the AWS service models are loaded by a throwaway client that signs nothing,
+the modules the clients need are imported, and the clients themselves, built at the first
+request, find everything loaded (building them then takes a few milliseconds).
+
+After a restore: a new seed for `random` (retry jitter: urllib3's backoff and botocore's), and
+no connection pooled before the snapshot. Nothing else is re-read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from offer_state.api import PartnerApi
+
+# What the service, the reads, the writes and the audit writer import on first use.
+_FIRST_REQUEST_MODULES = (
+    "aws_lambda_powertools.utilities.parameters",  # the secret's reader
+    "aws_lambda_powertools.utilities.parameters.exceptions",
+    "boto3.dynamodb.types",  # the audit writer's serializer
+    "botocore.exceptions",
+    "offer_state.client",  # with requests and urllib3
+    "offer_state.secrets",
+)
+_IDEMPOTENCY_MODULES = (  # update-state's
+    "aws_lambda_powertools.utilities.idempotency",
+    "aws_lambda_powertools.utilities.idempotency.exceptions",
+)
+# The AWS services the functions call.
+_AWS_SERVICES = ("dynamodb", "secretsmanager")
+
+
+def register(api: PartnerApi) -> None:
+    """Register `before_snapshot` and `after_restore` for `api`'s environment with Lambda's
+    runtime hooks, where they exist."""
+    try:
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
+    except ImportError:  # not Lambda's Python runtime: no snapshot will be taken
+        return
+    register_before_snapshot(before_snapshot, api)
+    register_after_restore(after_restore, api)
+
+
+def before_snapshot(api: PartnerApi) -> None:
+    """Build what `api`'s first request would build, short of anything secret, time-bound or
+    networked: its modules, the AWS service models, the validators of AIR MILES's answers and
+    of the routes, the X-Ray tracer."""
+    from offer_state.models.airmiles_answers import build_validators
+    from offer_state.observability import tracer
+
+    service = api.service
+    idempotent = bool(service.settings.idempotency_table)
+    for module in _FIRST_REQUEST_MODULES + (_IDEMPOTENCY_MODULES if idempotent else ()):
+        importlib.import_module(module)
+    _load_aws_models()
+    build_validators()
+    _build_route_validators(api)
+    tracer.prepare()
+
+
+def after_restore(api: PartnerApi) -> None:
+    """Make a restored environment its own: a new seed for `random`, so that environments
+    restored from one snapshot do not draw the same retry jitter, and no connection pooled
+    before the snapshot (every restored copy would share it)."""
+    random.seed()  # from os.urandom: the OS generator, unique to each restored environment
+    api.service.drop_connections()
+
+
+def _load_aws_models() -> None:
+    """Load the service models and endpoint rules of the AWS services the functions call into
+    boto3's default session, where the service's own clients will find them."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    # A client that signs nothing resolves no credentials: it reads no token, calls nothing.
+    unsigned = Config(signature_version=UNSIGNED)
+    for service_name in _AWS_SERVICES:
+        boto3.client(service_name, config=unsigned).close()
+
+
+def _build_route_validators(api: PartnerApi) -> None:
+    # Powertools builds a route's request and response validators at its first request. Its
+    # route lists are private (Powertools is pinned); its public `get_openapi_schema()` would
+    # build them too, along with a whole OpenAPI document nobody reads.
+    app = api.app
+    for route in (*app._static_routes, *app._dynamic_routes):
+        route.dependant  # noqa: B018 - built for its side effect
+        route.body_field  # noqa: B018
