@@ -1,16 +1,28 @@
-"""`make bench`: cold start, per-request overhead and calls to other services, measured.
+"""`make bench`: cold start, per-request overhead and calls to other services, measured on the
+shape Lambda runs.
 
-Every measurement runs in a fresh interpreter (`python -I -S local/bench_child.py`) whose
-sys.path holds only what Lambda would: the function's code, the layer (our package, and its
-dependencies installed for this machine from the layer's own pinned list), and the packages
-the Lambda runtime provides (boto3 and its dependencies). AIR MILES is the sandbox and AWS is
-moto in server mode, both on loopback. Results: a table on stdout, `bench-results.json`.
+Cold measurements run on a twin of what `make build` ships, made by the same build code
+(`local/build.py`: same requirements, same steps) for this machine's interpreter, with its
+bytecode written by this interpreter. Each is a fresh interpreter (`python -B -I -S
+local/bench_child.py`) whose sys.path holds only what Lambda would give the function: its code,
+the layer, and the packages the Lambda runtime provides (boto3 and its dependencies, with their
+bytecode, as the runtime has them). The twin is read-only and `-B` writes no bytecode at run
+time, as on Lambda's read-only /opt and /var/task. `cold_init_no_bytecode_ms` imports the same
+twin with its bytecode removed: what Lambda paid before the build shipped any.
+
+AIR MILES is the sandbox and AWS is moto in server mode, both on loopback. Results: a table on
+stdout, `bench-results.json`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
+import shutil
+import stat
 import statistics
 import subprocess
 import sys
@@ -20,14 +32,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local.functions import LAYER_PYTHON, FunctionSpec
+from local import build
+from local.functions import FunctionSpec
 from local.stack import deploy_local, start_moto, template_parameters
 from local.table import format_table
 from local.template import ROOT, Template
 
 BENCH_DIR = ROOT / ".venv" / "bench"
-LAYER_DEPS = BENCH_DIR / "layer"  # the layer's dependencies, for this machine
+TWIN = BENCH_DIR / "twin"  # what `make build` ships, built for this interpreter
+TWIN_WITHOUT_BYTECODE = BENCH_DIR / "twin-without-bytecode"  # the same, as shipped until now
 RUNTIME = BENCH_DIR / "runtime"  # what Lambda's Python runtime provides
+SAM_BUILD = ROOT / ".aws-sam" / "build"  # what `make build` made
 RUNTIME_PACKAGES = (
     "boto3",
     "botocore",
@@ -40,6 +55,16 @@ RUNTIME_PACKAGES = (
 CHILD = ROOT / "local" / "bench_child.py"
 # Measured for reference (printed, not in bench-results.json): the design's framework, X-Ray.
 REFERENCE_KEYS = ("framework", "xray")
+# Per-function cold measurements, each a dict keyed by function in bench-results.json.
+PER_FUNCTION_KEYS = (
+    "cold_init_no_bytecode_ms",
+    "cold_init_ms",
+    "cold_first_request_ms",
+    "snapstart_first_request_ms",
+    "baseline_floor_ms",
+    "baseline_floor_io_ms",
+)
+TOP_IMPORTS = 10
 # Fresh interpreters per cold measurement (at least 7), requests per route when warm (at least
 # 1000). The environment may lower them for a quick check of the bench itself (its test).
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
@@ -77,15 +102,26 @@ def _pins() -> dict[str, str]:
 
 
 def prepare() -> None:
-    """Install the layer's dependencies and the runtime's packages for this machine, once
-    (again when their pins change)."""
-    layer_requirements = ROOT / "layers" / "offer_state" / "requirements-layer.txt"
+    """The runtime's packages for this machine (once, again when their pins change), and a
+    fresh twin of the build, read-only, with and without its bytecode."""
+    _install_runtime()
+    _progress("building the twin of the Lambda artifacts for this interpreter (local/build.py)")
+    for folder in (TWIN, TWIN_WITHOUT_BYTECODE):
+        if folder.exists():
+            _writable(folder)
+            shutil.rmtree(folder)
+    # The build prints a line per artifact; the bench's console is for its own progress.
+    with contextlib.redirect_stdout(io.StringIO()):
+        build.build_twin(TWIN)
+    shutil.copytree(TWIN, TWIN_WITHOUT_BYTECODE, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in (TWIN, TWIN_WITHOUT_BYTECODE):
+        _read_only(folder)
+
+
+def _install_runtime() -> None:
     pins = _pins()
     runtime_lines = [f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES]
-    for target, lines in (
-        (LAYER_DEPS, [layer_requirements.read_text()]),
-        (RUNTIME, runtime_lines),
-    ):
+    for target, lines in ((RUNTIME, runtime_lines),):
         stamp = target / ".installed"
         wanted = "\n".join(lines)
         if stamp.exists() and stamp.read_text() == wanted:
@@ -114,12 +150,31 @@ def prepare() -> None:
         stamp.write_text(wanted)
 
 
-def _child(request: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
+def _read_only(folder: Path) -> None:
+    """As Lambda mounts /opt and /var/task (root could still write: `-B` is what stops the
+    interpreter from writing bytecode)."""
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _writable(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def _child(
+    request: dict[str, Any], environment: dict[str, str], *, importtime: bool = False
+) -> dict[str, Any]:
+    """One measurement in a fresh interpreter that writes no bytecode (`-B`), sees no user
+    site-packages or environment paths (`-I -S`); with `importtime`, `-X importtime`'s report
+    on stderr comes back as `importtime`."""
     with tempfile.TemporaryDirectory() as folder:
         job, result = Path(folder) / "job.json", Path(folder) / "result.json"
         job.write_text(json.dumps(request))
+        flags = ["-B", "-I", "-S", *(["-X", "importtime"] if importtime else [])]
         done = subprocess.run(
-            [sys.executable, "-I", "-S", str(CHILD), str(job), str(result)],
+            [sys.executable, *flags, str(CHILD), str(job), str(result)],
             env=environment,
             cwd=folder,
             capture_output=True,
@@ -129,7 +184,10 @@ def _child(request: dict[str, Any], environment: dict[str, str]) -> dict[str, An
         )
         if done.returncode != 0:
             raise RuntimeError(f"{request['mode']} failed:\n{done.stderr[-3000:]}")
-        return json.loads(result.read_text())
+        measured = json.loads(result.read_text())
+        if importtime:
+            measured["importtime"] = done.stderr
+        return measured
 
 
 def _event(name: str) -> dict[str, Any]:
@@ -158,7 +216,7 @@ def _floor_spec(function: str, sandbox_url: str, refs: dict[str, str]) -> dict[s
     return spec
 
 
-def run() -> tuple[dict[str, Any], dict[str, float]]:
+def run() -> tuple[dict[str, Any], dict[str, Any]]:
     """(the results for bench-results.json, the reference measurements)."""
     from local.sandbox import Sandbox
 
@@ -175,9 +233,9 @@ def run() -> tuple[dict[str, Any], dict[str, float]]:
 
 def _measure(
     template: Template, sandbox_url: str, moto_url: str
-) -> tuple[dict[str, Any], dict[str, float]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     refs = template.resource_refs
-    runtime_path = [str(LAYER_DEPS), str(RUNTIME)]
+    runtime_path = [str(TWIN / "layer" / "python"), str(RUNTIME)]
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     # Every cold measurement: (result key, function or None, request, environment).
     cold: list[tuple[str, str | None, dict[str, Any], dict[str, str]]] = [
@@ -194,29 +252,32 @@ def _measure(
     for function, plan in FUNCTIONS.items():
         spec = FunctionSpec.from_template(template, function, moto_url)
         environment = {**base_env, **spec.environment}
-        sys_path = [str(spec.task_root), str(LAYER_PYTHON), *runtime_path]
+        sys_path = _function_path(TWIN, function)
         context = {"function_name": function, "memory": spec.memory, "timeout": spec.timeout}
-        first_event = _event(plan["first"])
-        floor_spec = _floor_spec(function, sandbox_url, refs)
+        first = {"event": _event(plan["first"]), "context": context}
+        floor = {"sys_path": runtime_path, "floor": _floor_spec(function, sandbox_url, refs)}
         cold += [
+            (
+                "cold_init_no_bytecode_ms",
+                function,
+                {"mode": "cold_init", "sys_path": _function_path(TWIN_WITHOUT_BYTECODE, function)},
+                environment,
+            ),
             ("cold_init_ms", function, {"mode": "cold_init", "sys_path": sys_path}, environment),
             (
                 "cold_first_request_ms",
                 function,
-                {
-                    "mode": "cold_first_request",
-                    "sys_path": sys_path,
-                    "event": first_event,
-                    "context": context,
-                },
+                {"mode": "cold_first_request", "sys_path": sys_path, **first},
                 environment,
             ),
             (
-                "baseline_floor_ms",
+                "snapstart_first_request_ms",
                 function,
-                {"mode": "floor", "sys_path": runtime_path, "floor": floor_spec},
+                {"mode": "snapstart_first_request", "sys_path": sys_path, **first},
                 environment,
             ),
+            ("baseline_floor_ms", function, {"mode": "floor", **floor}, environment),
+            ("baseline_floor_io_ms", function, {"mode": "floor_io", **floor}, environment),
         ]
         warm_jobs.append((function, plan, sys_path, context, environment))
 
@@ -235,12 +296,8 @@ def _measure(
                 )
             if round_number:
                 samples.setdefault((result_key, measured_function), []).append(measured["ms"])
-    results: dict[str, Any] = {
-        "cold_init_ms": {},
-        "cold_first_request_ms": {},
-        "baseline_floor_ms": {},
-    }
-    reference: dict[str, float] = {}
+    results: dict[str, Any] = {key: {} for key in PER_FUNCTION_KEYS}
+    reference: dict[str, Any] = {}
     for (result_key, measured_function), values in samples.items():
         median = statistics.median(values)
         if result_key in REFERENCE_KEYS:
@@ -282,14 +339,56 @@ def _measure(
     results["audit_writes_per_read"] = max(audit["read"])
     results["audit_writes_per_write"] = max(audit["write"])
     results["layer_unzipped_mb"] = _layer_size_mb()
+    results.update(shipped_bytecode())
+    for function, _plan, sys_path, _context, environment in warm_jobs:
+        measured = _child({"mode": "cold_init", "sys_path": sys_path}, environment, importtime=True)
+        reference[f"imports {function}"] = expensive_imports(measured["importtime"])
     return _rounded(results), reference
 
 
-def _layer_size_mb() -> float:
-    layer = ROOT / ".aws-sam" / "build" / "OfferStateLayer"
+def _function_path(twin: Path, function: str) -> list[str]:
+    """A function's sys.path as Lambda builds it: its code, the layer, the runtime's packages."""
+    return [str(twin / function), str(twin / "layer" / "python"), str(RUNTIME)]
+
+
+def _built_layer() -> Path:
+    layer = SAM_BUILD / "OfferStateLayer"
     if not layer.exists():
         raise RuntimeError("no built layer: run `make build` first (make bench does)")
-    return sum(p.stat().st_size for p in layer.rglob("*") if p.is_file()) / (1024 * 1024)
+    return layer
+
+
+def _layer_size_mb() -> float:
+    return sum(p.stat().st_size for p in _built_layer().rglob("*") if p.is_file()) / (1024 * 1024)
+
+
+def shipped_bytecode() -> dict[str, dict[str, int]]:
+    """How many modules `make build` shipped, and how many with valid CPython 3.13 bytecode:
+    for the layer, and for the functions together."""
+    counted = {}
+    for key, folders in (
+        ("layer_bytecode", [_built_layer()]),
+        ("function_bytecode", [SAM_BUILD / function for function in FUNCTIONS]),
+    ):
+        checks = [build.bytecode_check(folder, build.LAMBDA) for folder in folders]
+        modules = sum(total for total, _ in checks)
+        missing = sum(len(without) for _, without in checks)
+        counted[key] = {"modules": modules, "with_bytecode": modules - missing}
+    return counted
+
+
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def expensive_imports(report: str, top: int = TOP_IMPORTS) -> list[tuple[str, float]]:
+    """The `top` modules whose own import (without the modules they import) took longest, in
+    ms, from a `-X importtime` report."""
+    own = [
+        (match[4], int(match[1]) / 1000)
+        for match in map(_IMPORT_LINE.match, report.splitlines())
+        if match
+    ]
+    return sorted(own, key=lambda row: row[1], reverse=True)[:top]
 
 
 def _rounded(value: Any) -> Any:
@@ -321,6 +420,16 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                 first <= 1.3 * floor,
             )
         )
+        restored = r["snapstart_first_request_ms"][function]
+        floor_io = r["baseline_floor_io_ms"][function]
+        rows.append(
+            (
+                f"SnapStart first request {function}",
+                f"{restored:.0f} ms = {restored / floor_io:.2f}x floor I/O ({floor_io:.0f} ms)",
+                "<= 1.2x",
+                restored <= 1.2 * floor_io,
+            )
+        )
     for route, p in r["warm_overhead_ms"].items():
         rows.append(
             (
@@ -340,6 +449,16 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     rows += [(what, str(r[key]), target, check(r[key])) for what, key, target, check in single]
     layer_mb = r["layer_unzipped_mb"]
     rows.append(("layer unzipped", f"{layer_mb:.1f} MB", "<= 20 MB", layer_mb <= 20))
+    for key, what in (("layer_bytecode", "layer"), ("function_bytecode", "functions")):
+        shipped = r[key]
+        rows.append(
+            (
+                f"3.13 bytecode shipped, {what}",
+                f"{shipped['with_bytecode']} of {shipped['modules']} modules",
+                "all",
+                shipped["with_bytecode"] == shipped["modules"],
+            )
+        )
     for function, rss in r["peak_rss_mb"].items():
         rows.append(
             (
@@ -369,6 +488,28 @@ def main() -> int:
         )
     )
     met = sum(1 for *_, ok in checked if ok)
+    print()
+    print(
+        format_table(
+            [
+                ("cold init", *FUNCTIONS),
+                (
+                    "with the shipped bytecode",
+                    *[f"{results['cold_init_ms'][f]:.0f} ms" for f in FUNCTIONS],
+                ),
+                (
+                    "without bytecode (as shipped before)",
+                    *[f"{results['cold_init_no_bytecode_ms'][f]:.0f} ms" for f in FUNCTIONS],
+                ),
+            ]
+        )
+    )
+    for function in FUNCTIONS:
+        print()
+        rows = [(f"{function}: its {TOP_IMPORTS} most expensive imports", "own time")]
+        rows += [(name, f"{ms:.1f} ms") for name, ms in reference[f"imports {function}"]]
+        print(format_table(rows))
+    print()
     framework_ms, xray_ms = reference["framework"], reference["xray"]
     print(
         f"for reference: importing pydantic and Powertools' Logger, Metrics and Event Handler"

@@ -12,9 +12,14 @@ from tests.support.stack import clean_env
 
 KEYS = {
     "baseline_boto3_import_ms",
+    "cold_init_no_bytecode_ms",
     "cold_init_ms",
     "cold_first_request_ms",
+    "snapstart_first_request_ms",
     "baseline_floor_ms",
+    "baseline_floor_io_ms",
+    "layer_bytecode",
+    "function_bytecode",
     "warm_overhead_ms",
     "token_requests_per_1000",
     "secret_reads_per_1000",
@@ -56,9 +61,12 @@ def test_bench_reports_every_measure_and_meets_its_targets():
             results.write_text(saved)
     assert set(report) == KEYS
     for per_function in (
+        "cold_init_no_bytecode_ms",
         "cold_init_ms",
         "cold_first_request_ms",
+        "snapstart_first_request_ms",
         "baseline_floor_ms",
+        "baseline_floor_io_ms",
         "peak_rss_mb",
     ):
         assert set(report[per_function]) == FUNCTIONS
@@ -76,4 +84,11 @@ def test_bench_reports_every_measure_and_meets_its_targets():
     assert report["audit_writes_per_read"] == 1
     assert report["audit_writes_per_write"] == 2
     assert 1 < report["layer_unzipped_mb"] < 20
+    # Read from the real `make build` output: every module ships its 3.13 bytecode.
+    for shipped in (report["layer_bytecode"], report["function_bytecode"]):
+        assert shipped["modules"] > 0
+        assert shipped["with_bytecode"] == shipped["modules"]
+    # The table names each handler's most expensive imports (module and own time).
+    for function in FUNCTIONS:
+        assert f"{function}: its 10 most expensive imports" in done.stdout
     assert "targets met" in done.stdout
