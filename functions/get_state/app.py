@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from offer_state import snapstart
 from offer_state.api import PartnerApi
+from offer_state.event_handler import Query
 from offer_state.models.airmiles_requests import CountQuery, FindQuery, OfferIdList
 from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, OfferStatesAnswer
 from offer_state.observability import logger, metrics, tracer

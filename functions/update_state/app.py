@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-
 from offer_state import snapstart
 from offer_state.api import PartnerApi
+from offer_state.event_handler import Body, Path, Response
 from offer_state.models.airmiles_requests import StateChange, StateChanges
 from offer_state.models.partner import AppliedChanges, StatesBody
 from offer_state.observability import logger, metrics, tracer

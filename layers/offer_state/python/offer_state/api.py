@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from offer_state.audit import AuditContext
@@ -29,6 +27,7 @@ from offer_state.errors import (
     ValidationError,
     error_detail,
 )
+from offer_state.event_handler import APIGatewayHttpResolver, RequestValidationError, Response
 from offer_state.identity import resolve_identity
 from offer_state.observability import count, logger
 from offer_state.routes import COLLECTOR_ROUTES

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler.openapi.params import Header
-
 from offer_state.audit import Action
+from offer_state.event_handler import Header
 from offer_state.identity import READ_SCOPE, WRITE_SCOPE
 from offer_state.models.airmiles_requests import LocalTime
 from offer_state.models.partner import ErrorAnswer, GatewayMessage

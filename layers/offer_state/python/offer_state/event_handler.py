@@ -1,0 +1,108 @@
+"""Powertools' Event Handler as the functions use it: the HTTP API resolver, its responses and
+its parameter declarations, without the resolvers and event classes they never use.
+
+Why this module: `aws_lambda_powertools.event_handler`'s `__init__` imports every resolver it
+has (AppSync with asyncio, Bedrock agents, VPC Lattice, Lambda function URLs ...), and
+`aws_lambda_powertools.utilities.data_classes`' `__init__` the classes of some thirty event
+sources. The HTTP API resolver needs neither: importing them is about a sixth of each cold
+start (`make bench` shows it). So before anything imports them, those two packages are
+registered with their `__init__` deferred: a name the `__init__` takes from one of its own
+submodules is imported from that submodule when first asked for, and asking for any other
+name runs the whole `__init__` as usual. Nothing else changes: every module and class is
+Powertools' own, and a process that imported the packages before keeps them as they are.
+
+Import the Event Handler's names from here (the functions and `offer_state.api` do).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from types import ModuleType
+from typing import Any
+
+# `from .alb_event import ALBEvent` / `from x.y import (A, B)`: the re-exports of an `__init__`.
+_REEXPORT = re.compile(r"^from\s+(\.?[\w.]*)\s+import\s+(?:\(([^)]*)\)|([^\n]*))", re.M)
+DEFERRED_PACKAGES = (
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.utilities.data_classes",
+)
+
+
+def reexports(package: str, init_source: str) -> dict[str, str]:
+    """{name: the module it comes from} for each `from … import …` of a package `__init__`."""
+    found: dict[str, str] = {}
+    for origin, parenthesized, plain in _REEXPORT.findall(init_source):
+        module = f"{package}{origin}" if origin.startswith(".") else origin
+        for entry in (parenthesized or plain).split(","):
+            name, _, alias = entry.strip().partition(" as ")
+            if name:
+                found[(alias or name).strip()] = module
+    return found
+
+
+def defer_package_init(package: str) -> None:
+    """Registers `package` with its `__init__` deferred (see the module docstring); nothing to
+    do when it is imported already."""
+    if package in sys.modules:
+        return
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.loader is None or spec.origin is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    with open(spec.origin, encoding="utf-8") as source:
+        origins = reexports(package, source.read())
+    folder = os.path.dirname(spec.origin)
+    submodules = {entry.removesuffix(".py") for entry in os.listdir(folder)}
+
+    def __getattr__(name: str) -> Any:
+        origin = origins.get(name)
+        if origin is None and name in submodules:
+            # `from package import submodule`: not an attribute yet, so the import system
+            # imports the submodule itself, as it would for the real package.
+            raise AttributeError(name)
+        if origin is not None:
+            value = getattr(importlib.import_module(origin), name)
+        else:  # anything else: the package as Powertools wrote it
+            del module.__dict__["__getattr__"]
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            value = getattr(module, name)
+        setattr(module, name, value)
+        return value
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    sys.modules[package] = module
+    parent, _, child = package.rpartition(".")
+    setattr(importlib.import_module(parent), child, module)
+
+
+def _defer_unused_inits() -> ModuleType:
+    for package in DEFERRED_PACKAGES:
+        defer_package_init(package)
+    return sys.modules[DEFERRED_PACKAGES[0]]
+
+
+_defer_unused_inits()
+
+# The names the functions and the API use, from the modules that define them.
+from aws_lambda_powertools.event_handler.api_gateway import (  # noqa: E402
+    APIGatewayHttpResolver,
+    Response,
+)
+from aws_lambda_powertools.event_handler.openapi.exceptions import (  # noqa: E402
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query  # noqa: E402
+
+__all__ = [
+    "APIGatewayHttpResolver",
+    "Body",
+    "Header",
+    "Path",
+    "Query",
+    "RequestValidationError",
+    "Response",
+]

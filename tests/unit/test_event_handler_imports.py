@@ -1,0 +1,142 @@
+"""`offer_state.event_handler` defers the `__init__` of Powertools' Event Handler and event data
+classes: the functions load only the resolver they use, and every name of those packages still
+means what Powertools says it means. Each check runs in a fresh interpreter (the deferral acts
+on sys.modules, once per process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from local.functions import LAYER_PYTHON
+from local.template import ROOT
+
+
+def _run(program: str, *, cwd: str | None = None) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=cwd or ROOT,
+        env={
+            "PYTHONPATH": str(LAYER_PYTHON),
+            "PATH": "/usr/bin:/bin",
+            # What the functions read at import (any well-formed values).
+            "AIRMILES_ENV": "uat",
+            "SECRET_ID": "secret",
+            "AUDIT_TABLE_NAME": "audit",
+            "IDEMPOTENCY_TABLE_NAME": "idempotency",
+            "AWS_REGION": "us-east-1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("function", ["get_state", "update_state"])
+def test_a_function_loads_no_resolver_or_event_class_it_does_not_use(function: str):
+    loaded = _run(
+        "import json, sys, app; print(json.dumps(sorted(sys.modules)))",
+        cwd=str(ROOT / "functions" / function),
+    )
+    assert "asyncio" not in loaded
+    assert not [m for m in loaded if m.startswith("aws_lambda_powertools.event_handler.appsync")]
+    assert "aws_lambda_powertools.event_handler.bedrock_agent" not in loaded
+    event_classes = [m for m in loaded if m.startswith("aws_lambda_powertools.utilities.data_cl")]
+    assert "aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event" in event_classes
+    assert "aws_lambda_powertools.utilities.data_classes.sqs_event" not in event_classes
+    assert len(event_classes) < 10  # of about 35
+
+
+_IDENTITIES = """
+import importlib, json, sys
+{first}
+import offer_state.event_handler as ours
+
+
+def identity(value):
+    return ":".join([type(value).__name__, getattr(value, "__module__", "") or "",
+                     getattr(value, "__qualname__", "") or ""])
+
+
+names = {{}}
+for package in ours.DEFERRED_PACKAGES:
+    module = sys.modules[package]
+    with open(importlib.util.find_spec(package).origin) as source:
+        listed = ours.reexports(package, source.read())
+    names[package] = {{name: identity(getattr(module, name)) for name in sorted(listed)}}
+print(json.dumps(names))
+"""
+
+
+def test_every_name_of_the_deferred_packages_is_powertools_own():
+    # Every name an `__init__` re-exports, reached through the deferred package, is the object
+    # the real package (imported whole, in another process) gives under that name.
+    deferred = _run(_IDENTITIES.format(first=""))
+    real = _run(
+        _IDENTITIES.format(
+            first="import aws_lambda_powertools.event_handler, "
+            "aws_lambda_powertools.utilities.data_classes"
+        )
+    )
+    assert (
+        set(deferred)
+        == set(real)
+        == {
+            "aws_lambda_powertools.event_handler",
+            "aws_lambda_powertools.utilities.data_classes",
+        }
+    )
+    for package, names in real.items():
+        assert len(names) > 15, package  # the parser found the re-exports
+        assert deferred[package] == names, package
+
+
+def test_a_name_that_is_not_a_reexport_runs_the_whole_init():
+    loaded = _run(
+        """
+import json, sys
+import offer_state.event_handler
+import aws_lambda_powertools.event_handler as handler
+before = "asyncio" in sys.modules
+names = handler.__all__  # defined by the __init__ itself
+from aws_lambda_powertools.event_handler import content_types  # a submodule
+print(json.dumps([before, "asyncio" in sys.modules, "AppSyncResolver" in names,
+                  content_types.__name__]))
+"""
+    )
+    assert loaded == [False, True, True, "aws_lambda_powertools.event_handler.content_types"]
+
+
+def test_a_package_imported_before_is_left_as_it_is():
+    loaded = _run(
+        """
+import json, sys
+import aws_lambda_powertools.event_handler as real
+import offer_state.event_handler
+print(json.dumps([sys.modules["aws_lambda_powertools.event_handler"] is real,
+                  "__getattr__" in vars(real)]))
+"""
+    )
+    assert loaded == [True, False]
+
+
+def test_reexports_reads_plain_parenthesized_relative_and_aliased_imports():
+    source = (
+        "from .alb_event import ALBEvent\n"
+        "from x.api import (\n    A,\n    B as C,\n)\n"
+        "from .s3 import S3Event, S3Other\n"
+        "__all__ = ['ALBEvent']\n"
+    )
+    assert __import__("offer_state.event_handler").event_handler.reexports("pkg", source) == {
+        "ALBEvent": "pkg.alb_event",
+        "A": "x.api",
+        "C": "x.api",
+        "S3Event": "pkg.s3",
+        "S3Other": "pkg.s3",
+    }
