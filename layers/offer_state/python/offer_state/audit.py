@@ -36,6 +36,9 @@ class Outcome(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"  # AIR MILES was called and the call failed
     REJECTED = "REJECTED"  # refused before AIR MILES was called
+    # A change was sent and nobody can know whether AIR MILES applied it (its answer was lost,
+    # or the invocation ended before the outcome was written): never guessed either way.
+    UNKNOWN = "UNKNOWN"
 
 
 @dataclass(frozen=True)
