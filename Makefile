@@ -65,7 +65,7 @@ test: lint browser ## lint, then the whole test suite
 # `sam build`s; reliability: the fault matrix waits out real timeouts). `make test` runs them all.
 UNIT_TESTS := tests/unit tests/sandbox tests/integration tests/functions
 
-unit: $(STAMP) ## the edit loop (about a minute): unit, sandbox, client and handler tests, no lint
+unit: $(STAMP) ## the edit loop (a minute or two): unit, sandbox, client and handler tests, no lint
 	$(BIN)/pytest -n 2 --dist loadfile $(UNIT_TESTS) $(PYTEST_ARGS)
 
 audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1
@@ -88,8 +88,10 @@ BUILD_CODE := local/build.py local/pyodide_python.mjs requirements/node.txt
 	@rm -rf .aws-sam/cache
 	@mkdir -p .aws-sam && touch $@
 
+# The artifacts' Makefiles run local/build.py, which runs pip: with the SAM CLI's Python, which
+# has it (a system python3 may come without pip).
 build: $(SAM_STAMP) .aws-sam/.build-code ## sam build: python3.13 on arm64 with its bytecode (no Docker, no local 3.13); size, bytecode counts
-	$(SAM) build
+	PYTHON="$(abspath $(SAM_VENV))/bin/python" $(SAM) build
 	@$(PYTHON) local/build.py summary .aws-sam/build
 
 run: $(STAMP) ## the whole stack on 127.0.0.1:3000 (sandbox, moto, dev issuer, gateway); Ctrl-C stops it

@@ -119,35 +119,23 @@ def prepare() -> None:
 
 
 def _install_runtime() -> None:
+    """What Lambda's Python runtime provides (boto3 and its dependencies), for this machine,
+    with its bytecode; installed again only when the pins change."""
     pins = _pins()
-    runtime_lines = [f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES]
-    for target, lines in ((RUNTIME, runtime_lines),):
-        stamp = target / ".installed"
-        wanted = "\n".join(lines)
-        if stamp.exists() and stamp.read_text() == wanted:
-            continue
-        _progress(f"installing {target.relative_to(ROOT)} (first run only)")
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as requirements:
-            requirements.write(wanted)
+    wanted = "\n".join(f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES)
+    stamp = RUNTIME / ".installed"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    _progress(f"installing {RUNTIME.relative_to(ROOT)} (first run only)")
+    with tempfile.TemporaryDirectory() as folder:
+        requirements = Path(folder) / "runtime.txt"
+        requirements.write_text(wanted)
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--upgrade",
-                "--target",
-                str(target),
-                "-r",
-                requirements.name,
-            ],
+            [*pip, "--no-deps", "--upgrade", "--target", str(RUNTIME), "-r", str(requirements)],
             check=True,
         )
-        os.unlink(requirements.name)
-        stamp.write_text(wanted)
+    stamp.write_text(wanted)
 
 
 def _read_only(folder: Path) -> None:
@@ -363,18 +351,10 @@ def _layer_size_mb() -> float:
 
 
 def shipped_bytecode() -> dict[str, dict[str, int]]:
-    """How many modules `make build` shipped, and how many with valid CPython 3.13 bytecode:
-    for the layer, and for the functions together."""
-    counted = {}
-    for key, folders in (
-        ("layer_bytecode", [_built_layer()]),
-        ("function_bytecode", [SAM_BUILD / function for function in FUNCTIONS]),
-    ):
-        checks = [build.bytecode_check(folder, build.LAMBDA) for folder in folders]
-        modules = sum(total for total, _ in checks)
-        missing = sum(len(without) for _, without in checks)
-        counted[key] = {"modules": modules, "with_bytecode": modules - missing}
-    return counted
+    """`layer_bytecode` and `function_bytecode`, read from what `make build` made."""
+    _built_layer()  # fails clearly when there is no build
+    shipped = build.shipped_bytecode(SAM_BUILD)
+    return {"layer_bytecode": shipped["layer"], "function_bytecode": shipped["functions"]}
 
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")

@@ -165,14 +165,17 @@ def snapstart_first_request(request):
     event, context = _fresh(request["event"]), _context(**request["context"])
     reader, writer = os.pipe()
     child = os.fork()
-    if child == 0:  # the restored environment
-        os.close(reader)
-        started = time.perf_counter()
-        snapstart.after_restore(app.api)
-        answer = app.lambda_handler(event, context)
-        elapsed = (time.perf_counter() - started) * 1000
-        os.write(writer, json.dumps({"ms": elapsed, "status": answer["statusCode"]}).encode())
-        os._exit(0)
+    if child == 0:  # the restored environment: it must end here, whatever happens
+        try:
+            os.close(reader)
+            started = time.perf_counter()
+            snapstart.after_restore(app.api)
+            answer = app.lambda_handler(event, context)
+            elapsed = (time.perf_counter() - started) * 1000
+            measured = {"ms": elapsed, "status": answer["statusCode"]}
+            os.write(writer, json.dumps(measured).encode())
+        finally:
+            os._exit(0)
     os.close(writer)
     with os.fdopen(reader) as result:
         measured = json.loads(result.read())

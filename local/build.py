@@ -231,7 +231,11 @@ def _installed_node() -> tuple[str, str]:
     if not (stamp.exists() and stamp.read_text() == pins):
         print(f"no Node {NODE_MIN_MAJOR}+ on PATH: installing the one requirements/node.txt pins")
         partial = Path(tempfile.mkdtemp(prefix="node.", dir=TOOLS))
-        _pip_install(partial, ("-r", str(NODE_REQUIREMENTS)))
+        try:
+            _pip_install(partial, ("--require-hashes", "-r", str(NODE_REQUIREMENTS)))
+        except BuildError:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         (partial / ".installed").write_text(pins)
         shutil.rmtree(NODE_TOOL, ignore_errors=True)
         partial.rename(NODE_TOOL)
@@ -269,7 +273,7 @@ def _installed_pyodide() -> Path:
 def _run(command: list[str], stdin: str | None = None) -> str:
     done = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise BuildError(f"{' '.join(command[:2])} failed:\n{done.stdout}{done.stderr}")
+        raise BuildError(f"{' '.join(command[:4])} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
 
 
@@ -358,20 +362,35 @@ def build_twin(folder: Path) -> None:
         build_function(ROOT / source, folder / function_id, target)
 
 
+def shipped_bytecode(build_dir: Path) -> dict[str, dict[str, int]]:
+    """{"layer": …, "functions": …}: how many modules a `sam build` output holds, and how many
+    of them have valid CPython 3.13 bytecode (`{"modules": n, "with_bytecode": n}`)."""
+    counted = {}
+    parts = (
+        ("layer", [build_dir / "OfferStateLayer"]),
+        ("functions", [build_dir / f for f in FUNCTIONS]),
+    )
+    for label, folders in parts:
+        checks = [bytecode_check(folder, LAMBDA) for folder in folders]
+        modules = sum(count for count, _ in checks)
+        without = sum(len(missing) for _, missing in checks)
+        counted[label] = {"modules": modules, "with_bytecode": modules - without}
+    return counted
+
+
 def summary(build_dir: Path) -> tuple[list[str], bool]:
     """make build's closing lines (the layer's unzipped size, how many modules of the layer and
     of the functions have their 3.13 bytecode), and whether every module has it."""
     layer = build_dir / "OfferStateLayer"
     size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
     lines = [f"built layer OfferStateLayer, unzipped: {size / 1048576:.1f} MB"]
-    complete = True
-    for label, folders in (("layer", [layer]), ("functions", [build_dir / f for f in FUNCTIONS])):
-        checks = [bytecode_check(folder, LAMBDA) for folder in folders]
-        modules = sum(count for count, _ in checks)
-        without = sum(len(missing) for _, missing in checks)
-        lines.append(f"{label} bytecode: {modules} modules, {modules - without} with 3.13 bytecode")
-        complete = complete and without == 0
-    return lines, complete
+    shipped = shipped_bytecode(build_dir)
+    for label, counts in shipped.items():
+        lines.append(
+            f"{label} bytecode: {counts['modules']} modules,"
+            f" {counts['with_bytecode']} with 3.13 bytecode"
+        )
+    return lines, all(c["modules"] == c["with_bytecode"] for c in shipped.values())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ def run_import_script(
     }
     done = subprocess.run(
         [
-            *(sys.executable, "-I", "-S", *options),
+            # -B: importing a built artifact never writes bytecode into it (as on Lambda).
+            *(sys.executable, "-B", "-I", "-S", *options),
             str(ROOT / "tests" / "support" / script),
             str(function_dir),
             str(layer_python),

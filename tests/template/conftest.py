@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         [str(SAM), "build", "--build-dir", str(out / "build"), "--cache-dir", str(out / "cache")],
         cwd=ROOT,
-        env=clean_env(SAM_CLI_TELEMETRY="0"),
+        env=clean_env(SAM_CLI_TELEMETRY="0", PYTHON=sys.executable),  # as make build does
         capture_output=True,
         text=True,
         timeout=600,

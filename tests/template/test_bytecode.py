@@ -110,7 +110,7 @@ def test_a_rebuild_gives_the_same_bytes(built: Path, tmp_path: Path):
 def test_the_local_twin_compiles_nothing_when_imported(twin: Path, function: str):
     layer = twin / "layer" / "python"
     imported, recorded = run_import_script(
-        "import_without_compiling.py", function, twin / function, layer, "-B"
+        "import_without_compiling.py", function, twin / function, layer
     )[-2:]
     assert "offer_state.client" in imported["imported"]
     assert recorded["control_recorded"]  # the recording sees a compile when there is one

