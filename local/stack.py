@@ -20,7 +20,7 @@ import boto3
 
 from local.console import LineWriter, stderr_line, stdout_line
 from local.demo_server import DemoServer
-from local.functions import FunctionPool, FunctionSpec, close_pools
+from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
 from local.resources import provision, resource_name
@@ -167,8 +167,13 @@ class LocalStack:
         parameters = template_parameters(sandbox.url, self.issuer.issuer, self.ports.demo)
         self.template = deploy_local(parameters, self.moto_url)
 
+        limits = PoolLimits.from_env()
         pools = {
-            name: FunctionPool(FunctionSpec.from_template(self.template, name, self.moto_url))
+            name: FunctionPool(
+                FunctionSpec.from_template(self.template, name, self.moto_url),
+                max_environments=limits.max_environments,
+                wait=limits.wait,
+            )
             for name in function_ids()
         }
         self._stoppers.append(lambda: close_pools(pools.values()))
