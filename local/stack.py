@@ -130,9 +130,19 @@ def deploy_local(parameters: dict[str, str], endpoint: str) -> Template:
 
 
 class LocalStack:
-    def __init__(self, ports: Ports, *, log: LineWriter = stderr_line) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        *,
+        log: LineWriter = stderr_line,
+        function_output: LineWriter = stdout_line,
+    ) -> None:
+        """`log`: the gateway's lines (one per request, and failures); `function_output`:
+        what the functions print (their logs and metrics)."""
         self.ports = ports
         self.log = log
+        self.function_output = function_output
+        self.pools: dict[str, FunctionPool] = {}
         self._stoppers: list[Callable[[], None]] = []
 
     @property
@@ -168,11 +178,12 @@ class LocalStack:
         self.template = deploy_local(parameters, self.moto_url)
 
         limits = PoolLimits.from_env()
-        pools = {
+        self.pools = pools = {
             name: FunctionPool(
                 FunctionSpec.from_template(self.template, name, self.moto_url),
                 max_environments=limits.max_environments,
                 wait=limits.wait,
+                stdout=self.function_output,
             )
             for name in function_ids()
         }
