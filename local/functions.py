@@ -42,9 +42,10 @@ from local.template import ROOT, Template
 RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 LAYER_PYTHON = ROOT / "layers" / "offer_state" / "python"
 # Environments per function, for this project's 2-core machine: `make load` at concurrency 16
-# measured about the same throughput with 2 and 4 per function (70 to 75 requests/s), and a
-# third of it with 8, whose extra cold starts compete for the two cores. 4 still lets a burst
-# of 4 run at once, as Lambda would, for 8 processes of about 100 MB.
+# measured about the same throughput with 2 and 4 per function (84 to 91 requests/s), and
+# under half of it with 8 (37), whose extra cold starts compete for the two cores. 4 rather
+# than 2: a burst of 4 runs at once, as on Lambda, and two slow invocations (an AIR MILES
+# delay) do not hold up all of a function's requests; 8 processes of about 100 MB in all.
 DEFAULT_MAX_ENVIRONMENTS = 4
 
 
