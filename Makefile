@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser test unit lint fmt sandbox run token invoke build faults bench audit openapi
+.PHONY: help venv browser test unit lint fmt sandbox run token invoke build faults bench load audit openapi
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -79,6 +79,9 @@ faults: $(STAMP) ## the fault matrix: every route under every fault, a table and
 
 bench: $(STAMP) build ## cold start, per-request overhead, calls per request: a table and bench-results.json
 	@$(PY) -m local.bench
+
+load: $(STAMP) ## the local stack under load at concurrency 1, 4, 16: req/s, p50/p95/p99, audit checks; bench-results.json (load)
+	@PYTHONPATH=layers/offer_state/python $(PY) -m local.load
 
 # sam build caches each artifact by the content of its own folder (samconfig.toml: cached =
 # true); the build code they share lives outside those folders, so a change to it empties the

@@ -4,8 +4,15 @@ Each environment is a process running `local/lambda_runtime.py` with exactly the
 variables template.yaml gives the function (resolved to the local resources), plus what the
 Lambda runtime itself sets and `AWS_ENDPOINT_URL` pointing at the AWS emulation. One
 environment serves one invocation at a time; concurrent requests get more environments (each
-a cold start), as Lambda scales. An invocation that outlives the function's Timeout ends its
-environment, as Lambda does.
+a cold start), as Lambda scales, up to a cap per function (`LOCAL_MAX_ENVIRONMENTS`, default
+4). An invocation that outlives the function's Timeout ends its environment, as Lambda does.
+
+Where this differs from Lambda: Lambda scales a function to the account's concurrency (1,000
+by default), but each local environment is a process with the whole layer imported (about
+100 MB), all sharing this machine's cores, so the pool stops at the cap. Beyond it an
+invocation waits for an environment to come free, up to `LOCAL_ENVIRONMENT_WAIT` seconds
+(default: the function's Timeout), and only then is refused (`FunctionThrottled`), which the
+gateway answers as API Gateway answers a throttled function.
 
 A worker's stdout and stderr (the function's logs) are read from pipes and written to ours a
 whole line at a time (`local.console`), so lines from concurrent environments never merge.
@@ -17,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +41,12 @@ from local.template import ROOT, Template
 
 RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 LAYER_PYTHON = ROOT / "layers" / "offer_state" / "python"
+# Environments per function, for this project's 2-core machine: `make load` at concurrency 16
+# measured about the same throughput with 2 and 4 per function (84 to 91 requests/s), and
+# under half of it with 8 (37), whose extra cold starts compete for the two cores. 4 rather
+# than 2: a burst of 4 runs at once, as on Lambda, and two slow invocations (an AIR MILES
+# delay) do not hold up all of a function's requests; 8 processes of about 100 MB in all.
+DEFAULT_MAX_ENVIRONMENTS = 4
 
 
 class FunctionTimeout(Exception):
@@ -40,6 +55,37 @@ class FunctionTimeout(Exception):
 
 class FunctionCrashed(Exception):
     """The environment died (or never started)."""
+
+
+class FunctionThrottled(Exception):
+    """Every environment the pool may have stayed busy for the whole wait: the invocation was
+    not run (the local counterpart of Lambda refusing it with TooManyRequestsException)."""
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How far a function's pool grows, and how long an invocation waits beyond that."""
+
+    max_environments: int = DEFAULT_MAX_ENVIRONMENTS
+    wait: float | None = None  # seconds; None: the function's Timeout
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PoolLimits:
+        """`LOCAL_MAX_ENVIRONMENTS` (a whole number, 1 or more) and `LOCAL_ENVIRONMENT_WAIT`
+        (seconds, 0 or more) where set; a bad value stops with a line naming the variable."""
+        env = os.environ if env is None else env
+        max_environments = env.get("LOCAL_MAX_ENVIRONMENTS", "").strip()
+        if max_environments and not re.fullmatch(r"0*[1-9][0-9]*", max_environments):
+            raise SystemExit(
+                f"LOCAL_MAX_ENVIRONMENTS is a whole number, 1 or more; not {max_environments!r}"
+            )
+        wait = env.get("LOCAL_ENVIRONMENT_WAIT", "").strip()
+        if wait and not re.fullmatch(r"[0-9]+(\.[0-9]*)?", wait):
+            raise SystemExit(f"LOCAL_ENVIRONMENT_WAIT is seconds, 0 or more; not {wait!r}")
+        return cls(
+            max_environments=int(max_environments or DEFAULT_MAX_ENVIRONMENTS),
+            wait=float(wait) if wait else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -176,41 +222,69 @@ class _Environment:
 
 
 class FunctionPool:
-    """The environments of one function: reuse an idle one, start another when all are busy."""
+    """The environments of one function: an idle one is reused; while fewer than
+    `max_environments` exist, another is started (a cold start); beyond that an invocation
+    waits up to `wait` seconds (None: the function's Timeout) for one to come free, then
+    raises FunctionThrottled. The cap holds exactly: a slot is taken under the lock before
+    its process starts, and given back when the environment ends."""
 
     def __init__(
         self,
         spec: FunctionSpec,
         *,
-        max_environments: int = 8,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        wait: float | None = None,
         extra_env: Mapping[str, str] | None = None,
         stdout: LineWriter = stdout_line,
     ) -> None:
         """`stdout`: where the lines the function prints go (default: our stdout; what it
         writes to stderr goes to our stderr)."""
         self.spec = spec
+        self.max_environments = max_environments
+        self.wait = spec.timeout if wait is None else wait
         self._stdout = stdout
-        self._max = max_environments
         self._extra_env = dict(extra_env or {})
         self._idle: list[_Environment] = []
         self._all: list[_Environment] = []
+        self._slots = 0  # environments alive or starting: never above max_environments
+        self._started = 0
+        self._waiting = 0
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # an environment or a slot came free
         self._closed = False
+
+    @property
+    def started(self) -> int:
+        """How many environments this pool has started (cold starts), ended ones included."""
+        return self._started
+
+    @property
+    def waiting(self) -> int:
+        """How many invocations are waiting for an environment now."""
+        return self._waiting
 
     def warm(self) -> None:
         """Start one environment now, so the first request does not pay the cold start."""
-        environment = self._start()
-        environment.wait_ready(60)
         with self._lock:
-            self._idle.append(environment)
+            if self._slots >= self.max_environments:
+                return
+            self._slots += 1
+        environment = self._start()
+        try:
+            environment.wait_ready(60)
+        except BaseException:
+            self._discard(environment)
+            raise
+        self._release(environment)
 
     def invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """The handler's answer as `{"result": …}` or `{"errorType", "errorMessage", …}`."""
+        """The handler's answer as `{"result": …}` or `{"errorType", "errorMessage", …}`;
+        FunctionThrottled when no environment came free within the wait."""
         environment = self._acquire()
         try:
             environment.wait_ready(60)
             reply = environment.invoke(event, request_id or str(uuid.uuid4()))
-        except (FunctionTimeout, FunctionCrashed):
+        except BaseException:  # a timeout, a crash, or a pipe that broke: its slot comes back
             self._discard(environment)
             raise
         self._release(environment)
@@ -224,26 +298,50 @@ class FunctionPool:
         with self._lock:
             self._closed = True
             environments, self._all, self._idle = self._all, [], []
+            self._freed.notify_all()  # the waiting invocations give up
         return environments
 
+    def _acquire(self) -> _Environment:
+        deadline = time.monotonic() + self.wait
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise FunctionCrashed("the local stack is stopping")
+                while self._idle:
+                    environment = self._idle.pop()
+                    if environment.alive():
+                        return environment
+                    self._forget(environment)
+                if self._slots < self.max_environments:
+                    self._slots += 1  # reserved before the process starts: the cap holds
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FunctionThrottled(
+                        f"{self.spec.logical_id}: all {self.max_environments} environments"
+                        f" stayed busy for {self.wait:g} s (LOCAL_MAX_ENVIRONMENTS,"
+                        " LOCAL_ENVIRONMENT_WAIT)"
+                    )
+                self._waiting += 1
+                try:
+                    self._freed.wait(remaining)
+                finally:
+                    self._waiting -= 1
+        return self._start()
+
     def _start(self) -> _Environment:
-        environment = _Environment(self.spec, self._extra_env, self._stdout)
+        """A new environment in the slot the caller reserved (given back if it fails)."""
+        try:
+            environment = _Environment(self.spec, self._extra_env, self._stdout)
+        except BaseException:
+            with self._lock:
+                self._slots -= 1
+                self._freed.notify()
+            raise
         with self._lock:
             self._all.append(environment)
+            self._started += 1
         return environment
-
-    def _acquire(self) -> _Environment:
-        with self._lock:
-            if self._closed:
-                raise FunctionCrashed("the local stack is stopping")
-            while self._idle:
-                environment = self._idle.pop()
-                if environment.alive():
-                    return environment
-                self._all.remove(environment)
-            if len(self._all) >= self._max:
-                raise FunctionCrashed(f"{self.spec.logical_id}: concurrency limit reached")
-        return self._start()
 
     def _release(self, environment: _Environment) -> None:
         with self._lock:
@@ -251,12 +349,19 @@ class FunctionPool:
                 environment.stop()
             else:
                 self._idle.append(environment)
+                self._freed.notify()
 
     def _discard(self, environment: _Environment) -> None:
         environment.stop()
         with self._lock:
-            if environment in self._all:
-                self._all.remove(environment)
+            self._forget(environment)
+
+    def _forget(self, environment: _Environment) -> None:
+        """An environment that ended gives its slot back (the lock is held)."""
+        if environment in self._all:
+            self._all.remove(environment)
+            self._slots -= 1
+            self._freed.notify()
 
 
 def close_pools(pools: Iterable[FunctionPool]) -> None:

@@ -9,6 +9,8 @@
 - turns the answer back into HTTP as API Gateway does (status, headers, cookies, base64
   bodies; a plain object becomes a 200 JSON answer); a handler that raises or times out gives
   `500 {"message":"Internal Server Error"}` and its traceback in the function's log;
+- a function with no environment free (`local.functions`: all busy for the whole wait) gets
+  the same 500, as API Gateway answers when Lambda throttles the function;
 - refuses what it cannot read (a malformed request line, a bad `Content-Length`) with
   `400 {"message":"Bad Request"}`, and a body over 10 MB with 413, as JSON.
 """
@@ -28,7 +30,7 @@ import requests
 
 from local.console import LineWriter, stderr_line
 from local.events import http_api_event
-from local.functions import FunctionCrashed, FunctionPool, FunctionTimeout
+from local.functions import FunctionCrashed, FunctionPool, FunctionThrottled, FunctionTimeout
 from local.serving import HttpRequest, HttpResponse, HttpService, json_response, loopback_session
 from local.template import Route, Template
 
@@ -196,6 +198,16 @@ class LocalGateway(HttpService):
         )
         try:
             reply = self.pools[route.function].invoke(event, request_id)
+        except FunctionThrottled as throttled:
+            # API Gateway's answer when Lambda refuses the invocation (a throttle is Lambda's
+            # 429 TooManyRequestsException): a 500 with its usual body, nothing for the
+            # caller to tell it from any other failure. "If the Lambda API rejects the
+            # invocation request, API Gateway returns a 500 error code":
+            # https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html ;
+            # an HTTP API words the body {"message":"Internal Server Error"}:
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-lambda.html
+            self.log(f"{route.function} {request_id}: throttled: {throttled}")
+            return _json_answer(*_INTERNAL, request_id)
         except (FunctionTimeout, FunctionCrashed) as failure:
             self.log(f"{route.function} {request_id}: {failure}")
             return _json_answer(*_INTERNAL, request_id)

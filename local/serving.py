@@ -75,6 +75,19 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 a moment ago (each bound to port 0, then
+    released), for a command or test that must name its ports before starting."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def loopback_session() -> requests.Session:
     """A requests session for calls between the local services: no proxy from the
     environment (a proxy would not reach 127.0.0.1), no .netrc."""

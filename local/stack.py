@@ -20,7 +20,7 @@ import boto3
 
 from local.console import LineWriter, stderr_line, stdout_line
 from local.demo_server import DemoServer
-from local.functions import FunctionPool, FunctionSpec, close_pools
+from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
 from local.resources import provision, resource_name
@@ -130,9 +130,19 @@ def deploy_local(parameters: dict[str, str], endpoint: str) -> Template:
 
 
 class LocalStack:
-    def __init__(self, ports: Ports, *, log: LineWriter = stderr_line) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        *,
+        log: LineWriter = stderr_line,
+        function_output: LineWriter = stdout_line,
+    ) -> None:
+        """`log`: the gateway's lines (one per request, and failures); `function_output`:
+        what the functions print (their logs and metrics)."""
         self.ports = ports
         self.log = log
+        self.function_output = function_output
+        self.pools: dict[str, FunctionPool] = {}
         self._stoppers: list[Callable[[], None]] = []
 
     @property
@@ -167,8 +177,14 @@ class LocalStack:
         parameters = template_parameters(sandbox.url, self.issuer.issuer, self.ports.demo)
         self.template = deploy_local(parameters, self.moto_url)
 
-        pools = {
-            name: FunctionPool(FunctionSpec.from_template(self.template, name, self.moto_url))
+        limits = PoolLimits.from_env()
+        self.pools = pools = {
+            name: FunctionPool(
+                FunctionSpec.from_template(self.template, name, self.moto_url),
+                max_environments=limits.max_environments,
+                wait=limits.wait,
+                stdout=self.function_output,
+            )
             for name in function_ids()
         }
         self._stoppers.append(lambda: close_pools(pools.values()))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,12 +16,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from local.functions import FunctionPool, FunctionSpec
+from local import functions
+from local.functions import FunctionPool, FunctionSpec, FunctionThrottled
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import DevIssuer, IssuerServer
 from local.template import ROOT, Template
 from tests.support.raw_http import raw_exchange, request_bytes
 from tests.support.stack import child_pids
+from tests.support.waiting import wait_until
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31
@@ -57,6 +61,7 @@ EVENTS = {
     "Literal": {"Path": "/items/special", "Method": "GET", "Auth": OPEN},
     "Raise": {"Path": "/raise", "Method": "GET", "Auth": OPEN},
     "Slow": {"Path": "/slow", "Method": "GET", "Auth": OPEN},
+    "Block": {"Path": "/block", "Method": "GET", "Auth": OPEN},
     "Binary": {"Path": "/binary", "Method": "POST", "Auth": OPEN},
     "Secured": {
         "Path": "/secured",
@@ -82,10 +87,12 @@ def echo_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Te
     issuer_server.stop()
 
 
-def _echo_pool(template: Template, **kwargs: Any) -> FunctionPool:
-    return FunctionPool(
-        FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1"), **kwargs
-    )
+def _echo_pool(template: Template, timeout: float | None = None, **kwargs: Any) -> FunctionPool:
+    """A pool of the echo function; `timeout` replaces its Timeout (1 s in the template)."""
+    spec = FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1")
+    if timeout is not None:
+        spec = dataclasses.replace(spec, timeout=timeout)
+    return FunctionPool(spec, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +255,184 @@ def test_an_environment_ignores_sigint_and_ends_quietly_when_its_input_ends(
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     assert "KeyboardInterrupt" not in out + err
+
+
+class _Block:
+    """Invocations of the echo function's `/block`, each holding its environment until
+    released: the event to send, and whether it runs yet."""
+
+    def __init__(self, folder: Path) -> None:
+        self.release_file = folder / "release"
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {"release": str(self.release_file)}
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return {"rawPath": "/block", "queryStringParameters": self.query}
+
+    def running(self) -> bool:
+        return Path(f"{self.release_file}.started").exists()
+
+    def release(self) -> None:
+        self.release_file.touch()
+
+
+class _HeldStarts:
+    """Counts the environments the pools start, and holds each start (before its process
+    exists) until `until(arrivals)` holds; arrivals are the starts plus each `arrive()`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, until: Callable[[int], bool]) -> None:
+        self.starts = 0
+        self._arrivals = 0
+        self._until = until
+        self._changed = threading.Condition()
+        held = self
+
+        class HeldEnvironment(functions._Environment):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                held._start()
+                super().__init__(*args, **kwargs)
+
+        monkeypatch.setattr(functions, "_Environment", HeldEnvironment)
+
+    def arrive(self) -> None:
+        with self._changed:
+            self._arrivals += 1
+            self._changed.notify_all()
+
+    def _start(self) -> None:
+        with self._changed:
+            self.starts += 1
+            self._arrivals += 1
+            self._changed.notify_all()
+            # A guard against a hang, not a timing: the condition comes or the test fails.
+            assert self._changed.wait_for(lambda: self._until(self._arrivals), timeout=60)
+
+
+def _burst(count: int, invoke: Callable[[], object]) -> list[object]:
+    """`count` calls of `invoke` at once, each in its thread: what each returned or raised."""
+    outcomes: list[object] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(invoke())
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+OK = {"result": {"statusCode": 200, "body": "ok"}}
+
+
+def test_a_burst_starts_exactly_the_cap_of_environments_and_refuses_the_rest(
+    echo_template, monkeypatch
+):
+    """16 invocations at once, cap 4, no wait: 4 environments are started, 12 invocations are
+    throttled. Each start is held until all 16 have either started an environment or been
+    refused, so a pool that counted a slot only once its process was up (the race the cap
+    had) would start all 16."""
+    burst, cap = 16, 4
+    held = _HeldStarts(monkeypatch, until=lambda arrivals: arrivals >= burst)
+    pool = _echo_pool(echo_template[0], max_environments=cap, wait=0)
+
+    def invoke() -> object:
+        try:
+            return pool.invoke({"rawPath": "/other"})
+        except FunctionThrottled:
+            held.arrive()
+            raise
+
+    try:
+        outcomes = _burst(burst, invoke)
+    finally:
+        pool.close()
+    assert held.starts == pool.started == cap
+    assert [o for o in outcomes if not isinstance(o, FunctionThrottled)] == [OK] * cap
+    assert sum(isinstance(o, FunctionThrottled) for o in outcomes) == burst - cap
+
+
+def test_beyond_the_cap_a_burst_waits_for_the_environments_there_are(echo_template, monkeypatch):
+    """16 invocations at once, cap 4, a long wait: all 16 are answered by 4 environments (the
+    starts are held until 4 have begun, so none ends before the others queue)."""
+    burst, cap = 16, 4
+    held = _HeldStarts(monkeypatch, until=lambda arrivals: arrivals >= cap)
+    pool = _echo_pool(echo_template[0], max_environments=cap, wait=60)
+    try:
+        outcomes = _burst(burst, lambda: pool.invoke({"rawPath": "/other"}))
+    finally:
+        pool.close()
+    assert outcomes == [OK] * burst
+    assert held.starts == pool.started == cap
+
+
+def test_an_invocation_beyond_the_cap_waits_for_an_environment_to_come_free(
+    echo_template, tmp_path
+):
+    block = _Block(tmp_path)
+    pool = _echo_pool(echo_template[0], timeout=60, max_environments=1, wait=60)
+    try:
+        first = threading.Thread(target=pool.invoke, args=(block.event,))
+        first.start()
+        assert wait_until(block.running)
+        answers: list[object] = []
+        second = threading.Thread(target=lambda: answers.append(pool.invoke({"rawPath": "/x"})))
+        second.start()
+        assert wait_until(lambda: pool.waiting == 1)
+        assert answers == []  # still waiting: the one environment is busy
+        block.release()
+        first.join()
+        second.join()
+    finally:
+        block.release()
+        pool.close()
+    assert answers == [OK]
+    assert pool.started == 1  # the same environment answered both
+
+
+def test_no_environment_free_within_the_wait_is_api_gateways_answer_to_a_throttled_function(
+    echo_template, tmp_path
+):
+    """API Gateway answers a function Lambda throttles with its plain 500 (see the gateway)."""
+    template, issuer = echo_template
+    block = _Block(tmp_path)
+    pool = _echo_pool(template, timeout=60, max_environments=1, wait=0.1)
+    lines: list[str] = []
+    server = LocalGateway(
+        template,
+        {"EchoFunction": pool},
+        JwtAuthorizer(issuer.issuer, ["offer-state-gateway"]),
+        port=0,
+        log=lines.append,
+    ).start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        first = threading.Thread(
+            target=requests.get,
+            args=(f"{url}/block",),
+            kwargs={"params": block.query, "timeout": 60},
+        )
+        first.start()
+        assert wait_until(block.running)
+        answer = requests.get(f"{url}/plain", timeout=10)
+        block.release()
+        first.join()
+    finally:
+        block.release()
+        server.stop()
+        pool.close()
+    assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
+    assert answer.headers["Content-Type"] == "application/json"
+    [throttled] = [line for line in lines if "throttled" in line]
+    assert answer.headers["apigw-requestid"] in throttled
+    assert "all 1 environments stayed busy for 0.1 s" in throttled
 
 
 def _port(gateway: tuple[str, DevIssuer]) -> int:

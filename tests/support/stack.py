@@ -21,6 +21,7 @@ import boto3
 import requests
 
 from local.issuer import DevIssuer
+from local.serving import free_ports
 from local.stack import RESOURCE_PREFIX, Ports
 from local.template import ROOT
 from tests.support import leaks
@@ -33,17 +34,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     behaves as one typed in a terminal: no "Entering directory" lines, no jobserver)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     return {**env, **extra}
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 # Every port the local stack binds, by the variable `Ports.from_env` reads it from.

@@ -3,6 +3,7 @@
 import base64
 import os
 import time
+from pathlib import Path
 
 
 def lambda_handler(event, context):
@@ -11,6 +12,14 @@ def lambda_handler(event, context):
         raise RuntimeError("boom")
     if path == "/slow":
         time.sleep(5)
+    if path == "/block":
+        # Holds its environment until the file named by ?release= exists; makes
+        # "<release>.started" first, so the test knows the invocation is running.
+        release = Path(event["queryStringParameters"]["release"])
+        Path(f"{release}.started").touch()
+        while not release.exists():
+            time.sleep(0.01)
+        return {"statusCode": 200, "body": "released"}
     if path == "/plain" or path.startswith("/items/"):
         return {
             "event": event,
