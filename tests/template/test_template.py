@@ -19,6 +19,7 @@ REFS = {
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
     **{f"{f}ErrorsAlarm": f"{f}-errors" for f in ("GetState", "UpdateState")},
+    **{f"{f}Handled5xxRateAlarm": f"{f}-5xx" for f in ("GetState", "UpdateState")},
     "AuditWriteFailuresAlarm": "audit-failures",
 }
 FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")  # the two behind the API
@@ -123,7 +124,14 @@ def test_canary_in_prod_and_all_at_once_in_uat():
                 template.function_properties(function)["DeploymentPreference"]
             )
             assert preference["Type"] == expected
-            assert len(preference["Alarms"]) >= 2
+            short = function.removesuffix("Function")
+            # Also what the function answers itself: a version answering 5xx to every
+            # request raises no Lambda error, so its 5xx rate must roll the canary back too.
+            rollback = template.function_properties(function)["DeploymentPreference"]["Alarms"]
+            assert {f"{short}ErrorsAlarm", f"{short}Handled5xxRateAlarm"} <= {
+                alarm["Ref"] for alarm in rollback
+            }
+            assert {"Ref": "AuditWriteFailuresAlarm"} in rollback
 
 
 def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template: Template):
@@ -142,6 +150,7 @@ def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template:
         "Upstream5xx",
         "UpstreamCalls",
         "AuditWriteFailures",
+        "Handled5xx",
         "StalePendingReconciled",
     } <= metrics
     with_topic = Template(
@@ -234,6 +243,36 @@ def test_stale_pending_items_raise_an_alarm(template: Template):
         1,
         "GreaterThanOrEqualToThreshold",
     )
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_functions_5xx_rate_alarm_divides_its_5xx_answers_by_its_invocations(
+    template: Template, function: str
+):
+    short = function.removesuffix("Function")
+    alarm = template.resolve(template.resources[f"{short}Handled5xxRateAlarm"]["Properties"])
+    function_name = template.resolve(template.function_properties(function)["FunctionName"])
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    answered = queries["answered"]["MetricStat"]["Metric"]
+    invocations = queries["invocations"]["MetricStat"]["Metric"]
+    # Exactly the dimensions PartnerApi emits it with (tests/functions/test_server_error_metrics.py)
+    assert answered == {
+        "Namespace": "OfferStateGateway",
+        "MetricName": "Handled5xx",
+        "Dimensions": [
+            {"Name": "service", "Value": "offer-state-gateway"},
+            {"Name": "function", "Value": function_name},
+        ],
+    }
+    assert invocations == {
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Invocations",
+        "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+    }
+    assert queries["rate"]["Expression"] == "IF(invocations > 0, 100 * answered / invocations, 0)"
+    assert alarm["Threshold"] == "5"  # the parameter's default
+    # Under the canary's share, or a canary answering 5xx to everything would pass it.
+    assert int(template.body["Parameters"]["Handled5xxRatePercent"]["Default"]) < 10
 
 
 def test_stage_is_throttled_and_access_logged(template: Template):
