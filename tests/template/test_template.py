@@ -281,6 +281,10 @@ def test_stage_is_throttled_and_access_logged(template: Template):
         "ThrottlingBurstLimit": "200",
         "ThrottlingRateLimit": "100",
     }
+    # /health is anonymous: a tight limit of its own, below the stage's.
+    assert "GET /health" in {f"{r.method} {r.path}" for r in template.routes()}
+    health = api["RouteSettings"]["GET /health"]
+    assert health == {"ThrottlingBurstLimit": 10, "ThrottlingRateLimit": 5}
     access_log = api["AccessLogSettings"]["Format"]
     assert "$context.requestId" in access_log
     assert "header" not in access_log  # nothing that can carry a token or a collector
