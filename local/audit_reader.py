@@ -23,6 +23,13 @@ from local.table import format_table
 from offer_state.identity import is_collector_number, mask_collector_number
 
 COLUMNS = ("time", "action", "offers", "states", "outcome", "status", "correlation id", "latency")
+# Under a table that shows them: the outcomes that do not say what happened at AIR MILES.
+OUTCOME_NOTES = {
+    "PENDING": "PENDING: a change under way, or one whose outcome is not recorded yet"
+    " (UNKNOWN once older than update-state's Timeout plus a minute).",
+    "UNKNOWN": "UNKNOWN: a change was sent to AIR MILES and whether it was applied is not known"
+    " (its answer was lost, or its outcome never recorded): read the offer's states again.",
+}
 
 
 class UsageError(Exception):
@@ -153,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(format_table([COLUMNS, *(_row(item) for item in found)]))
     print(f"{len(found)} record(s) for {subject}, newest first")
+    shown = {item.get("outcome") for item in found}
+    for outcome, note in OUTCOME_NOTES.items():
+        if outcome in shown:
+            print(note)
     return 0
 
 

@@ -65,6 +65,7 @@ FUNCTION_DDIR = "/var/task"
 FUNCTIONS = {
     "GetStateFunction": "functions/get_state",
     "UpdateStateFunction": "functions/update_state",
+    "ReconcilePendingFunction": "functions/reconcile_pending",
 }
 
 # Hash-based bytecode: a timestamp pyc would be judged stale in Lambda (zipping and extracting
@@ -355,7 +356,7 @@ def build_function(source: Path, dest: Path, target: Target) -> None:
 
 def build_twin(folder: Path) -> None:
     """The artifacts as `sam build` makes them, built for the Python running this instead:
-    `folder/layer/python`, `folder/GetStateFunction`, `folder/UpdateStateFunction`."""
+    `folder/layer/python`, and `folder/<logical id>` for each function of FUNCTIONS."""
     target = this_interpreter()
     build_layer(ROOT / "layers" / "offer_state", folder / "layer", target)
     for function_id, source in FUNCTIONS.items():

@@ -124,7 +124,7 @@ class FunctionSpec:
             logical_id=logical_id,
             task_root=ROOT / props["CodeUri"],
             handler=props["Handler"],
-            timeout=float(props["Timeout"]),
+            timeout=float(template.resolve(props["Timeout"])),
             memory=int(props["MemorySize"]),
             environment=environment,
         )

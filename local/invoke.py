@@ -44,7 +44,7 @@ def _sandbox_running(url: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make invoke", description=__doc__)
     parser.add_argument("function", choices=function_ids(), help="logical id in template.yaml")
-    parser.add_argument("event", type=Path, help="an API Gateway (payload 2.0) event file")
+    parser.add_argument("event", type=Path, help="an event file (events/: API Gateway, scheduled)")
     args = parser.parse_args(argv)
     try:
         event = json.loads(args.event.read_text())

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from local.functions import LAYER_PYTHON
-from local.template import ROOT, Template, function_ids
+from local.template import ROOT, Template
 
 OPENAPI_PATH = ROOT / "openapi.json"
 # The handlers read their settings at import: any well-formed values do for generating.
@@ -89,7 +89,8 @@ def generate() -> dict[str, Any]:
     template = Template(parameters=_PLACEHOLDERS, resource_refs=_REFS)
     saved = dict(os.environ)
     try:
-        for function in function_ids():
+        # The functions that serve routes (a scheduled one has no resolver and no route).
+        for function in dict.fromkeys(route.function for route in template.routes()):
             os.environ.update(template.function_environment(function))
             resolver = _load_handler(template, function).app
             # Each resolver checks its routes' security against the schemes it is given.

@@ -10,13 +10,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
+import boto3
 import jwt
 import pytest
 import requests
 
 from local.template import ROOT
+from tests.support.pending import begin_change, writer_at
 from tests.support.stack import (
     RunningStack,
     child_pids,
@@ -125,6 +128,33 @@ def test_make_invoke_uses_the_running_stack(stack: RunningStack):
     assert json.loads(made.stdout)["statusCode"] == 200
     assert "using the running local stack" in made.stderr
     assert stack.sandbox_control.calls()["put"] == before + 1
+
+
+def test_make_invoke_runs_the_reconciler_on_the_running_stacks_audit_table(stack: RunningStack):
+    # A PUT's PENDING item from a day ago, never finished: in the local stack's table, whose
+    # PendingIndex the stack made from template.yaml.
+    table = stack.table("AuditTable")
+    dynamodb = boto3.client(  # low-level: the writer serializes its own items
+        "dynamodb",
+        endpoint_url=table.meta.client.meta.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    stale, _ = begin_change(writer_at(dynamodb, table.name, timedelta(days=1)))
+
+    made = _make(
+        "invoke",
+        "FUNCTION=ReconcilePendingFunction",
+        "EVENT=events/scheduled_reconcile.json",
+        env=stack.env,
+    )
+
+    assert made.returncode == 0, made.stderr
+    assert "using the running local stack" in made.stderr
+    assert json.loads(made.stdout) == {"reconciled": 1, "finishedMeanwhile": 0, "complete": True}
+    item = table.get_item(Key={"pk": stale.pk, "sk": stale.sk})["Item"]
+    assert (item["outcome"], item["errorCode"]) == ("UNKNOWN", "OUTCOME_NOT_RECORDED")
 
 
 def test_make_invoke_fails_when_the_handler_raises(tmp_path: Path, stack: RunningStack):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from local import audit_reader
 from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
 from tests.support.inprocess import Deployed
+from tests.support.pending import begin_change, writer_at
 from tests.support.sandbox_control import SandboxControl
 
 
@@ -58,8 +60,30 @@ def test_collector_records_newest_first_as_a_table(
     assert "SAVE:SAVED" in lines[3]
     assert "200 (AIR MILES 204)" in lines[3]
     assert headers["X-Correlation-Id"] in lines[3]
-    assert lines[-1] == "3 record(s) for collector *******0110, newest first"
+    assert lines[-1] == "3 record(s) for collector *******0110, newest first"  # no note
     assert MEMBER not in out
+
+
+def test_a_change_whose_outcome_was_never_recorded_shows_as_unknown_and_says_so(
+    cloudformation_stack, deployed: Deployed, reconcile_pending: Function, capsys
+):
+    # A PUT's PENDING item from long ago, which its invocation never finished.
+    pepper = deployed.secret()["audit_pepper"].encode()
+    table = deployed.refs["AuditTable"]
+    writer = writer_at(boto3.client("dynamodb"), table, timedelta(days=1), pepper)
+    _, correlation = begin_change(writer)
+    reconcile_pending.invoke({"detail-type": "Scheduled Event"})
+    capsys.readouterr()
+
+    code, out, _ = _run(capsys, "--collector", MEMBER, "--stack", cloudformation_stack)
+
+    assert code == 0
+    lines = out.splitlines()
+    assert "UNKNOWN OUTCOME_NOT_RECORDED" in lines[2]
+    assert correlation in lines[2]
+    assert lines[3] == "1 record(s) for collector *******0110, newest first"
+    assert lines[4] == audit_reader.OUTCOME_NOTES["UNKNOWN"]
+    assert "whether it was applied is not known" in lines[4]
 
 
 def test_a_correlation_id_in_any_case_finds_its_record_as_json(

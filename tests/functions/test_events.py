@@ -27,8 +27,21 @@ EXPECTED = {
 }
 
 
+# The scheduled functions' events: event file -> the function's result on an empty trail.
+SCHEDULED = {
+    "scheduled_reconcile": {"reconciled": 0, "finishedMeanwhile": 0, "complete": True},
+}
+
+
 def test_every_event_file_has_an_expectation():
-    assert {p.stem for p in EVENTS_DIR.glob("*.json")} == set(EXPECTED)
+    assert {p.stem for p in EVENTS_DIR.glob("*.json")} == set(EXPECTED) | set(SCHEDULED)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULED))
+def test_sample_scheduled_event_runs_its_function(name: str, reconcile_pending: Function):
+    event = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    assert event["detail-type"] == "Scheduled Event"
+    assert reconcile_pending.invoke(event) == SCHEDULED[name]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

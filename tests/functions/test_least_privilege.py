@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import boto3
 import pytest
 
-from tests.support.functions import SAVE, Function, event, offer_event
+from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
 from tests.support.inprocess import Deployed, fresh_boto3_session
+from tests.support.pending import begin_change, writer_at
 from tests.support.permissions import permissions
 from tests.support.sandbox_control import SandboxControl
 
@@ -26,7 +29,10 @@ def calls(deployed: Deployed) -> Iterator[list[tuple[str, str]]]:
 
     def record(model, params, **_kwargs) -> None:
         action = f"{model.service_model.signing_name}:{model.name}"
-        recorded.append((action, params.get("TableName") or params.get("SecretId") or "?"))
+        resource = params.get("TableName") or params.get("SecretId") or "?"
+        if "IndexName" in params:  # IAM names a table's index as its own resource
+            resource += f"/index/{params['IndexName']}"
+        recorded.append((action, resource))
 
     session.events.register("before-parameter-build.*.*", record)
     yield recorded
@@ -39,7 +45,12 @@ def _as_arns(used: list[tuple[str, str]], deployed: Deployed) -> set[tuple[str, 
         deployed.refs[t]: template.resolve({"Fn::GetAtt": [t, "Arn"]})
         for t in ("AuditTable", "IdempotencyTable")
     }
-    return {(action, table_arns.get(resource, resource)) for action, resource in used}
+    arns = set()
+    for action, resource in used:
+        table, index = resource.partition("/index/")[::2]
+        arn = table_arns.get(table, table)
+        arns.add((action, f"{arn}/index/{index}" if index else arn))
+    return arns
 
 
 def test_get_state_uses_exactly_its_permissions(
@@ -86,3 +97,18 @@ def test_update_state_uses_exactly_its_permissions(
     update_state.call(offer_event(second, SAVE, headers=key))
 
     assert _as_arns(calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
+
+
+def test_reconcile_pending_uses_exactly_its_permissions(
+    calls, reconcile_pending: Function, deployed: Deployed
+):
+    table = deployed.refs["AuditTable"]
+    begin_change(writer_at(boto3.client("dynamodb"), table, timedelta(days=1)))
+    calls.clear()  # the test's own write
+    scheduled = json.loads((EVENTS_DIR / "scheduled_reconcile.json").read_text())
+
+    # (An update whose condition fails, for an item finished meanwhile, is the same call.)
+    assert reconcile_pending.invoke(scheduled)["reconciled"] == 1
+    assert reconcile_pending.invoke(scheduled)["reconciled"] == 0
+
+    assert _as_arns(calls, deployed) == permissions(deployed.template, "ReconcilePendingFunction")

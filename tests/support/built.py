@@ -31,7 +31,9 @@ def run_import_script(
     printed (its report comes last)."""
     env = {
         **Template(parameters=PARAMETERS, resource_refs=REFS).function_environment(function),
+        # Lambda sets both (botocore reads the second: the reconciler makes its client at import).
         "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "PATH": os.environ["PATH"],
     }
     done = subprocess.run(

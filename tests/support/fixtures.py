@@ -4,8 +4,9 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
 - `sandbox_server`: a running AIR MILES sandbox (`local.sandbox.Sandbox`), one per module;
 - `sandbox_control`: the control client (`SandboxControl`) of that sandbox, reset to its seed
   for the test;
-- `aws`, `deployed`, `get_state`, `update_state`: the two functions in-process, AWS through
-  moto (`mock_aws`, resources created from template.yaml), AIR MILES through `sandbox_control`;
+- `aws`, `deployed`, `get_state`, `update_state`, `reconcile_pending`: the functions
+  in-process, AWS through moto (`mock_aws`, resources created from template.yaml), AIR MILES
+  through `sandbox_control`;
 - `stack`: the whole local stack as a subprocess (`RunningStack`), one per module, its sandbox
   reset to its seed for the test.
 """
@@ -80,6 +81,11 @@ def get_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
 @pytest.fixture
 def update_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
     return _function(deployed, monkeypatch, "UpdateStateFunction")
+
+
+@pytest.fixture
+def reconcile_pending(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
+    return _function(deployed, monkeypatch, "ReconcilePendingFunction")
 
 
 # ------------------------------------------------------------------ the local stack

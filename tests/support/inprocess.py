@@ -121,7 +121,7 @@ class Deployed(StackTables):
         return Function(
             logical_id,
             load_handler_module(self.template, logical_id),
-            timeout=float(props["Timeout"]),
+            timeout=float(self.template.resolve(props["Timeout"])),
             memory=int(props["MemorySize"]),
         )
 

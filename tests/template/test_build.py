@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from local import build
 from local.template import ROOT
 from tests.support.built import run_import_script
 
 
 def test_function_artifacts_hold_only_their_own_code(built: Path):
-    for function in ("GetStateFunction", "UpdateStateFunction"):
+    for function in build.FUNCTIONS:
         shipped = sorted(
             str(p.relative_to(built / function)) for p in (built / function).rglob("*")
         )
@@ -39,7 +40,7 @@ def test_layer_does_not_ship_what_the_runtime_provides(built: Path):
     assert size < 20 * 1024 * 1024
 
 
-@pytest.mark.parametrize("function", ["GetStateFunction", "UpdateStateFunction"])
+@pytest.mark.parametrize("function", build.FUNCTIONS)
 def test_built_function_imports_with_the_built_layer_alone(built: Path, function: str):
     layer = built / "OfferStateLayer" / "python"
     report = run_import_script("import_built.py", function, built / function, layer)[-1]

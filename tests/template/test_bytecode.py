@@ -19,8 +19,7 @@ UNCHECKED_HASH, CHECKED_HASH = 0b01, 0b11  # PEP 552 flags
 # Each artifact, where Lambda puts it, and the bytecode flags the build promises there.
 ARTIFACTS = {
     "OfferStateLayer/python": ("/opt/python", UNCHECKED_HASH),
-    "GetStateFunction": ("/var/task", CHECKED_HASH),
-    "UpdateStateFunction": ("/var/task", CHECKED_HASH),
+    **{function_id: ("/var/task", CHECKED_HASH) for function_id in build.FUNCTIONS},
 }
 
 
@@ -51,6 +50,14 @@ def test_every_module_and_nothing_else_has_313_bytecode(built: Path):
         expected = {_pyc(source) for source in sources}
         assert set((built / artifact).rglob("__pycache__/*")) == expected, artifact
         assert {pyc.read_bytes()[:4] for pyc in expected} == {MAGIC_313}, artifact
+
+
+def test_make_builds_summary_counts_every_function(built: Path):
+    lines, complete = build.summary(built)
+    assert complete
+    # Each function ships its app.py alone.
+    functions = len(build.FUNCTIONS)
+    assert lines[-1] == f"functions bytecode: {functions} modules, {functions} with 3.13 bytecode"
 
 
 def test_bytecode_is_unchecked_hash_in_the_layer_and_checked_hash_in_the_functions(built: Path):
@@ -106,7 +113,7 @@ def test_a_rebuild_gives_the_same_bytes(built: Path, tmp_path: Path):
         assert _files(tmp_path / function_id) == _files(built / function_id)
 
 
-@pytest.mark.parametrize("function", ["GetStateFunction", "UpdateStateFunction"])
+@pytest.mark.parametrize("function", build.FUNCTIONS)
 def test_the_local_twin_compiles_nothing_when_imported(twin: Path, function: str):
     layer = twin / "layer" / "python"
     imported, recorded = run_import_script(

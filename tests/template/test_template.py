@@ -8,6 +8,8 @@ import re
 import pytest
 
 from local.template import ROOT, Template
+from offer_state.audit import PENDING_ATTRIBUTE, PENDING_INDEX
+from offer_state.reconcile import RECONCILER_ATTRIBUTES
 from tests.support.permissions import permissions
 
 PARAMS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
@@ -17,9 +19,10 @@ REFS = {
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
     **{f"{f}ErrorsAlarm": f"{f}-errors" for f in ("GetState", "UpdateState")},
+    **{f"{f}Handled5xxRateAlarm": f"{f}-5xx" for f in ("GetState", "UpdateState")},
     "AuditWriteFailuresAlarm": "audit-failures",
 }
-FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")
+FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")  # the two behind the API
 AUDIT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/audit"
 IDEMPOTENCY_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/idempotency"
 SECRET_ARN = REFS["AirMilesSecret"]
@@ -40,6 +43,10 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:UpdateItem", IDEMPOTENCY_ARN),
         ("dynamodb:DeleteItem", IDEMPOTENCY_ARN),
     },
+    "ReconcilePendingFunction": {
+        ("dynamodb:Query", f"{AUDIT_ARN}/index/PendingIndex"),
+        ("dynamodb:UpdateItem", AUDIT_ARN),
+    },
 }
 
 
@@ -48,12 +55,16 @@ def template() -> Template:
     return Template(parameters=PARAMS, resource_refs=REFS)
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_has_its_expected_permissions(template: Template):
+    assert set(template.resources_of_type("AWS::Serverless::Function")) == set(EXPECTED_PERMISSIONS)
+
+
+@pytest.mark.parametrize("function", EXPECTED_PERMISSIONS)
 def test_each_function_may_do_exactly_what_its_code_does(template: Template, function: str):
     assert permissions(template, function) == EXPECTED_PERMISSIONS[function]
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", EXPECTED_PERMISSIONS)
 def test_no_wildcard_in_our_policies(template: Template, function: str):
     for action, resource in permissions(template, function):
         assert "*" not in action
@@ -84,10 +95,11 @@ def test_function_runtime_architecture_tracing_layer_and_alias(template: Templat
     assert props["Architectures"] == ["arm64"]
     assert props["Tracing"] == "Active"
     assert props["Layers"] == [{"Ref": "OfferStateLayer"}]
-    assert props["Timeout"] < 29  # under API Gateway's integration timeout
+    timeout = template.resolve(props["Timeout"])
+    assert timeout < 29  # under API Gateway's integration timeout
     assert props["AutoPublishAlias"] == "live"
     budget = float(template.function_environment(function)["AIRMILES_TOTAL_BUDGET"])
-    assert budget < props["Timeout"]
+    assert budget < timeout
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -112,7 +124,14 @@ def test_canary_in_prod_and_all_at_once_in_uat():
                 template.function_properties(function)["DeploymentPreference"]
             )
             assert preference["Type"] == expected
-            assert len(preference["Alarms"]) >= 2
+            short = function.removesuffix("Function")
+            # Also what the function answers itself: a version answering 5xx to every
+            # request raises no Lambda error, so its 5xx rate must roll the canary back too.
+            rollback = template.function_properties(function)["DeploymentPreference"]["Alarms"]
+            assert {f"{short}ErrorsAlarm", f"{short}Handled5xxRateAlarm"} <= {
+                alarm["Ref"] for alarm in rollback
+            }
+            assert {"Ref": "AuditWriteFailuresAlarm"} in rollback
 
 
 def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template: Template):
@@ -125,7 +144,15 @@ def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template:
         for query in props.get("Metrics", []):
             if "MetricStat" in query:
                 metrics.add(query["MetricStat"]["Metric"]["MetricName"])
-    assert {"Errors", "Throttles", "Upstream5xx", "UpstreamCalls", "AuditWriteFailures"} <= metrics
+    assert {
+        "Errors",
+        "Throttles",
+        "Upstream5xx",
+        "UpstreamCalls",
+        "AuditWriteFailures",
+        "Handled5xx",
+        "StalePendingReconciled",
+    } <= metrics
     with_topic = Template(
         parameters={**PARAMS, "AlarmTopicArn": "arn:aws:sns:us-east-1:1:t"}, resource_refs=REFS
     )
@@ -139,7 +166,7 @@ def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template:
 def test_each_function_has_a_log_group_with_retention(template: Template):
     groups = template.resources_of_type("AWS::Logs::LogGroup")
     names = {template.resolve(g["Properties"]["LogGroupName"]) for g in groups.values()}
-    for function in FUNCTIONS:
+    for function in template.resources_of_type("AWS::Serverless::Function"):
         function_name = template.resolve(template.function_properties(function)["FunctionName"])
         assert f"/aws/lambda/{function_name}" in names
     for group in groups.values():
@@ -155,7 +182,97 @@ def test_audit_table_is_durable_and_expires_records(template: Template):
     assert props["SSESpecification"] == {"SSEEnabled": True}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert [g["IndexName"] for g in props["GlobalSecondaryIndexes"]] == ["CorrelationIndex"]
+    assert [g["IndexName"] for g in props["GlobalSecondaryIndexes"]] == [
+        "CorrelationIndex",
+        "PendingIndex",
+    ]
+
+
+def test_the_pending_index_is_sparse_and_sorted_by_time(template: Template):
+    props = template.resources["AuditTable"]["Properties"]
+    [index] = [g for g in props["GlobalSecondaryIndexes"] if g["IndexName"] == PENDING_INDEX]
+    assert index["KeySchema"] == [
+        {"AttributeName": PENDING_ATTRIBUTE, "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},  # starts with the creation time
+    ]
+    # Sparse: an attribute only PENDING items carry, never one every item has.
+    assert PENDING_ATTRIBUTE not in {"pk", "sk", "outcome", "createdAt"}
+    assert {"AttributeName": PENDING_ATTRIBUTE, "AttributeType": "S"} in props[
+        "AttributeDefinitions"
+    ]
+
+
+def test_the_reconciler_runs_on_a_schedule_past_update_states_timeout(template: Template):
+    props = template.function_properties("ReconcilePendingFunction")
+    [schedule] = props["Events"].values()
+    assert schedule == {
+        "Type": "Schedule",
+        "Properties": {
+            "Schedule": "rate(5 minutes)",
+            "Description": "Records UNKNOWN on stale PENDING audit items.",
+        },
+    }
+    write_timeout = template.resolve(template.function_properties("UpdateStateFunction")["Timeout"])
+    env = template.function_environment("ReconcilePendingFunction")
+    assert int(env["WRITE_FUNCTION_TIMEOUT"]) == write_timeout == 15
+    assert env["AUDIT_TABLE_NAME"] == "audit"
+    assert props["Timeout"] <= 60
+    assert template.resolve(props["SnapStart"]) == {"ApplyOn": "None"}
+    assert "DeploymentPreference" not in props
+
+
+def test_the_reconciler_may_update_only_the_key_and_the_outcome_fields(template: Template):
+    statements = template.resolve(
+        template.function_properties("ReconcilePendingFunction")["Policies"]
+    )[0]["Statement"]
+    [update] = [s for s in statements if s["Action"] == "dynamodb:UpdateItem"]
+    condition = update["Condition"]
+    attributes = condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert sorted(attributes) == sorted(["pk", "sk", *RECONCILER_ATTRIBUTES])
+    assert condition["StringEqualsIfExists"] == {"dynamodb:ReturnValues": "NONE"}
+
+
+def test_stale_pending_items_raise_an_alarm(template: Template):
+    alarm = template.resources["StalePendingReconciledAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        "OfferStateGateway",
+        "StalePendingReconciled",
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "offer-state-gateway"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_functions_5xx_rate_alarm_divides_its_5xx_answers_by_its_invocations(
+    template: Template, function: str
+):
+    short = function.removesuffix("Function")
+    alarm = template.resolve(template.resources[f"{short}Handled5xxRateAlarm"]["Properties"])
+    function_name = template.resolve(template.function_properties(function)["FunctionName"])
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    answered = queries["answered"]["MetricStat"]["Metric"]
+    invocations = queries["invocations"]["MetricStat"]["Metric"]
+    # Exactly the dimensions PartnerApi emits it with (tests/functions/test_server_error_metrics.py)
+    assert answered == {
+        "Namespace": "OfferStateGateway",
+        "MetricName": "Handled5xx",
+        "Dimensions": [
+            {"Name": "service", "Value": "offer-state-gateway"},
+            {"Name": "function", "Value": function_name},
+        ],
+    }
+    assert invocations == {
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Invocations",
+        "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+    }
+    assert queries["rate"]["Expression"] == "IF(invocations > 0, 100 * answered / invocations, 0)"
+    assert alarm["Threshold"] == "5"  # the parameter's default
+    # Under the canary's share, or a canary answering 5xx to everything would pass it.
+    assert int(template.body["Parameters"]["Handled5xxRatePercent"]["Default"]) < 10
 
 
 def test_stage_is_throttled_and_access_logged(template: Template):
@@ -164,6 +281,10 @@ def test_stage_is_throttled_and_access_logged(template: Template):
         "ThrottlingBurstLimit": "200",
         "ThrottlingRateLimit": "100",
     }
+    # /health is anonymous: a tight limit of its own, below the stage's.
+    assert "GET /health" in {f"{r.method} {r.path}" for r in template.routes()}
+    health = api["RouteSettings"]["GET /health"]
+    assert health == {"ThrottlingBurstLimit": 10, "ThrottlingRateLimit": 5}
     access_log = api["AccessLogSettings"]["Format"]
     assert "$context.requestId" in access_log
     assert "header" not in access_log  # nothing that can carry a token or a collector

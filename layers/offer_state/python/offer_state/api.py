@@ -29,7 +29,7 @@ from offer_state.errors import (
 )
 from offer_state.event_handler import APIGatewayHttpResolver, RequestValidationError, Response
 from offer_state.identity import resolve_identity
-from offer_state.observability import count, logger
+from offer_state.observability import count, logger, server_error_answered
 from offer_state.routes import COLLECTOR_ROUTES
 from offer_state.service import CallContext, OfferStateService
 
@@ -70,6 +70,13 @@ class PartnerApi:
         else:
             self.app.append_context(correlation_id=correlation_id)
             answer = self.app.resolve(event, context)
+        if answer["statusCode"] >= 500:
+            # Every 5xx leaves here, whichever path made it: what the partner saw, counted.
+            server_error_answered(
+                getattr(context, "function_name", "unknown"),
+                event.get("routeKey") or "unknown",
+                answer["statusCode"],
+            )
         answer_headers = answer.setdefault("headers", {})
         answer_headers[CORRELATION_HEADER] = correlation_id
         if str(answer_headers.get("Content-Type", "")).startswith("application/json"):

@@ -21,6 +21,12 @@ from typing import Any
 from offer_state.errors import DependencyUnavailableError
 from offer_state.identity import Identity
 
+# Only an item whose outcome is not recorded yet carries this attribute (`begin` writes it,
+# `finish` removes it): the sparse index PENDING_INDEX holds exactly those items, by time, so
+# the reconciler (offer_state/reconcile.py) finds the stale ones without reading the table.
+PENDING_ATTRIBUTE = "pending"
+PENDING_INDEX = "PendingIndex"
+
 
 class Action(StrEnum):
     """What a call that touches a collector did (an audit item's `action`)."""
@@ -126,6 +132,7 @@ class AuditWriter:
     def begin(self, identity: Identity, context: AuditContext, entry: AuditEntry) -> PendingRecord:
         """The write-ahead PENDING item; raises DependencyUnavailableError if not stored."""
         item = self._item(identity, context, entry, Outcome.PENDING)
+        item[PENDING_ATTRIBUTE] = Outcome.PENDING.value
         self._put(item)
         return PendingRecord(pk=item["pk"], sk=item["sk"])
 
@@ -139,7 +146,8 @@ class AuditWriter:
         error_code: str | None = None,
         states_after: Sequence[dict[str, Any]] | None = None,
     ) -> None:
-        """Turn the PENDING item into its outcome (only if it is still PENDING)."""
+        """Turn the PENDING item into its outcome (only if it is still PENDING); the item
+        leaves the pending index."""
         latency_ms = (time.monotonic() - pending.started) * 1000
         values = self._finished(http_status, upstream_status, latency_ms, error_code, states_after)
         values["outcome"] = outcome.value
@@ -148,9 +156,15 @@ class AuditWriter:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": pending.pk}, "sk": {"S": pending.sk}},
-                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+                UpdateExpression="SET "
+                + ", ".join(f"#{k} = :{k}" for k in values)
+                + " REMOVE #pending",
                 ConditionExpression="#outcome_was = :pending",
-                ExpressionAttributeNames={**names, "#outcome_was": "outcome"},
+                ExpressionAttributeNames={
+                    **names,
+                    "#outcome_was": "outcome",
+                    "#pending": PENDING_ATTRIBUTE,
+                },
                 ExpressionAttributeValues={
                     **{f":{k}": self._serialize(v) for k, v in values.items()},
                     ":pending": {"S": Outcome.PENDING.value},

@@ -130,5 +130,13 @@ class UpstreamTelemetry:
             count("UpstreamRetries")
 
 
+def server_error_answered(function: str, route: str, status: int) -> None:
+    """One 5xx answer given by our code, as `Handled5xx` twice: per function (the alarms
+    that roll a deployment back divide it by the function's invocations) and per route and
+    status (dashboards). An alarm names a metric's dimensions exactly, hence the two."""
+    _dimensioned("Handled5xx", MetricUnit.Count, 1, {"function": function})
+    _dimensioned("Handled5xx", MetricUnit.Count, 1, {"route": route, "status": str(status)})
+
+
 def state_changed(name: str, value: str) -> None:
     _dimensioned("StateChanges", MetricUnit.Count, 1, {"name": name, "value": value})
