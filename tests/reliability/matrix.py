@@ -4,7 +4,7 @@ must get, the audit outcome it must leave, the AIR MILES calls it may make, and 
 `make faults` (python -m tests.reliability.matrix) prints the table and `N passed, M failed`;
 tests/reliability/test_fault_matrix.py asserts every cell. Handlers run in-process with moto
 and a sandbox on loopback (tests/support/inprocess.py), with the fast upstream budget of the
-tests (2 s); AWS faults are injected into botocore. Every cell must be answered by the
+tests (3 s); AWS faults are injected into botocore. Every cell must be answered by the
 invocation's upstream deadline plus the reserve kept after it (`ANSWER_BY`), with a little
 slack for a busy machine.
 
@@ -224,7 +224,7 @@ PUT_RULES: dict[str, tuple[str, int, str, int, str]] = {
 # the read timeout): 504. The token endpoint's answers get the
 # same: fetching a token changes nothing, so it is retried alike, before a read or a write.
 # A drip of 50 ms a byte: every answer (170 bytes at the least) takes over 8 s, far past the
-# 2 s budget, and each byte comes well inside the 0.5 s read timeout.
+# 3 s budget, and each byte comes well inside the 0.5 s read timeout.
 DRIP = {"mode": "drip", "intervalMs": 50}
 WIRE_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
     ("truncated answer", {"mode": "truncate"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
