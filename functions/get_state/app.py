@@ -25,7 +25,7 @@ snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after
     "/health", **route_docs("GET /health"), summary="Gateway and AIR MILES health (no token needed)"
 )
 def health() -> HealthAnswer:
-    return reads.health(api.correlation_id)
+    return reads.health(api.correlation_id, api.deadline)
 
 
 @app.get(

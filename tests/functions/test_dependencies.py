@@ -124,8 +124,14 @@ def test_outcome_not_written_still_answers_the_applied_change(
 
 
 def test_rotated_credentials_are_reread_once(
-    get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
+    deployed: Deployed, sandbox_control: SandboxControl, monkeypatch: pytest.MonkeyPatch
 ):
+    # Without the cool-down after refused credentials (tests/integration: test_client_resilience),
+    # so that the second request asks for a token at once.
+    for name, value in deployed.function_environment("GetStateFunction").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRMILES_TOKEN_REFUSED_COOLDOWN", "0")
+    get_state = deployed.load("GetStateFunction")
     good = deployed.secret()
     deployed.put_secret(json.dumps({**good, "client_secret": "stale"}))
     status, _, _ = get_state.call(event("GET", "/v1/offers/states/count"))

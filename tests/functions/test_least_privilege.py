@@ -11,6 +11,7 @@ from datetime import timedelta
 import boto3
 import pytest
 
+from tests.support.aws_faults import stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
 from tests.support.inprocess import Deployed, fresh_boto3_session
 from tests.support.pending import begin_change, writer_at
@@ -64,6 +65,10 @@ def test_get_state_uses_exactly_its_permissions(
     get_state.call(event("GET", "/v1/offers/states", query=[("offerId", "bad")]))  # rejected
     sandbox_control.fault("count", "status", status=500)
     get_state.call(event("GET", "/v1/offers/states/count"))  # failed upstream
+    sandbox_control.clear_faults()
+    # A retried PutItem that the first attempt had stored: the item is read back.
+    stored_by_an_earlier_attempt(get_state.module.service.dynamodb, deployed.refs["AuditTable"])
+    get_state.call(event("GET", "/v1/offers/states/count"))
 
     assert _as_arns(calls, deployed) == permissions(deployed.template, "GetStateFunction")
 
@@ -95,6 +100,9 @@ def test_update_state_uses_exactly_its_permissions(
     writes = update_state.module.writes
     writes.__dict__.pop("_idempotency", None)
     update_state.call(offer_event(second, SAVE, headers=key))
+    # A retried PutItem that the first attempt had stored: the item is read back.
+    stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
+    update_state.call(offer_event(first, SAVE))
 
     assert _as_arns(calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
 

@@ -9,7 +9,17 @@ import uuid
 
 import pytest
 
-from tests.support.functions import M2M, MEMBER, OTHER, READ, Function, event, machine
+from tests.support.aws_faults import stored_by_an_earlier_attempt
+from tests.support.functions import (
+    M2M,
+    MEMBER,
+    OTHER,
+    READ,
+    Function,
+    assert_error,
+    event,
+    machine,
+)
 from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
 
@@ -25,6 +35,35 @@ def test_health_needs_no_token_and_is_cached(get_state: Function, sandbox_contro
         assert body["status"] == "ok"
         assert body["upstream"]["healthy"] is True
     assert sandbox_control.calls()["health"] == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code", "calls"),
+    [
+        # AIR MILES down: the first probe's three attempts, then the failure again.
+        (
+            {"endpoint": "health", "mode": "status", "status": 503, "retryAfter": 0},
+            502,
+            "UPSTREAM_ERROR",
+            {"health": 3, "token": 1},
+        ),
+        # Our credentials refused: the first probe's two token requests, then no more.
+        (
+            {"endpoint": "token", "mode": "status", "status": 401},
+            502,
+            "UPSTREAM_ERROR",
+            {"health": 0, "token": 2},
+        ),
+    ],
+    ids=["AIR MILES down", "credentials refused"],
+)
+def test_a_failed_health_check_is_cached_briefly_too(
+    get_state: Function, sandbox_control: SandboxControl, fault, status, code, calls
+):
+    sandbox_control.fault(**fault)
+    for _ in range(5):
+        assert_error(get_state.call(event("GET", "/health", authorized=False)), status, code)
+    assert {k: sandbox_control.calls()[k] for k in calls} == calls
 
 
 def test_get_states_lists_every_offer_asked_in_order(
@@ -303,3 +342,13 @@ def test_upstream_failures_map_to_their_status_and_are_audited(
     assert item["httpStatus"] == status
     assert item.get("upstreamStatus") == upstream_status
     assert item["errorCode"] == code
+
+
+def test_an_audit_item_stored_by_a_retried_put_item_is_recognised_as_ours(
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    stored_by_an_earlier_attempt(get_state.module.service.dynamodb, deployed.refs["AuditTable"])
+    status, _, body = get_state.call(event("GET", "/v1/offers/states/count"))
+    assert status == 200
+    assert body["count"] >= 0
+    assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]

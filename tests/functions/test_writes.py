@@ -8,9 +8,11 @@ import threading
 import time
 import uuid
 
+import boto3
 import pytest
 
 from local.sandbox.seed import FRESH_OFFERS
+from tests.support.aws_faults import refuse, stored_by_an_earlier_attempt
 from tests.support.functions import (
     M2M,
     MEMBER,
@@ -30,6 +32,7 @@ from tests.support.sandbox_control import SandboxControl
 from tests.support.waiting import wait_until
 
 UNTOUCHED = FRESH_OFFERS[0].offer_id  # what `sandbox_control.untouched_offers(1)[0]` answers
+KEY = "5c0ffee0-1d2e-4f3a-8b4c-5d6e7f8a9b0c"  # an Idempotency-Key
 
 
 def _batch(*changes: tuple[str, list[dict]]) -> dict:
@@ -285,12 +288,12 @@ def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
     assert wait_until(lambda: sandbox_control.calls()["put"] == 1)  # the first is held
     headers = {"idempotency-key": key, "x-correlation-id": repeat_id}
     answer = update_state.call(offer_event(offer, SAVE, headers=headers))
-    sandbox_control.clear_faults()  # its connection closes unanswered: the first retries
+    sandbox_control.clear_faults()  # its connection closes unanswered: its outcome unknown
     worker.join()
 
     body = assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
     assert "in flight" in body["error"]["message"]
-    assert first["answer"][0] == 200
+    assert_error(first["answer"], 502, "UPSTREAM_ERROR")
     puts = [r for r in sandbox_control.requests() if r["endpoint"] == "put"]
     assert {r["headers"]["x-correlation-id"] for r in puts} == {first_id}  # the repeat's: none
 
@@ -340,11 +343,11 @@ def test_pending_record_is_written_before_the_upstream_put(
     worker.start()
     assert wait_until(lambda: sandbox_control.calls()["put"] == 1)
     while_held = [i["outcome"] for i in deployed.audit_items()]
-    sandbox_control.clear_faults()  # its connection closes unanswered: the PUT is retried
+    sandbox_control.clear_faults()  # its connection closes unanswered: its outcome unknown
     worker.join()
 
     assert while_held == ["PENDING"]
-    assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
+    assert [i["outcome"] for i in deployed.audit_items()] == ["UNKNOWN"]
 
 
 def test_upstream_failure_after_retries_is_audited_as_failed(
@@ -360,3 +363,89 @@ def test_upstream_failure_after_retries_is_audited_as_failed(
         503,
         "UPSTREAM_ERROR",
     )
+
+
+# ------------------------------------------------------------------ outcomes at the edges
+
+
+def test_a_put_answered_502_is_sent_once_and_audited_unknown(
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    # A gateway in front of AIR MILES may answer 502 after AIR MILES applied the change.
+    sandbox_control.fault("put", "status", status=502, retryAfter=0)
+    answer = update_state.call(offer_event(sandbox_control.untouched_offers(1)[0], SAVE))
+    body = assert_error(answer, 502, "UPSTREAM_ERROR")
+    assert "read the states again before retrying" in body["error"]["message"]
+    assert sandbox_control.calls()["put"] == 1
+    [item] = deployed.audit_items()
+    assert (item["outcome"], item["httpStatus"], item["upstreamStatus"], item["errorCode"]) == (
+        "UNKNOWN",
+        502,
+        502,
+        "UPSTREAM_ERROR",
+    )
+
+
+def test_an_applied_change_is_answered_as_applied_when_its_idempotency_record_is_lost(
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    offer = sandbox_control.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    # Powertools saves the success with UpdateItem, after AIR MILES applied the change.
+    refuse(update_state.module.service.dynamodb, "UpdateItem", deployed.refs["IdempotencyTable"])
+
+    status, headers, body = update_state.call(offer_event(offer, SAVE, headers=key))
+
+    assert status == 200
+    assert [c["offerId"] for c in body["stateChanges"]] == [offer]
+    assert "Idempotent-Replayed" not in headers
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    [item] = deployed.audit_items()
+    assert (item["outcome"], item["idempotencyRecord"]) == ("SUCCEEDED", "NOT_SAVED")
+
+    # The key cannot replay: while the first invocation's lock lasts a repeat is in flight...
+    repeat = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert_error(repeat, 409, "IDEMPOTENCY_CONFLICT")
+    # ... and once it has expired, the repeat sends the same change again.
+    _expire_idempotency_locks(deployed)
+    status, headers, _ = update_state.call(offer_event(offer, SAVE, headers=key))
+    assert status == 200
+    assert "Idempotent-Replayed" not in headers
+    assert sandbox_control.calls()["put"] == 2
+
+
+def _expire_idempotency_locks(deployed: Deployed) -> None:
+    """As if the invocations holding the idempotency table's in-progress locks had ended."""
+    dynamodb = boto3.session.Session().client("dynamodb")  # the function's client is faulty
+    table = deployed.refs["IdempotencyTable"]
+    past = str(int(time.time() * 1000) - 1000)
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"id": item["id"]},
+            UpdateExpression="SET in_progress_expiration = :past",
+            ExpressionAttributeValues={":past": {"N": past}},
+        )
+
+
+def test_a_failed_write_keeps_its_own_error_when_its_idempotency_record_is_not_deleted(
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    refuse(update_state.module.service.dynamodb, "DeleteItem", deployed.refs["IdempotencyTable"])
+    sandbox_control.fault("put", "status", status=500)
+    offer = sandbox_control.untouched_offers(1)[0]
+    answer = update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": KEY}))
+    assert_error(answer, 502, "UPSTREAM_ERROR")  # the answer the audit records
+    [item] = deployed.audit_items()
+    assert (item["outcome"], item["upstreamStatus"]) == ("FAILED", 500)
+
+
+def test_a_pending_item_stored_by_a_retried_put_item_is_recognised_as_ours(
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
+    offer = sandbox_control.untouched_offers(1)[0]
+    status, _, _ = update_state.call(offer_event(offer, SAVE))
+    assert status == 200
+    assert sandbox_control.calls()["put"] == 1
+    assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]

@@ -200,12 +200,18 @@ def test_connection_resets_are_retried_then_unavailable(client, sandbox_control:
     assert sandbox_control.calls()["count"] == client.settings.max_retries + 1
 
 
-def test_a_single_reset_on_put_is_retried_and_applied_once(client, sandbox_control: SandboxControl):
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_reset_after_a_put_was_sent_is_not_sent_again_and_its_outcome_is_unknown(
+    client, sandbox_control: SandboxControl, applied: bool
+):
     offer = sandbox_control.untouched_offers(1)[0]
-    sandbox_control.fault("put", "reset", count=1)
-    assert client.put(Collector(COLLECTOR), _save(offer)) == 204
-    assert sandbox_control.calls()["put"] == 2
-    assert sandbox_control.states(COLLECTOR)[offer] == {"SAVE": "SAVED"}
+    sandbox_control.fault("put", "reset", count=1, applied=applied)
+    with pytest.raises(UpstreamError) as caught:
+        client.put(Collector(COLLECTOR), _save(offer))
+    assert caught.value.outcome_unknown
+    assert "may or may not have been applied" in caught.value.message
+    assert sandbox_control.calls()["put"] == 1
+    assert (offer in sandbox_control.states(COLLECTOR)) is applied
 
 
 def test_nothing_listening_is_unavailable(settings: ClientSettings, credentials, sandbox_control):

@@ -4,7 +4,9 @@ must get, the audit outcome it must leave, the AIR MILES calls it may make, and 
 `make faults` (python -m tests.reliability.matrix) prints the table and `N passed, M failed`;
 tests/reliability/test_fault_matrix.py asserts every cell. Handlers run in-process with moto
 and a sandbox on loopback (tests/support/inprocess.py), with the fast upstream budget of the
-tests (2 s); AWS faults are injected into botocore.
+tests (3 s); AWS faults are injected into botocore. Every cell must be answered by the
+invocation's upstream deadline plus the reserve kept after it (`ANSWER_BY`), with a little
+slack for a busy machine.
 
 A `target` cell states a rule the layer does not follow yet: it is expected to fail
 (`FAIL (target)` in the table, which does not fail the command; a strict xfail in pytest)
@@ -31,6 +33,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from local.sandbox import Sandbox
 from local.sandbox.seed import CATALOGUE
+from offer_state.config import GatewaySettings
 from tests.support.functions import M2M, OTHER, READ, SAVE, WRITE, event, machine, offer_event
 from tests.support.inprocess import (
     FAKE_AWS,
@@ -42,7 +45,10 @@ from tests.support.inprocess import (
 from tests.support.sandbox_control import SandboxControl
 
 BUDGET = float(FAST_UPSTREAM["AIRMILES_TOTAL_BUDGET"])
-SLACK = 1.5  # audit writes, secret read, scheduling noise on a busy 2-core machine
+# The upstream deadline (the budget: the functions' Timeouts leave more than the reserve
+# after it) and the reserve after it for the audit outcome and the answer.
+ANSWER_BY = BUDGET + GatewaySettings.model_fields["deadline_reserve"].default
+SLACK = 0.5  # scheduling noise on a busy 2-core machine
 CUT_OFF_GRACE = 1.0  # past a cell's time, this long before its faults are cleared
 FRESH = [o.offer_id for o in CATALOGUE[:3]]
 REPLAY_KEY = "3f1c2e0a-8d4b-4c6e-9f7a-1b2c3d4e5f60"
@@ -88,7 +94,7 @@ class Cell:
     aws_fault: str | None = None
     before: str | None = None  # "success": the same request succeeded once before (replay)
     replayed: bool = False
-    max_seconds: float = BUDGET + SLACK
+    max_seconds: float = ANSWER_BY + SLACK
     # The cell states a rule the layer does not follow yet (the wire faults, and a write whose
     # outcome is unknown): it fails until the layer does (pytest: a strict xfail).
     target: bool = False
@@ -199,20 +205,34 @@ UPSTREAM_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
     ("malformed 200", {"mode": "malformed"}, 502, "UPSTREAM_ERROR", 1, "FAILED"),
     ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
 ]
-# Target rules (see Cell.target) for answers that misbehave on the wire. A read retries a cut
-# or mislabelled answer like any transient failure, then 502; only the call's deadline stops
-# a drip (each byte comes inside the read timeout): 504. The token endpoint's answers get the
+# What those scenarios become on the PUT endpoint where the rules for a change differ from a
+# read's: a PUT is sent again only when it certainly did not reach AIR MILES or AIR MILES said
+# it did not process it (429, 503). A 502 (a gateway in front of AIR MILES may answer it after
+# AIR MILES processed the change), an answer lost after the PUT was sent (no answer, a reset
+# after the request went out, past the deadline) or a 200 that is not well-formed leave the
+# outcome unknown: sent once, audited UNKNOWN. (A 500 is AIR MILES's own answer: FAILED.)
+# scenario -> (scenario on a PUT, status, code, PUT calls, audit outcome)
+PUT_RULES: dict[str, tuple[str, int, str, int, str]] = {
+    "502, retried": ("502, not sent again", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
+    "delay 5 s (past budget)": ("delay 5 s (past budget)", 504, "UPSTREAM_TIMEOUT", 1, "UNKNOWN"),
+    "timeout (no answer)": ("timeout (no answer)", 504, "UPSTREAM_TIMEOUT", 1, "UNKNOWN"),
+    "malformed 200": ("malformed 200", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
+    "connection reset": ("connection reset", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
+}
+# Answers that misbehave on the wire. A read retries a cut or mislabelled answer like any
+# transient failure, then 502; only the call's deadline stops a drip (each byte comes inside
+# the read timeout): 504. The token endpoint's answers get the
 # same: fetching a token changes nothing, so it is retried alike, before a read or a write.
 # A drip of 50 ms a byte: every answer (170 bytes at the least) takes over 8 s, far past the
-# 2 s budget, and each byte comes well inside the 0.5 s read timeout.
+# 3 s budget, and each byte comes well inside the 0.5 s read timeout.
 DRIP = {"mode": "drip", "intervalMs": 50}
 WIRE_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
     ("truncated answer", {"mode": "truncate"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
     ("bad gzip", {"mode": "badGzip"}, 502, "UPSTREAM_ERROR", 3, "FAILED"),
     ("drip (past budget)", DRIP, 504, "UPSTREAM_TIMEOUT", 1, "FAILED"),
 ]
-# Target rules for a PUT that reached AIR MILES and got no usable answer: whether the change
-# was stored cannot be known, so it is never re-sent and is audited UNKNOWN, with 502 or 504.
+# A PUT that reached AIR MILES and got no usable answer: whether the change was stored cannot
+# be known, so it is never re-sent and is audited UNKNOWN, with 502 or 504.
 # The sandbox stores it, or not, as `applied` says: the gateway must not care which.
 # (scenario, fault, status, code)
 UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
@@ -225,7 +245,6 @@ UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
 SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
 AUDIT_FAULTS = ("audit-unreachable", "audit-throttled", "audit-conditional-failure")
 UNAVAILABLE = (503, "DEPENDENCY_UNAVAILABLE")
-AWS_SECONDS = 15.0  # botocore's own retries (standard mode) sit inside the function's Timeout
 
 
 def _cells() -> Iterator[Cell]:
@@ -242,6 +261,8 @@ def _cells() -> Iterator[Cell]:
         for scenario, fault, status, code, calls, outcome in UPSTREAM_FAULTS:
             if status == 404 and endpoint not in ("get", "put"):
                 status, code = 502, "UPSTREAM_ERROR"  # FIND, COUNT and health name no offer
+            if endpoint == "put" and scenario in PUT_RULES:
+                scenario, status, code, calls, outcome = PUT_RULES[scenario]
             audit = () if endpoint == "health" else (outcome,)  # health touches no collector
             spec = ({"endpoint": endpoint, **fault},)
             yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec)
@@ -262,15 +283,11 @@ def _cells() -> Iterator[Cell]:
         endpoint = ROUTES[route][1]
         for fault in SECRET_FAULTS:
             calls = {endpoint: 0, "token": 0}
-            yield Cell(
-                fault, route, *UNAVAILABLE, (), calls, aws_fault=fault, max_seconds=AWS_SECONDS
-            )
+            yield Cell(fault, route, *UNAVAILABLE, (), calls, aws_fault=fault)
         # A read is made, then cannot be audited: it is not disclosed. A write is never sent.
         calls = {endpoint: 1 if endpoint == "get" else 0}
         for fault in AUDIT_FAULTS:
-            yield Cell(
-                fault, route, *UNAVAILABLE, (), calls, aws_fault=fault, max_seconds=AWS_SECONDS
-            )
+            yield Cell(fault, route, *UNAVAILABLE, (), calls, aws_fault=fault)
     keyed = "PUT one (key)"
     yield Cell(
         "idempotency-unreachable",
@@ -279,7 +296,6 @@ def _cells() -> Iterator[Cell]:
         (),
         {"put": 0},
         aws_fault="idempotency-unreachable",
-        max_seconds=AWS_SECONDS,
     )
     # A replay: the first answer again, no call to AIR MILES, no second audit record.
     yield Cell(
@@ -317,38 +333,29 @@ def _cells() -> Iterator[Cell]:
 
 
 def _wire_fault_cells() -> Iterator[Cell]:
-    """The target cells: the wire faults on every endpoint, and the writes of unknown outcome."""
+    """The wire faults on every endpoint, and the writes of unknown outcome."""
     for route in ("GET states", "GET find", "GET count", "GET health"):
         endpoint = ROUTES[route][1]
         audit = () if endpoint == "health" else ("FAILED",)
         for scenario, fault, status, code, calls, _ in WIRE_FAULTS:
             spec = ({"endpoint": endpoint, **fault},)
-            yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec, target=True)
+            yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec)
     for route in ("PUT one", "PUT batch (m2m)"):
         for scenario, fault, status, code in UNKNOWN_WRITE_FAULTS:
             for applied in (True, False):
                 spec = ({"endpoint": "put", **fault, "applied": applied},)
                 named = f"{scenario}, {'applied' if applied else 'not applied'}"
-                yield Cell(named, route, status, code, ("UNKNOWN",), {"put": 1}, spec, target=True)
+                yield Cell(named, route, status, code, ("UNKNOWN",), {"put": 1}, spec)
         spec = ({"endpoint": "put", "mode": "badGzip"},)  # stored, as a correct answer says
         yield Cell(
-            "bad gzip, applied",
-            route,
-            502,
-            "UPSTREAM_ERROR",
-            ("UNKNOWN",),
-            {"put": 1},
-            spec,
-            target=True,
+            "bad gzip, applied", route, 502, "UPSTREAM_ERROR", ("UNKNOWN",), {"put": 1}, spec
         )
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
         for scenario, fault, status, code, calls, outcome in WIRE_FAULTS:
             spec = ({"endpoint": "token", **fault},)
             counted = {"token": calls, endpoint: 0}
-            yield Cell(
-                f"token {scenario}", route, status, code, (outcome,), counted, spec, target=True
-            )
+            yield Cell(f"token {scenario}", route, status, code, (outcome,), counted, spec)
 
 
 CELLS: list[Cell] = list(_cells())

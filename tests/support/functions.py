@@ -46,17 +46,21 @@ class Function:
     timeout: float
     memory: int
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """The handler's answer to `event`, in an invocation Lambda gives `timeout` seconds
+        (the function's Timeout unless said)."""
         context = LambdaContext(
             function_name=self.logical_id,
             memory_limit_in_mb=self.memory,
-            timeout_seconds=self.timeout,
+            timeout_seconds=self.timeout if timeout is None else timeout,
         )
         return self.module.lambda_handler(event, context)
 
-    def call(self, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-        """(status, headers, parsed JSON body)."""
-        answer = self.invoke(event)
+    def call(
+        self, event: dict[str, Any], *, timeout: float | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, parsed JSON body); `timeout` as `invoke`."""
+        answer = self.invoke(event, timeout=timeout)
         body = answer.get("body")
         return answer["statusCode"], answer.get("headers", {}), json.loads(body) if body else None
 

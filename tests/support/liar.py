@@ -1,18 +1,30 @@
-"""A broken AIR MILES on loopback: its token endpoint works, every GET answers whatever the
-test sets (the sandbox never lies, so tests of lying answers use this)."""
+"""A broken AIR MILES on loopback: its token endpoint works, every other call answers whatever
+the test sets (the sandbox never lies, so tests of lying answers use this): a JSON `answer`,
+or `wire`, bytes written as they are before the connection is closed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from local.serving import HttpRequest, HttpResponse, HttpService, json_response
+from local.serving import HttpRequest, HttpResponse, HttpService, RequestHandler, json_response
 
 
 class LyingUpstream(HttpService):
     def __init__(self) -> None:
         super().__init__("127.0.0.1", 0)
         self.answer: object = {}
+        self.wire: bytes | None = None
+        self.calls = 0  # calls other than the token's
+
+    def serve(self, request: HttpRequest, exchange: RequestHandler) -> str:
+        if request.method != "POST":
+            self.calls += 1
+        if self.wire is None or request.method == "POST":
+            return super().serve(request, exchange)
+        exchange.wfile.write(self.wire)
+        exchange.close_connection = True
+        return "wire"
 
     def respond(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST":  # the token endpoint tells no lies

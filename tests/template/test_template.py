@@ -32,10 +32,12 @@ SECRET_ARN = REFS["AirMilesSecret"]
 EXPECTED_PERMISSIONS = {
     "GetStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("dynamodb:GetItem", AUDIT_ARN),  # a retried PutItem's item read back
         ("dynamodb:PutItem", AUDIT_ARN),
     },
     "UpdateStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("dynamodb:GetItem", AUDIT_ARN),
         ("dynamodb:PutItem", AUDIT_ARN),
         ("dynamodb:UpdateItem", AUDIT_ARN),
         ("dynamodb:GetItem", IDEMPOTENCY_ARN),

@@ -4,7 +4,9 @@ checked, and a request's identity and audit context are built.
 
 A function module creates `PartnerApi(service)`, declares its routes on `api.app` (with the
 route table of `offer_state.routes`), gives each call `api.call_context(...)`, and its
-`lambda_handler` returns `api.handle(event, context)`.
+`lambda_handler` returns `api.handle(event, context)`. `handle` starts the invocation's
+deadline (offer_state.deadlines) from the Lambda context: every call made for the request
+works to it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from offer_state.audit import AuditContext
+from offer_state.deadlines import InvocationDeadline
 from offer_state.errors import (
     OfferStateError,
     PayloadTooLargeError,
@@ -57,19 +60,21 @@ class PartnerApi:
     # ------------------------------------------------------------ per request
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """Resolve one payload-2.0 event into one answer."""
+        """Resolve one payload-2.0 event into one answer, by the invocation's deadline."""
+        deadline = self.service.deadline(context)
         headers = _lower(event.get("headers"))
         correlation_id = _valid_uuid(headers.get("x-correlation-id")) or str(uuid.uuid4())
         logger.set_correlation_id(correlation_id)
         logger.append_keys(route=event.get("routeKey"))
         count("Requests")  # also keeps every invocation's metrics blob non-empty
-        try:
-            _check_body(event, headers)
-        except OfferStateError as exc:  # refused before routing
-            answer = self._error_answer(exc, event, correlation_id)
-        else:
-            self.app.append_context(correlation_id=correlation_id)
-            answer = self.app.resolve(event, context)
+        with deadline.current():
+            try:
+                _check_body(event, headers)
+            except OfferStateError as exc:  # refused before routing
+                answer = self._error_answer(exc, event, correlation_id, deadline)
+            else:
+                self.app.append_context(correlation_id=correlation_id, deadline=deadline)
+                answer = self.app.resolve(event, context)
         if answer["statusCode"] >= 500:
             # Every 5xx leaves here, whichever path made it: what the partner saw, counted.
             server_error_answered(
@@ -97,12 +102,18 @@ class PartnerApi:
         return CallContext(
             identity,
             self._audit_context(event.raw_event, self.correlation_id),
+            self.deadline,
             self.app.lambda_context,
         )
 
     @property
     def correlation_id(self) -> str:
         return self.app.context["correlation_id"]
+
+    @property
+    def deadline(self) -> InvocationDeadline:
+        """The current invocation's deadline."""
+        return self.app.context["deadline"]
 
     def json(self, model: BaseModel, headers: Mapping[str, str] | None = None) -> Response:
         return Response(
@@ -122,7 +133,10 @@ class PartnerApi:
 
     def _failed(self, exc: OfferStateError) -> Response:
         answer = self._error_answer(
-            exc, self.app.current_event.raw_event, self.app.context.get("correlation_id", "")
+            exc,
+            self.app.current_event.raw_event,
+            self.app.context.get("correlation_id", ""),
+            self.app.context.get("deadline"),
         )
         return Response(
             status_code=answer["statusCode"],
@@ -150,7 +164,11 @@ class PartnerApi:
         )
 
     def _error_answer(
-        self, exc: OfferStateError, event: Mapping[str, Any], correlation_id: str
+        self,
+        exc: OfferStateError,
+        event: Mapping[str, Any],
+        correlation_id: str,
+        deadline: InvocationDeadline | None,
     ) -> dict[str, Any]:
         log = logger.warning if exc.status < 500 else logger.error
         log(
@@ -162,8 +180,12 @@ class PartnerApi:
                 "upstreamResponseCode": exc.response_code,
             },
         )
-        if exc.status in _REJECTION_STATUSES and exc.upstream_status is None:
-            self._audit_rejection(exc, event, correlation_id)
+        if (
+            exc.status in _REJECTION_STATUSES
+            and exc.upstream_status is None
+            and deadline is not None
+        ):
+            self._audit_rejection(exc, event, correlation_id, deadline)
         headers = {"Content-Type": JSON_CONTENT_TYPE}
         if exc.retry_after is not None:
             headers["Retry-After"] = str(int(exc.retry_after))
@@ -175,7 +197,11 @@ class PartnerApi:
         }
 
     def _audit_rejection(
-        self, exc: OfferStateError, event: Mapping[str, Any], correlation_id: str
+        self,
+        exc: OfferStateError,
+        event: Mapping[str, Any],
+        correlation_id: str,
+        deadline: InvocationDeadline,
     ) -> None:
         route = COLLECTOR_ROUTES.get(self._route_key(event))
         if route is None:
@@ -196,7 +222,8 @@ class PartnerApi:
             except OfferStateError:
                 continue
             context = self._audit_context(event, correlation_id)
-            self.service.reject(CallContext(identity, context), route.action, exc)
+            deadline.finishing()  # AIR MILES is not called: the reserve may be used
+            self.service.reject(CallContext(identity, context, deadline), route.action, exc)
             return
 
     def _route_key(self, event: Mapping[str, Any]) -> str:

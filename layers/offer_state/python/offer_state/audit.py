@@ -145,12 +145,16 @@ class AuditWriter:
         upstream_status: int | None = None,
         error_code: str | None = None,
         states_after: Sequence[dict[str, Any]] | None = None,
+        idempotency_record: str | None = None,
     ) -> None:
         """Turn the PENDING item into its outcome (only if it is still PENDING); the item
-        leaves the pending index."""
+        leaves the pending index. `idempotency_record="NOT_SAVED"` notes a success whose
+        idempotency record was lost."""
         latency_ms = (time.monotonic() - pending.started) * 1000
         values = self._finished(http_status, upstream_status, latency_ms, error_code, states_after)
         values["outcome"] = outcome.value
+        if idempotency_record is not None:
+            values["idempotencyRecord"] = idempotency_record
         names = {f"#{k}": k for k in values}
         with self._writing("finish"):
             self._dynamodb.update_item(
@@ -218,13 +222,33 @@ class AuditWriter:
         return {k: v for k, v in values.items() if v is not None}
 
     def _put(self, item: dict[str, Any]) -> None:
+        from botocore.exceptions import ClientError  # loaded with the client
+
         with self._writing("put"):
-            self._dynamodb.put_item(
-                TableName=self._table,
-                Item={k: self._serialize(v) for k, v in item.items()},
-                # A second item under the same key would hide the first: never overwrite.
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            try:
+                self._dynamodb.put_item(
+                    TableName=self._table,
+                    Item={k: self._serialize(v) for k, v in item.items()},
+                    # A second item under the same key would hide the first: never overwrite.
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code != "ConditionalCheckFailedException" or not self._stored(item):
+                    raise
+
+    def _stored(self, item: dict[str, Any]) -> bool:
+        """Whether `item` itself is stored: botocore retries a PutItem whose answer was lost,
+        and when the first attempt had stored it the retry fails its own condition."""
+        found = self._dynamodb.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+            ConsistentRead=True,
+            ProjectionExpression="requestId, correlationId",
+        ).get("Item", {})
+        return found.get("requestId") == {"S": item["requestId"]} and found.get(
+            "correlationId"
+        ) == {"S": item["correlationId"]}
 
     @contextmanager
     def _writing(self, operation: str) -> Iterator[None]:

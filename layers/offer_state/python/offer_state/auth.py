@@ -1,7 +1,11 @@
 """The client-credentials token: fetched once, cached until shortly before it expires.
 
 Auth0 limits and bills token requests, so one token serves every call of a container for
-its lifetime, and concurrent callers wait for a single fetch instead of racing.
+its lifetime, and concurrent callers wait for a single fetch instead of racing. For the same
+reason failures are not multiplied by traffic: after the token endpoint failed or refused the
+credentials, or after AIR MILES refused a fresh token, calls needing a new token fail at
+once with the same error for a cool-down (`token_failure_cooldown`, `token_refused_cooldown`,
+or the endpoint's Retry-After when longer) instead of asking again.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ import requests
 from pydantic import ValidationError as PydanticValidationError
 
 from offer_state.config import ClientCredentials, ClientSettings
-from offer_state.errors import UpstreamError, error_for_upstream_status
+from offer_state.errors import (
+    OfferStateError,
+    UpstreamAuthError,
+    UpstreamError,
+    error_for_upstream_status,
+)
 from offer_state.models.airmiles_answers import AirMilesTokenErrorBody, AirMilesTokenResult
-from offer_state.transport import Deadline, Transport
+from offer_state.transport import Deadline, NotSentError, Transport
 
 # `(force_refresh) -> credentials`; force_refresh=True after the token endpoint refused
 # them, so a source backed by a cache (Secrets Manager) re-reads once: they may be rotated.
@@ -48,10 +57,15 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._valid_until = 0.0
+        # The last failure to get a token, answered again until `_failed_until`.
+        self._failure: OfferStateError | None = None
+        self._failed_until = 0.0
+        self._renewal_refused_until = 0.0
         self.fetches = 0  # token requests sent (for tests and benchmarks)
 
     def token(self, deadline: Deadline, correlation_id: str | None = None) -> str:
-        """A valid access token, fetching one only when the cached one is (nearly) expired."""
+        """A valid access token, fetching one only when the cached one is (nearly) expired;
+        during a cool-down after a failure, that failure again (nothing is sent)."""
         token = self._cached()
         if token is not None:
             return token
@@ -59,14 +73,52 @@ class TokenProvider:
             # Whoever held the lock before us may have fetched it already.
             token = self._cached()
             if token is None:
-                token = self._fetch(deadline, correlation_id)
+                self._raise_if_cooling_down(correlation_id)
+                token = self._fetch_or_remember_failure(deadline, correlation_id)
             return token
+
+    def may_renew(self) -> bool:
+        """Whether a token AIR MILES refused (401) may be dropped for a new one: not during
+        the cool-down that follows a fresh token refused too (`renewal_refused`)."""
+        return self._clock() >= self._renewal_refused_until
+
+    def renewal_refused(self) -> None:
+        """AIR MILES refused a freshly fetched token as well: renewing again at once would
+        only multiply token requests, so none is renewed for `token_refused_cooldown`."""
+        self._renewal_refused_until = self._clock() + self._settings.token_refused_cooldown
 
     def invalidate(self, token: str) -> None:
         """Drop `token` (AIR MILES answered 401 to it), unless it was already replaced."""
         with self._lock:
             if self._token == token:
                 self._token = None
+
+    def _raise_if_cooling_down(self, correlation_id: str | None) -> None:
+        if self._failure is not None and self._clock() < self._failed_until:
+            raise self._failure.again(correlation_id)
+
+    def _fetch_or_remember_failure(self, deadline: Deadline, correlation_id: str | None) -> str:
+        sent_before = self.fetches
+        try:
+            token = self._fetch(deadline, correlation_id)
+        except NotSentError:
+            raise  # our deadline left no time to ask: nothing to hold against the endpoint
+        except OfferStateError as exc:
+            if self.fetches > sent_before:  # the endpoint was asked (not our secret failing)
+                self._failure = exc
+                self._failed_until = self._clock() + self._cooldown(exc)
+            raise
+        self._failure = None
+        return token
+
+    def _cooldown(self, error: OfferStateError) -> float:
+        refused = isinstance(error, UpstreamAuthError)
+        cooldown = (
+            self._settings.token_refused_cooldown
+            if refused
+            else self._settings.token_failure_cooldown
+        )
+        return max(cooldown, error.retry_after or 0.0)
 
     def _cached(self) -> str | None:
         token = self._token

@@ -20,6 +20,9 @@ Usable on its own, outside Lambda:
 A call is made either on behalf of a collector with the partner's machine token
 (`Collector(number)`: the `Collector-Number` header names the collector) or with the
 member's own bearer token (`MemberToken(token)`: no `Collector-Number` is ever sent).
+
+Every call ends by its `deadline` (by default the whole `total_budget` from the call), its
+token fetch and retries included (offer_state.transport).
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from offer_state import upstream
 from offer_state.auth import CredentialsSource, TokenProvider
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
+    OfferStateError,
     UpstreamError,
     ValidationError,
     error_for_upstream_status,
+    unknown_outcome,
     validation_details,
 )
 from offer_state.identity import is_collector_number, mask_collector_number
@@ -61,7 +66,12 @@ from offer_state.models.airmiles_requests import (
     StateChanges,
     parse_offer_ids,
 )
-from offer_state.transport import CallObserver, Deadline, Transport
+from offer_state.transport import (
+    UNKNOWN_OUTCOME_STATUSES,
+    CallObserver,
+    Deadline,
+    Transport,
+)
 
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
@@ -126,11 +136,17 @@ class OfferStateClient:
     # ------------------------------------------------------------ endpoints
 
     def health(
-        self, caller: MemberToken | None = None, *, correlation_id: str | UUID | None = None
+        self,
+        caller: MemberToken | None = None,
+        *,
+        correlation_id: str | UUID | None = None,
+        deadline: Deadline | None = None,
     ) -> list[AirMilesHealthStatus]:
         """`GET /offers/state-reader/health` (needs a valid token, names no collector)."""
         correlation = _correlation_id(correlation_id)
-        response = self._call("health", "GET", self.settings.health_path, caller, correlation)
+        response = self._call(
+            "health", "GET", self.settings.health_path, caller, correlation, deadline=deadline
+        )
         return _parse(response, correlation, airmiles_health_result().validate_json)
 
     def get(
@@ -140,6 +156,7 @@ class OfferStateClient:
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
+        deadline: Deadline | None = None,
     ) -> list[AirMilesOfferStates]:
         """The states of the offers listed (1 to 100); offers without a state are absent."""
         ids = _validated(
@@ -153,6 +170,7 @@ class OfferStateClient:
             local_time,
             [("offerId", str(i)) for i in ids],
             AirMilesGetResult.model_validate_json,
+            deadline,
         )
         _check_entries(response, correlation, page.offers, caller, asked=set(ids))
         return page.offers
@@ -164,6 +182,7 @@ class OfferStateClient:
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
+        deadline: Deadline | None = None,
     ) -> AirMilesFindResult:
         """Every offer the collector has saved or opted into, a page at a time."""
         query = query or FindQuery()
@@ -175,6 +194,7 @@ class OfferStateClient:
             local_time,
             query.to_params(),
             AirMilesFindResult.model_validate_json,
+            deadline,
         )
         _check_entries(response, correlation, result.offers, caller, asked=None)
         return result
@@ -186,6 +206,7 @@ class OfferStateClient:
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
+        deadline: Deadline | None = None,
     ) -> int:
         """How many offers the collector has saved or opted into (filters as FIND)."""
         query = query or CountQuery()
@@ -197,6 +218,7 @@ class OfferStateClient:
             local_time,
             query.to_params(),
             AirMilesCountResult.model_validate_json,
+            deadline,
         )
         return result.count
 
@@ -207,9 +229,16 @@ class OfferStateClient:
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
+        deadline: Deadline | None = None,
     ) -> int:
-        """Set states (idempotent: retried on transient failures). Returns the upstream
-        status (204, or 200 as one upstream sample shows)."""
+        """Set states. Returns the upstream status (204, or 200 as one upstream sample shows,
+        with a JSON body).
+
+        Sent again only when it certainly did not reach AIR MILES (no connection) or AIR MILES
+        said it did not process it (429, 503); not sent at all with less than
+        `put_min_seconds` left (an UpstreamTimeoutError, nothing sent). An error after it may
+        have been applied (no answer, a cut or unreadable one, 502, 504, a 200 that is not
+        well-formed) has `outcome_unknown` set: it is never sent again."""
         body: StateChanges = (
             changes
             if isinstance(changes, StateChanges)
@@ -222,14 +251,28 @@ class OfferStateClient:
             self.settings.put_path,
             caller,
             correlation,
+            deadline=deadline,
             local_time=local_time,
             data=body.model_dump_json(by_alias=True),
             success=upstream.PUT_SUCCESS_STATUSES,
+            repeatable=False,
         )
-        if response.status_code != 204 and response.content.strip():
-            # A 200 must still be a well-formed answer: a cut-off or foreign body means we
-            # cannot tell whether the change was applied, so it is not reported as applied.
-            _parse(response, correlation, _JSON_VALUE.validate_json)
+        if response.status_code != 204:
+            # A 200 must be a well-formed answer: an empty one (a connection closed in the
+            # middle of the headers reads as one) or a foreign body cannot tell whether the
+            # change was applied, so it is reported as unknown, not as applied.
+            if not response.content.strip():
+                raise unknown_outcome(
+                    UpstreamError(
+                        "AIR MILES answered 200 without a body.",
+                        upstream_status=response.status_code,
+                        correlation_id=correlation,
+                    )
+                )
+            try:
+                _parse(response, correlation, _JSON_VALUE.validate_json)
+            except UpstreamError as exc:
+                raise unknown_outcome(exc) from None
         return response.status_code
 
     # ------------------------------------------------------------ plumbing
@@ -243,10 +286,18 @@ class OfferStateClient:
         local_time: str | None,
         params: list[tuple[str, str]],
         validate: Any,
+        deadline: Deadline | None,
     ) -> tuple[requests.Response, str, Any]:
         correlation = _correlation_id(correlation_id)
         response = self._call(
-            endpoint, "GET", path, caller, correlation, local_time=local_time, params=params
+            endpoint,
+            "GET",
+            path,
+            caller,
+            correlation,
+            deadline=deadline,
+            local_time=local_time,
+            params=params,
         )
         return response, correlation, _parse(response, correlation, validate)
 
@@ -258,17 +309,20 @@ class OfferStateClient:
         caller: Caller | None,
         correlation: str,
         *,
+        deadline: Deadline | None,
         local_time: str | None = None,
         params: Any = None,
         data: str | None = None,
         success: frozenset[int] = frozenset({200}),
+        repeatable: bool = True,
     ) -> requests.Response:
         headers = self._base_headers(correlation, local_time)
         if isinstance(caller, Collector):
             headers[upstream.COLLECTOR_HEADER] = caller.number
-        deadline = self.transport.deadline()
+        deadline = deadline or self.transport.deadline()
         url = self.settings.base_url + path
-        # One retry with a fresh token when AIR MILES refuses ours (revoked or rotated).
+        # One retry with a fresh token when AIR MILES refuses ours (revoked or rotated): a
+        # 401 says the request was not processed, so even a change may be sent again.
         for auth_attempt in (1, 2):
             token = self._bearer(caller, deadline, correlation)
             headers["Authorization"] = f"Bearer {token}"
@@ -281,16 +335,22 @@ class OfferStateClient:
                 headers=headers,
                 params=params,
                 data=data,
+                repeatable=repeatable,
             )
             if response.status_code in success:
                 return response
-            if response.status_code == 401 and auth_attempt == 1 and self._renewable(caller):
+            if response.status_code == 401 and self._renewable(caller):
                 assert self.tokens is not None
-                self.tokens.invalidate(token)
-                response.close()
-                continue
+                if auth_attempt == 1 and self.tokens.may_renew():
+                    self.tokens.invalidate(token)
+                    continue
+                if auth_attempt == 2:
+                    self.tokens.renewal_refused()  # a fresh token refused as well
             break
-        raise self._error(endpoint, response, correlation, caller)
+        error = self._error(endpoint, response, correlation, caller)
+        if not repeatable and response.status_code in UNKNOWN_OUTCOME_STATUSES:
+            raise unknown_outcome(error)
+        raise error
 
     def _base_headers(self, correlation_id: str, local_time: str | None) -> dict[str, str]:
         headers = {
@@ -320,7 +380,7 @@ class OfferStateClient:
 
     def _error(
         self, endpoint: str, response: requests.Response, correlation_id: str, caller: Caller | None
-    ) -> Exception:
+    ) -> OfferStateError:
         try:
             body = AirMilesErrorBody.model_validate_json(response.content)
         except PydanticValidationError:

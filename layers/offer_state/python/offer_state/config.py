@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from offer_state import upstream
+from offer_state.deadlines import ANSWER_SECONDS, AWS_ATTEMPT_SECONDS
 
 # Plain HTTP is only ever allowed to this machine (the sandbox); AIR MILES is HTTPS only [doc].
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -64,6 +65,16 @@ class ClientSettings(BaseModel):
     backoff_max: float = Field(default=2.0, ge=0)
     backoff_jitter: float = Field(default=0.1, ge=0)
     token_margin: float = Field(default=60.0, ge=0)
+    # After the token endpoint failed (no usable answer), or refused the credentials (even
+    # after re-reading them), or AIR MILES refused a fresh token: no token request for this
+    # long; calls needing one fail at once with the same error (no amplification).
+    token_failure_cooldown: float = Field(default=5.0, ge=0)
+    token_refused_cooldown: float = Field(default=30.0, ge=0)
+    # A PUT is not sent with less than this left of the deadline (it would likely time out
+    # with its outcome unknown); the caller is told that nothing was sent.
+    put_min_seconds: float = Field(default=1.0, ge=0)
+    # An answer's body is read up to this size (decoded); a larger one is a 502.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     health_path: str = upstream.HEALTH_PATH
     find_path: str = upstream.FIND_PATH
     get_path: str = upstream.GET_PATH
@@ -86,6 +97,8 @@ class ClientSettings(BaseModel):
     def _timeouts_fit_budget(self) -> ClientSettings:
         if self.connect_timeout > self.total_budget:
             raise ValueError("connect_timeout is longer than total_budget")
+        if self.put_min_seconds >= self.total_budget:
+            raise ValueError("put_min_seconds leaves no PUT inside total_budget")
         return self
 
     @classmethod
@@ -102,7 +115,8 @@ class ClientSettings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
         """Read `AIRMILES_*` variables: AIRMILES_ENV (uat, prod or a URL), AIRMILES_TOKEN_URL,
         AIRMILES_ORIGIN_CLIENT, AIRMILES_CONNECT_TIMEOUT, AIRMILES_READ_TIMEOUT,
-        AIRMILES_TOTAL_BUDGET, AIRMILES_MAX_RETRIES, AIRMILES_TOKEN_MARGIN, AIRMILES_PUT_PATH ..."""
+        AIRMILES_TOTAL_BUDGET, AIRMILES_MAX_RETRIES, AIRMILES_TOKEN_MARGIN,
+        AIRMILES_PUT_MIN_SECONDS, AIRMILES_PUT_PATH ..."""
         # By hand rather than with pydantic-settings: a dozen variables do not justify another
         # package in the layer and on the cold path.
         env = os.environ if environ is None else environ
@@ -131,6 +145,11 @@ class GatewaySettings(BaseModel):
     idempotency_table: str | None = None  # update-state only
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     health_cache_seconds: float = Field(default=30.0, ge=0)
+    # A failed health check is answered again for this long without calling AIR MILES.
+    health_failure_cache_seconds: float = Field(default=5.0, ge=0)
+    # Kept after the AIR MILES work of an invocation, before Lambda's Timeout, for the audit
+    # outcome and the answer (offer_state.deadlines): at least one AWS attempt and the answer.
+    deadline_reserve: float = Field(default=2.0, ge=AWS_ATTEMPT_SECONDS + ANSWER_SECONDS)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -142,6 +161,7 @@ class GatewaySettings(BaseModel):
             "audit_retention_days": "AUDIT_RETENTION_DAYS",
             "collector_claim": "COLLECTOR_CLAIM",
             "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
+            "deadline_reserve": "DEADLINE_RESERVE_SECONDS",
         }
         values: dict[str, Any] = {
             field: env[name] for field, name in names.items() if env.get(name) not in (None, "")

@@ -7,6 +7,7 @@ the raiser: they never carry a token, a secret or a collector number.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,12 @@ class OfferStateError(Exception):
             f"{type(self).__name__}({self.message!r}, upstream_status={self.upstream_status}, "
             f"response_code={self.response_code!r}, correlation_id={self.correlation_id!r})"
         )
+
+    def again(self, correlation_id: str | None) -> OfferStateError:
+        """This error once more, for another request (a failure kept and answered again)."""
+        again = copy.copy(self)
+        again.correlation_id = correlation_id
+        return again.with_traceback(None)
 
     def to_body(self, correlation_id: str) -> dict[str, Any]:
         """The partner-facing error body (docs/partner-api.md, "Errors")."""
@@ -141,6 +148,18 @@ class DependencyUnavailableError(OfferStateError):
     status = 503
     code = "DEPENDENCY_UNAVAILABLE"
     default_message = "A service the gateway depends on is unavailable."
+
+
+def unknown_outcome(error: OfferStateError) -> OfferStateError:
+    """`error`, marked as the answer to a change that was sent and whose outcome is unknown
+    (`outcome_unknown`), its message telling the caller what to do."""
+    error.outcome_unknown = True
+    error.message = (
+        f"{error.message} The change may or may not have been applied: read the states again "
+        "before retrying."
+    )
+    error.args = (error.message,)
+    return error
 
 
 # Endpoints where an upstream 404 means "that offer does not exist" [doc: PUT; GET by analogy].

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome
+from offer_state.deadlines import InvocationDeadline
 from offer_state.errors import OfferStateError
 from offer_state.models.airmiles_answers import AirMilesOfferStates
 from offer_state.models.airmiles_requests import CountQuery, FindQuery
@@ -33,14 +34,27 @@ class StateReads:
     def __init__(self, service: OfferStateService) -> None:
         self.service = service
         self._health: tuple[float, HealthAnswer] | None = None
+        self._health_failure: tuple[float, OfferStateError] | None = None
 
-    def health(self, correlation_id: str) -> HealthAnswer:
-        """AIR MILES health, cached so that probes do not hammer it (or the token endpoint)."""
+    def health(self, correlation_id: str, deadline: InvocationDeadline) -> HealthAnswer:
+        """AIR MILES health, cached so that probes do not hammer it (or the token endpoint):
+        an answer for `health_cache_seconds`, a failure (raised again, as it was) for
+        `health_failure_cache_seconds`."""
+        settings = self.service.settings
+        now = time.monotonic()
         cached = self._health
-        cache_seconds = self.service.settings.health_cache_seconds
-        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
+        if cached is not None and now - cached[0] < settings.health_cache_seconds:
             return cached[1]
-        statuses = self.service.client.health(correlation_id=correlation_id)
+        failed = self._health_failure
+        if failed is not None and now - failed[0] < settings.health_failure_cache_seconds:
+            raise failed[1].again(correlation_id)
+        try:
+            statuses = self.service.client.health(
+                correlation_id=correlation_id, deadline=deadline.upstream
+            )
+        except OfferStateError as exc:
+            self._health_failure = (time.monotonic(), exc)
+            raise
         healthy = bool(statuses) and all(s.healthy for s in statuses)
         answer = HealthAnswer(
             status="ok" if healthy else "degraded",
@@ -64,6 +78,7 @@ class StateReads:
                 offer_ids,
                 correlation_id=call.audit.correlation_id,
                 local_time=local_time,
+                deadline=call.deadline.upstream,
             ),
         )
         by_id = {o.offer_id: o for o in found}
@@ -77,7 +92,11 @@ class StateReads:
             call,
             entry,
             lambda collector: self.service.client.find(
-                collector, query, correlation_id=call.audit.correlation_id, local_time=local_time
+                collector,
+                query,
+                correlation_id=call.audit.correlation_id,
+                local_time=local_time,
+                deadline=call.deadline.upstream,
             ),
         )
         return FindAnswer(
@@ -95,7 +114,11 @@ class StateReads:
             call,
             entry,
             lambda collector: self.service.client.count(
-                collector, query, correlation_id=call.audit.correlation_id, local_time=local_time
+                collector,
+                query,
+                correlation_id=call.audit.correlation_id,
+                local_time=local_time,
+                deadline=call.deadline.upstream,
             ),
         )
         return CountAnswer(count=number)
@@ -111,8 +134,10 @@ class StateReads:
         try:
             result = read(Collector(call.identity.collector_number))
         except OfferStateError as exc:
+            call.deadline.finishing()
             self._record_quietly(call, entry, Outcome.FAILED, exc, started)
             raise
+        call.deadline.finishing()
         self.service.audit.record(
             call.identity,
             call.audit,

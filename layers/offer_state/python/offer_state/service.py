@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from offer_state.audit import Action, AuditContext, AuditEntry, AuditWriter, Outcome
 from offer_state.config import GatewaySettings
+from offer_state.deadlines import (
+    AWS_CONNECT_SECONDS,
+    AWS_MAX_ATTEMPTS,
+    AWS_READ_SECONDS,
+    InvocationDeadline,
+    bound_by_invocation,
+)
 from offer_state.errors import OfferStateError
 from offer_state.identity import Identity
 from offer_state.observability import UpstreamTelemetry, count, logger
@@ -28,11 +35,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CallContext:
-    """A request that touches a collector: who it is about, how to audit it, and the Lambda
-    invocation serving it (an idempotent write's lock expires with it)."""
+    """A request that touches a collector: who it is about, how to audit it, the deadline of
+    the invocation serving it, and that invocation's Lambda context (an idempotent write's
+    lock expires with it)."""
 
     identity: Identity
     audit: AuditContext
+    deadline: InvocationDeadline
     lambda_context: LambdaContext | None = None
 
 
@@ -51,30 +60,42 @@ class OfferStateService:
     def from_env(cls) -> OfferStateService:
         return cls(GatewaySettings.from_env())
 
+    def deadline(self, lambda_context: Any) -> InvocationDeadline:
+        """The deadline of the invocation that `lambda_context` serves (None: outside Lambda,
+        the upstream budget alone), from now."""
+        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+        return InvocationDeadline.start(
+            remaining() if remaining is not None else None,
+            budget=self.settings.client.total_budget,
+            reserve=self.settings.deadline_reserve,
+        )
+
     # ------------------------------------------------------------ dependencies (lazy)
 
     @cached_property
     def _boto_config(self) -> Any:
         from botocore.config import Config
 
-        # Fail fast inside the API's budget; standard mode retries throttling with backoff.
+        # Short limits, so that one attempt fits in what an invocation keeps after AIR MILES;
+        # standard mode retries throttling with backoff; `bound_by_invocation` keeps every
+        # attempt and retry inside the invocation's deadline (offer_state.deadlines).
         return Config(
-            connect_timeout=1,
-            read_timeout=2,
-            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=AWS_CONNECT_SECONDS,
+            read_timeout=AWS_READ_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS},
         )
 
     @cached_property
     def dynamodb(self) -> Any:
         import boto3
 
-        return boto3.client("dynamodb", config=self._boto_config)
+        return bound_by_invocation(boto3.client("dynamodb", config=self._boto_config))
 
     @cached_property
     def secretsmanager(self) -> Any:
         import boto3
 
-        client = boto3.client("secretsmanager", config=self._boto_config)
+        client = bound_by_invocation(boto3.client("secretsmanager", config=self._boto_config))
         client.meta.events.register(
             "after-call.secrets-manager.GetSecretValue", lambda **_kw: count("SecretFetches")
         )

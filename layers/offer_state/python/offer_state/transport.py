@@ -1,42 +1,106 @@
-"""HTTP to AIR MILES: one pooled `requests.Session`, bounded retries inside a time budget.
+"""HTTP to AIR MILES: one pooled `requests.Session`, bounded retries, one hard deadline.
 
-Why a loop of our own around urllib3's `Retry` instead of mounting `Retry` on the adapter:
-requests gives an adapter one retry policy for every call, with no per-call deadline, no way
-to shrink the read timeout to the time left, and Retry-After sleeps that ignore any budget.
-So urllib3's `Retry` still decides *whether* to retry (methods, statuses, Retry-After) and
-*how long* to back off (exponential with jitter), and this module only adds the deadline.
+**The deadline is hard, on the wall clock.** Every exchange (connecting, sending, the status
+line, the headers, the body) ends by the call's `Deadline`. requests only has per-operation
+timeouts: each `recv` may take up to the read timeout, so an upstream sending one byte at a
+time inside it would hold a call for as long as it likes, headers included. So the session's
+adapter (`DeadlineAdapter`) makes urllib3 build its connections with an http.client response
+class that reads through `_DeadlineReader`: before every `recv` it cuts the socket's timeout
+to what is left of the deadline, and refuses to read once it has passed. Nothing runs in
+another thread and no socket is shut down from outside: a read simply times out, as it would
+if the upstream went quiet, and urllib3 and requests report it as the timeout they know. The
+connect timeout is cut to what is left as well; a TLS handshake gets what is left after the
+TCP connection. Sending our requests (a few kilobytes) does not block. The body is read here,
+up to `max_body_bytes`, so a body read is a failure this module maps like any other.
+
+**Retries.** Why a loop of our own around urllib3's `Retry` instead of mounting `Retry` on the
+adapter: requests gives an adapter one retry policy for every call, with no per-call deadline,
+no way to shrink the read timeout to the time left, and Retry-After sleeps that ignore any
+budget. So urllib3's `Retry` still decides *whether* an answer is worth another try
+(statuses, Retry-After) and *how long* to back off (exponential with jitter), and this module
+adds the deadline and the rules that keep a change from being applied twice or out of order:
+
+- A request that changes nothing (the GETs, the token POST) is repeated after any transient
+  failure: no connection, a timeout, a reset, a cut or undecodable answer, `502`/`503`/`504`.
+- A change (`repeatable=False`: the PUT) is sent again only when it certainly did not reach
+  AIR MILES: the connection could not be established (no byte was sent), or AIR MILES
+  answered `429` or `503`, which say it was not processed (Retry-After honoured). Any other
+  failure after it may have been sent leaves its outcome unknown: it is not sent again, and
+  the error says so (`outcome_unknown`): a resend could re-apply it after a newer change.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError as Urllib3ConnectTimeoutError
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from offer_state.config import ClientSettings
+from offer_state.deadlines import Deadline
 from offer_state.errors import (
     OfferStateError,
     RateLimitedError,
+    UpstreamError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    unknown_outcome,
 )
 
-# Transient answers worth another try (docs/airmiles-api.md). 500 is not: it is a bug, not a blip.
+__all__ = ["CallObserver", "Deadline", "DeadlineAdapter", "NotSentError", "Transport"]
+
+# Transient answers worth another try for a request that changes nothing (docs/airmiles-api.md).
+# 500 is not: it is a bug, not a blip.
 RETRY_STATUSES = frozenset({502, 503, 504})
-# PUT sets a state (idempotent); POST only ever goes to the token endpoint (safe to repeat).
-RETRY_METHODS = frozenset({"GET", "PUT", "POST"})
-# A retry is pointless when less than this is left of the budget.
+# The answers after which a change is certainly not applied and may be sent again.
+CHANGE_RETRY_STATUSES = frozenset({429, 503})
+# Answers to a change that do not say whether it was applied: a gateway in front of AIR MILES
+# answers 502 or 504 when AIR MILES failed or was slow, possibly after processing it.
+UNKNOWN_OUTCOME_STATUSES = frozenset({502, 504})
+# A retry is pointless when less than this is left of the deadline.
 _MIN_USEFUL_SECONDS = 0.05
+# Errors requests raises while preparing a request, before any connection.
+_NOT_SENT_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
+_BODY_CHUNK = 64 * 1024
+
+
+class NotSentError(UpstreamTimeoutError):
+    """No attempt was started: too little was left of the deadline. Nothing was sent."""
+
+    default_message = "AIR MILES was not called: too little time was left to get its answer."
+
+    @classmethod
+    def for_change(cls, correlation_id: str | None) -> NotSentError:
+        """The error of a change that was not sent (it says that nothing was changed)."""
+        return cls(
+            "The change was not sent to AIR MILES: too little time was left to send it and get "
+            "its answer. Nothing was changed; try again.",
+            correlation_id=correlation_id,
+        )
 
 
 class CallObserver(Protocol):
-    """Told about every HTTP attempt (metrics, tracing, benchmarks). Must not raise."""
+    """Told about every HTTP attempt (metrics, tracing, benchmarks); `status` is None when the
+    exchange failed (no answer, or an answer that could not be read whole). Must not raise."""
 
     def upstream_call(
         self, endpoint: str, status: int | None, seconds: float, attempt: int
@@ -48,19 +112,8 @@ class _NoObserver:
         return None
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """The monotonic instant by which one logical call must be done."""
-
-    at: float
-    clock: Callable[[], float] = time.monotonic
-
-    def remaining(self) -> float:
-        return self.at - self.clock()
-
-
 class Transport:
-    """Sends one logical request, retrying transient failures while the budget lasts."""
+    """Sends one logical request, retrying what may be retried while the deadline allows."""
 
     def __init__(
         self,
@@ -77,15 +130,19 @@ class Transport:
         self._observer = observer or _NoObserver()
         self._sleep = sleep
         self._clock = clock
+        common: dict[str, Any] = {
+            "total": settings.max_retries,
+            "backoff_factor": settings.backoff_factor,
+            "backoff_max": settings.backoff_max,
+            "backoff_jitter": settings.backoff_jitter,
+            "respect_retry_after_header": True,
+            "raise_on_status": False,
+        }
         self._policy = Retry(
-            total=settings.max_retries,
-            allowed_methods=RETRY_METHODS,
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=settings.backoff_factor,
-            backoff_max=settings.backoff_max,
-            backoff_jitter=settings.backoff_jitter,
-            respect_retry_after_header=True,
-            raise_on_status=False,
+            allowed_methods=frozenset({"GET", "POST"}), status_forcelist=RETRY_STATUSES, **common
+        )
+        self._change_policy = Retry(
+            allowed_methods=frozenset({"PUT"}), status_forcelist=CHANGE_RETRY_STATUSES, **common
         )
 
     @property
@@ -104,7 +161,8 @@ class Transport:
             return None
 
     def deadline(self) -> Deadline:
-        return Deadline(self._clock() + self._settings.total_budget, self._clock)
+        """A deadline of the whole budget from now (a call made outside an invocation)."""
+        return Deadline.after(self._settings.total_budget, self._clock)
 
     def close(self) -> None:
         self._session.close()
@@ -129,44 +187,39 @@ class Transport:
         headers: Mapping[str, str],
         params: Any = None,
         data: Any = None,
+        repeatable: bool = True,
     ) -> requests.Response:
-        """The final answer (any status not worth retrying, or the last one when retries
-        ran out); raises when the budget ends, the connection keeps failing, or a
-        Retry-After asks for longer than the budget has left."""
-        retry = self._policy
+        """The final answer, its body read (any status not worth retrying, or the last one
+        when retries ran out). Raises when the deadline ends, the exchange keeps failing, or a
+        Retry-After asks for longer than the deadline leaves. `repeatable=False` marks a
+        change (see the module docstring): an error after it may have been sent carries
+        `outcome_unknown`, and no attempt of it starts with less than `put_min_seconds` left
+        (a NotSentError: nothing was sent)."""
+        retry = policy = self._policy if repeatable else self._change_policy
+        min_seconds = _MIN_USEFUL_SECONDS if repeatable else self._settings.put_min_seconds
         attempt = 0
         while True:
-            remaining = deadline.remaining()
-            if remaining < _MIN_USEFUL_SECONDS:
-                raise UpstreamTimeoutError(correlation_id=correlation_id)
+            if deadline.remaining() < min_seconds:
+                if repeatable:
+                    raise NotSentError(correlation_id=correlation_id)
+                raise NotSentError.for_change(correlation_id)
             attempt += 1
             started = self._clock()
             failure: OfferStateError | None = None
             response: requests.Response | None = None
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    params=params,
-                    data=data,
-                    timeout=(
-                        min(self._settings.connect_timeout, remaining),
-                        min(self._settings.read_timeout, remaining),
-                    ),
-                    allow_redirects=False,
-                )
-            except requests.Timeout:
-                failure = UpstreamTimeoutError(correlation_id=correlation_id)
-            except requests.ConnectionError:
-                failure = UpstreamUnavailableError(correlation_id=correlation_id)
-            status = response.status_code if response is not None else None
-            self._observer.upstream_call(endpoint, status, self._clock() - started, attempt)
-
             retry_after: float | None = None
-            if response is not None:
+            try:
+                response = self._exchange(method, url, deadline, headers, params, data)
+            except _ExchangeFailed as failed:
+                failure, may_repeat = failed.as_error(repeatable, correlation_id)
+                self._observer.upstream_call(endpoint, None, self._clock() - started, attempt)
+                if not may_repeat:
+                    raise failure from failed.__cause__
+            else:
+                status = response.status_code
+                self._observer.upstream_call(endpoint, status, self._clock() - started, attempt)
                 retry_after = self.retry_after(response)
-                if not retry.is_retry(method, response.status_code, retry_after is not None):
+                if not policy.is_retry(method, status, retry_after is not None):
                     return response
             try:
                 retry = retry.increment(
@@ -178,11 +231,11 @@ class Transport:
                 assert response is not None
                 return response
             wait = retry_after if retry_after is not None else retry.get_backoff_time()
-            if wait + _MIN_USEFUL_SECONDS > deadline.remaining():
+            if wait + min_seconds > deadline.remaining():
                 if retry_after is not None:
-                    # Retry-After beyond the budget: fail fast rather than sleep in vain.
+                    # Retry-After beyond the deadline: fail fast rather than sleep in vain.
                     raise RateLimitedError(
-                        upstream_status=status,
+                        upstream_status=response.status_code if response is not None else None,
                         correlation_id=correlation_id,
                         retry_after=retry_after,
                     )
@@ -191,14 +244,252 @@ class Transport:
                 assert response is not None
                 return response
             if response is not None:
-                response.close()  # hand the connection back to the pool before sleeping
+                response.close()
             self._sleep(wait)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        deadline: Deadline,
+        headers: Mapping[str, str],
+        params: Any,
+        data: Any,
+    ) -> requests.Response:
+        """One attempt, its body read whole; _ExchangeFailed when it could not be done."""
+        remaining = deadline.remaining()
+        token = _EXCHANGE_DEADLINE.set(deadline)
+        response: requests.Response | None = None
+        try:
+            response = self._session.request(
+                method,
+                url,
+                headers=dict(headers),
+                params=params,
+                data=data,
+                timeout=(
+                    min(self._settings.connect_timeout, remaining),
+                    min(self._settings.read_timeout, remaining),
+                ),
+                allow_redirects=False,
+                stream=True,  # the body is read below, within the deadline and the size cap
+            )
+            body = _read_body(response, self._settings.max_body_bytes)
+        except (
+            requests.RequestException,
+            Urllib3HTTPError,
+            http.client.HTTPException,
+            OSError,
+            _BodyTooLarge,
+        ) as exc:
+            if response is not None:
+                response.close()  # the connection is in an unknown state: never reused
+            raise _ExchangeFailed(exc, timed_out=deadline.remaining() <= 0) from exc
+        finally:
+            _EXCHANGE_DEADLINE.reset(token)
+        # Where requests keeps a body it read itself (`Response.content`); the stream was read
+        # to its end, which iter_content has recorded.
+        response._content = body
+        return response
+
+
+# ---------------------------------------------------------------- failures
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A kind of failed exchange: the error it becomes, and whether it is a transient one."""
+
+    error: type[OfferStateError]
+    message: str
+    transient: bool = True
+
+
+_TIMEOUT = _Kind(UpstreamTimeoutError, "AIR MILES did not answer in time.")
+_UNREACHABLE = _Kind(UpstreamUnavailableError, "AIR MILES could not be reached.")
+_CLOSED = _Kind(UpstreamUnavailableError, "AIR MILES closed the connection without an answer.")
+_CUT = _Kind(UpstreamError, "AIR MILES's answer was cut off.")
+_UNDECODABLE = _Kind(UpstreamError, "AIR MILES's answer could not be decoded.")
+_TOO_LARGE = _Kind(UpstreamError, "AIR MILES's answer is larger than the gateway reads.", False)
+_OTHER = _Kind(UpstreamError, "The exchange with AIR MILES failed.", False)
+
+
+class _ExchangeFailed(Exception):
+    """One attempt failed; `as_error` says what it becomes."""
+
+    def __init__(self, cause: BaseException, *, timed_out: bool) -> None:
+        super().__init__(type(cause).__name__)
+        self.sent = not _never_sent(cause)
+        self.kind = _kind(cause, timed_out=timed_out, sent=self.sent)
+
+    def as_error(
+        self, repeatable: bool, correlation_id: str | None
+    ) -> tuple[OfferStateError, bool]:
+        """(the error, whether the request may be made again)."""
+        error = self.kind.error(self.kind.message, correlation_id=correlation_id)
+        if not self.sent:
+            return error, True  # nothing reached AIR MILES: anything may be sent again
+        if not repeatable:
+            return unknown_outcome(error), False
+        return error, self.kind.transient
+
+
+def _kind(cause: BaseException, *, timed_out: bool, sent: bool) -> _Kind:
+    if timed_out or isinstance(cause, requests.Timeout):
+        return _TIMEOUT
+    if not sent:
+        return _UNREACHABLE
+    if isinstance(cause, _BodyTooLarge):
+        return _TOO_LARGE
+    if isinstance(cause, requests.exceptions.ChunkedEncodingError):
+        return _CUT
+    if isinstance(cause, requests.exceptions.ContentDecodingError):
+        return _UNDECODABLE
+    if isinstance(cause, requests.ConnectionError):
+        # A body read that timed out comes as a ConnectionError (requests' iter_content).
+        timeouts = (TimeoutError, ReadTimeoutError)
+        return _TIMEOUT if any(isinstance(c, timeouts) for c in _causes(cause)) else _CLOSED
+    return _OTHER
+
+
+def _never_sent(cause: BaseException) -> bool:
+    """True only when the request certainly did not leave: it could not be prepared, or no
+    connection could be established (urllib3 raises NewConnectionError or ConnectTimeoutError
+    from connecting, before any byte is written). A reset or a timeout after connecting is not
+    this: the request may have been received."""
+    if isinstance(cause, _NOT_SENT_ERRORS):
+        return True
+    return any(
+        isinstance(c, Urllib3ConnectTimeoutError | NewConnectionError) for c in _causes(cause)
+    )
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and what it wraps: requests puts urllib3's error in its args, urllib3's
+    MaxRetryError names it `reason`, `raise ... from` makes it `__cause__`. (Not `__context__`:
+    an error merely handled on the way is not a cause.)"""
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, getattr(current, "reason", None), *current.args]
+
+
+def _read_body(response: requests.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_BODY_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# ---------------------------------------------------------------- the wall-clock deadline
+
+# The deadline of the exchange under way in this thread, for the response class below
+# (urllib3 builds connections and responses itself: nothing else reaches them per request).
+_EXCHANGE_DEADLINE: ContextVar[Deadline | None] = ContextVar("offer_state_exchange", default=None)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The raw stream http.client reads an answer through: before every `recv` the socket's
+    timeout becomes the smaller of its read timeout and what is left of the deadline, and
+    nothing is read once the deadline has passed (a TimeoutError, as a socket timeout)."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # the SocketIO http.client would use
+        self._deadline = deadline
+        self._read_timeout = sock.gettimeout()  # urllib3 set the read timeout just before
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline.remaining()
+        if left <= 0:
+            raise TimeoutError("the call's deadline has passed")
+        self._sock.settimeout(left if self._read_timeout is None else min(self._read_timeout, left))
+        return self._raw.readinto(buffer)
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """http.client's response, reading through `_DeadlineReader` while a deadline is set."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        debuglevel: int = 0,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        deadline = _EXCHANGE_DEADLINE.get()
+        if deadline is not None:
+            self.fp.close()  # nothing read from it yet
+            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+
+
+class _DeadlineHTTPConnection(HTTPConnection):
+    response_class = _DeadlineResponse
+
+
+class _DeadlineHTTPSConnection(HTTPSConnection):
+    response_class = _DeadlineResponse
+
+    def _new_conn(self) -> socket.socket:
+        # The TCP connection is made; the TLS handshake that follows gets what is left.
+        sock = super()._new_conn()
+        deadline = _EXCHANGE_DEADLINE.get()
+        timeout = sock.gettimeout()
+        if deadline is not None and timeout is not None:
+            sock.settimeout(max(min(timeout, deadline.remaining()), 0.001))
+        return sock
+
+
+class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections end every exchange by the call's deadline (the
+    module docstring). Mount it on a session of your own to give it the same bound."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlineHTTPConnectionPool,
+            "https": _DeadlineHTTPSConnectionPool,
+        }
 
 
 def _pooled_session() -> requests.Session:
     session = requests.Session()
     # Retries are ours (see the module docstring): the adapter itself never retries.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.trust_env = False  # no proxy or .netrc surprises inside Lambda

@@ -9,16 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome, PendingRecord, collector_key
 from offer_state.errors import DependencyUnavailableError, IdempotencyConflictError, OfferStateError
 from offer_state.models.airmiles_requests import StateChanges
 from offer_state.models.partner import AppliedChange, AppliedChanges, AppliedState
-from offer_state.observability import logger, state_changed
+from offer_state.observability import count, logger, state_changed
 from offer_state.service import CallContext, OfferStateService, now_iso
+
+
+@dataclass
+class _Attempt:
+    """What one write did, kept here as it happens: Powertools' idempotency runs the write
+    inside and may fail after it (saving the record), when only this tells what happened."""
+
+    pending: PendingRecord | None = None
+    upstream_status: int | None = None
+    answer: dict[str, Any] | None = None  # the answer's body: AIR MILES applied the change
+    error: OfferStateError | None = None  # the error the write ended with (audited)
 
 
 class StateWrites:
@@ -36,9 +48,16 @@ class StateWrites:
     ) -> tuple[AppliedChanges, bool]:
         """Apply the changes; with an Idempotency-Key, a repeat returns the first answer
         (second value True) without calling AIR MILES or auditing again. A key reused with
-        other changes, or still held by its first request, is an IdempotencyConflictError."""
+        other changes, or still held by its first request, is an IdempotencyConflictError.
+
+        Once AIR MILES applied the changes the answer says so, even if the idempotency record
+        cannot be saved then (logged, counted in `IdempotencyRecordsNotSaved`, noted in the
+        audit item): that key then cannot replay, and a retry with it, once the lock expired
+        with this invocation, sends the same changes again."""
+        attempt = _Attempt()
         if idempotency_key is None:
-            return self._apply(call=call, changes=changes, local_time=local_time)[0], False
+            self._apply(call=call, changes=changes, local_time=local_time, attempt=attempt)
+            return self._succeeded(changes, attempt), False
         request = {
             # The collector is part of the key, pseudonymised like the audit key.
             "collector": collector_key(call.identity.collector_number, self.service.pepper()),
@@ -48,15 +67,35 @@ class StateWrites:
         config, idempotent_apply = self._idempotency
         # The in-progress lock must expire with the invocation that holds it.
         config.register_lambda_context(call.lambda_context)
-        with _idempotency_errors_as_ours():
-            outcome = idempotent_apply(
-                request=request, call=call, changes=changes, local_time=local_time
-            )
-        return AppliedChanges.model_validate(outcome["answer"]), bool(outcome.get("replayed"))
+        try:
+            with _idempotency_errors_as_ours(attempt):
+                outcome = idempotent_apply(
+                    request=request,
+                    call=call,
+                    changes=changes,
+                    local_time=local_time,
+                    attempt=attempt,
+                )
+        except _RecordNotSaved:
+            logger.error("idempotency record not saved after the change was applied")
+            count("IdempotencyRecordsNotSaved")
+            return self._succeeded(changes, attempt, idempotency_record="NOT_SAVED"), False
+        if outcome.get("replayed"):
+            return AppliedChanges.model_validate(outcome["answer"]), True
+        return self._succeeded(changes, attempt), False
 
     def _apply(
-        self, *, call: CallContext, changes: StateChanges, local_time: str | None, **_: Any
-    ) -> tuple[AppliedChanges, dict[str, Any]]:
+        self,
+        *,
+        call: CallContext,
+        changes: StateChanges,
+        local_time: str | None,
+        attempt: _Attempt,
+        **_: Any,
+    ) -> dict[str, Any]:
+        """The write itself: the PENDING item, the PUT, and on failure the item's outcome
+        (FAILED, or UNKNOWN when the change may have been applied). On success the answer's
+        body, its outcome left to `_succeeded` (after the idempotency record is saved)."""
         from offer_state.client import Collector
 
         requested = changes.model_dump(mode="json", by_alias=True)["stateChanges"]
@@ -65,19 +104,30 @@ class StateWrites:
             offer_ids=[c["offerId"] for c in requested],
             requested_states=requested,
         )
-        pending = self.service.audit.begin(call.identity, call.audit, entry)  # 503 before any PUT
+        # Too late to send the PUT: not sent, and audited as such. (Once the PENDING item is
+        # written the transport checks again, right before sending.)
+        if call.deadline.upstream.remaining() < self.service.settings.client.put_min_seconds:
+            self._not_sent(call, entry, attempt)
+        attempt.pending = self.service.audit.begin(call.identity, call.audit, entry)  # 503 first
         try:
-            upstream_status = self.service.client.put(
+            attempt.upstream_status = self.service.client.put(
                 Collector(call.identity.collector_number),
                 changes,
                 correlation_id=call.audit.correlation_id,
                 local_time=local_time,
+                deadline=call.deadline.upstream,
             )
         except OfferStateError as exc:
+            call.deadline.finishing()
+            attempt.error = exc
+            outcome = Outcome.UNKNOWN if exc.outcome_unknown else Outcome.FAILED
+            if exc.outcome_unknown:
+                count("WriteOutcomesUnknown")
             self._finish_quietly(
-                pending, Outcome.FAILED, exc.status, exc.upstream_status, error_code=exc.code
+                attempt.pending, outcome, exc.status, exc.upstream_status, error_code=exc.code
             )
             raise
+        call.deadline.finishing()
         applied_at = now_iso()
         answer = AppliedChanges(
             stateChanges=[
@@ -91,14 +141,46 @@ class StateWrites:
                 for change in changes.state_changes
             ]
         )
-        body = answer.model_dump(mode="json")
+        attempt.answer = answer.model_dump(mode="json")
+        return {"answer": attempt.answer}
+
+    def _not_sent(self, call: CallContext, entry: AuditEntry, attempt: _Attempt) -> NoReturn:
+        """Too little time is left to send the change and get its answer: it is not sent,
+        and audited FAILED (best effort, in the reserve), nothing having reached AIR MILES."""
+        from offer_state.transport import NotSentError  # with requests: not at init
+
+        error = NotSentError.for_change(call.audit.correlation_id)
+        attempt.error = error
+        call.deadline.finishing()
+        try:
+            self.service.audit.record(
+                call.identity,
+                call.audit,
+                entry,
+                Outcome.FAILED,
+                http_status=error.status,
+                error_code=error.code,
+            )
+        except OfferStateError:
+            logger.error("change not sent and not audited", extra={"errorCode": error.code})
+        raise error
+
+    def _succeeded(self, changes: StateChanges, attempt: _Attempt, **fields: Any) -> AppliedChanges:
+        """The applied answer, once its audit item says SUCCEEDED."""
+        assert attempt.pending is not None
+        assert attempt.answer is not None
         self._finish_quietly(
-            pending, Outcome.SUCCEEDED, 200, upstream_status, states_after=body["stateChanges"]
+            attempt.pending,
+            Outcome.SUCCEEDED,
+            200,
+            attempt.upstream_status,
+            states_after=attempt.answer["stateChanges"],
+            **fields,
         )
         for change in changes.state_changes:
             for state in change.states:
                 state_changed(state.name, state.value)
-        return answer, {"answer": body}
+        return AppliedChanges.model_validate(attempt.answer)
 
     @cached_property
     def _idempotency(self) -> tuple[Any, Callable[..., dict[str, Any]]]:
@@ -123,7 +205,7 @@ class StateWrites:
         )
 
         def apply_state_changes(**kwargs: Any) -> dict[str, Any]:
-            return self._apply(**kwargs)[1]
+            return self._apply(**kwargs)
 
         return config, idempotent_function(
             apply_state_changes,
@@ -150,9 +232,16 @@ class StateWrites:
             logger.error("audit outcome not written; the PENDING record remains")
 
 
+class _RecordNotSaved(Exception):
+    """AIR MILES applied the change, then the idempotency record could not be saved."""
+
+
 @contextmanager
-def _idempotency_errors_as_ours() -> Iterator[None]:
-    """Powertools' idempotency exceptions as our errors (others pass through)."""
+def _idempotency_errors_as_ours(attempt: _Attempt) -> Iterator[None]:
+    """Powertools' idempotency exceptions as our errors (others pass through). The store
+    failing after the write ran (saving the record after a success, deleting it after a
+    failure) does not change what the write did: a success is _RecordNotSaved, a failure
+    its own error, as audited; before the write, nothing was sent: 503."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyPersistenceLayerError,
@@ -168,4 +257,9 @@ def _idempotency_errors_as_ours() -> Iterator[None]:
             "A request with this Idempotency-Key is still in flight; retry shortly."
         ) from exc
     except IdempotencyPersistenceLayerError as exc:
+        if attempt.answer is not None:
+            raise _RecordNotSaved() from exc
+        if attempt.error is not None:
+            logger.error("idempotency record of a failed write not deleted")
+            raise attempt.error from exc
         raise DependencyUnavailableError("The idempotency store cannot be used.") from exc

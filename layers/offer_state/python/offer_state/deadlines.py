@@ -1,0 +1,159 @@
+"""Deadlines: the instant a call must be done by, and the two of one Lambda invocation.
+
+An invocation has a hard end (Lambda's Timeout: `context.get_remaining_time_in_millis()`).
+It works to two deadlines before it:
+
+- `upstream`: AIR MILES (every exchange, the token's included, with its retries and waits)
+  ends by then. It is the end minus a reserve, and never later than the upstream budget
+  (`AIRMILES_TOTAL_BUDGET`) after the invocation started.
+- `final`: every AWS call ends by then; a short margin after it is left for answering. The
+  reserve between the two is for the AWS calls after AIR MILES (the audit outcome, the
+  idempotency record).
+
+Without a Lambda context (a test, a script) the end is the budget plus the reserve.
+
+AWS calls are bounded here (`bound_by_invocation`): a botocore attempt starts only when its
+worst case (its connect and read timeouts) ends by `final`, and a retry only when botocore's
+backoff sleep fits as well, so that no AWS call outlives the invocation whatever botocore's
+own retries would do. Before AIR MILES is done with, an AWS attempt (the secret, the
+write-ahead audit item, the idempotency lock) also starts only before `upstream`, and only
+when it leaves the time of one more attempt for the outcome's write.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+# After the last AWS call: building the answer, Powertools' metrics and log lines (a few ms).
+ANSWER_SECONDS = 0.1
+# The AWS clients' limits (botocore Config): one attempt ends within connect + read. Small,
+# since DynamoDB and Secrets Manager answer in tens of milliseconds inside a region, and one
+# attempt must fit in the reserve after the AIR MILES call (see `InvocationDeadline`).
+AWS_CONNECT_SECONDS = 0.5
+AWS_READ_SECONDS = 1.0
+AWS_MAX_ATTEMPTS = 3
+AWS_ATTEMPT_SECONDS = AWS_CONNECT_SECONDS + AWS_READ_SECONDS
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The instant (on `clock`, monotonic) by which a call must be done."""
+
+    at: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        return self.at - self.clock()
+
+
+class InvocationDeadline:
+    """One invocation's deadlines (the module docstring): `upstream`, then `final`."""
+
+    def __init__(self, upstream: Deadline, final: Deadline) -> None:
+        self.upstream = upstream
+        self.final = final
+        self._finishing = False
+
+    @classmethod
+    def start(
+        cls,
+        remaining_ms: int | None,
+        *,
+        budget: float,
+        reserve: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> InvocationDeadline:
+        """From the time Lambda leaves the invocation (None: no Lambda context), the upstream
+        budget and the reserve kept after AIR MILES for the audit outcome and the answer."""
+        now = clock()
+        end = now + (remaining_ms / 1000 if remaining_ms is not None else budget + reserve)
+        return cls(
+            Deadline(min(now + budget, end - reserve), clock),
+            Deadline(end - ANSWER_SECONDS, clock),
+        )
+
+    def finishing(self) -> None:
+        """AIR MILES is done with (answered, failed or was never called): from now on AWS
+        calls may use the reserve, up to `final`."""
+        self._finishing = True
+
+    def fits_aws_attempt(self, seconds: float, *, after: float = 0.0) -> bool:
+        """Whether an AWS attempt that may take `seconds`, started `after` seconds from now,
+        is allowed (the module docstring)."""
+        if self._finishing:
+            return self.final.remaining() >= after + seconds
+        # Before AIR MILES: not after its deadline, and one attempt is left for the outcome.
+        return self.upstream.remaining() > after and self.final.remaining() >= after + 2 * seconds
+
+    @contextmanager
+    def current(self) -> Iterator[InvocationDeadline]:
+        """This invocation's deadline for the AWS clients bound by it, for the duration."""
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+
+
+# A context variable rather than an argument: the AWS calls are made by Powertools (the
+# secret, the idempotency records) as much as by our code, and it is per thread.
+_CURRENT: ContextVar[InvocationDeadline | None] = ContextVar("offer_state_invocation", default=None)
+
+
+def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECONDS) -> Any:
+    """Makes the botocore `client` respect the current invocation's deadline (see the module
+    docstring); outside an invocation it is unchanged. An attempt refused raises a BotoCoreError
+    (`AwsTimeLimitReached`), which every caller already treats as the service failing."""
+    refused = _time_limit_error()
+
+    def before_attempt(**_: Any) -> None:
+        invocation = _CURRENT.get()
+        if invocation is not None and not invocation.fits_aws_attempt(attempt_seconds):
+            raise refused()
+
+    def needs_retry(
+        attempts: int, response: Any = None, caught_exception: Any = None, **_: Any
+    ) -> bool | None:
+        invocation = _CURRENT.get()
+        if invocation is None:
+            return None  # botocore decides
+        # The longest sleep botocore's standard mode may take before the next attempt: after
+        # no answer (a connection error, a timeout) rand * 0.05 * 2**(attempts-1) s; after an
+        # error answer up to 2**(attempts-1) s (throttling), and 5 s more with
+        # x-amz-retry-after.
+        scale = 0.05 if caught_exception is not None else 1.0
+        sleep = min(scale * 2.0 ** (attempts - 1), 20.0)
+        headers = getattr(response[0], "headers", {}) if response else {}
+        if "x-amz-retry-after" in headers:
+            sleep += 5.0
+        if not invocation.fits_aws_attempt(attempt_seconds, after=sleep):
+            return False  # no time for another attempt: botocore raises what it has
+        return None
+
+    # `request-created` comes once per attempt, before anything is sent (and before any
+    # `before-send` handler: moto's, a test's), and what it raises ends the call. A handler
+    # of `needs-retry` answering False stops the retries; ours, the most specific, goes first.
+    client.meta.events.register_first("request-created.*.*", before_attempt)
+    client.meta.events.register_first("needs-retry.*.*", needs_retry)
+    return client
+
+
+@functools.cache
+def _time_limit_error() -> type[Exception]:
+    # Built on first use: botocore is loaded with the first AWS client, never at import.
+    from botocore.exceptions import BotoCoreError
+
+    class AwsTimeLimitReached(BotoCoreError):
+        fmt = "Not enough time is left in this invocation for an AWS call to end in time."
+
+    return AwsTimeLimitReached
