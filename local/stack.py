@@ -27,7 +27,7 @@ from local.resources import provision, resource_name
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
 from local.serving import stop_on_signals
-from local.template import ROOT, Template, function_ids, resource_ids
+from local.template import ROOT, Template, resource_ids
 
 RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
 REGION = "us-east-1"
@@ -178,6 +178,9 @@ class LocalStack:
         self.template = deploy_local(parameters, self.moto_url)
 
         limits = PoolLimits.from_env()
+        # The functions the gateway invokes: those that serve a route (the reconciler runs on a
+        # schedule in AWS; `make invoke` runs it here).
+        served = sorted({route.function for route in self.template.routes()})
         self.pools = pools = {
             name: FunctionPool(
                 FunctionSpec.from_template(self.template, name, self.moto_url),
@@ -185,7 +188,7 @@ class LocalStack:
                 wait=limits.wait,
                 stdout=self.function_output,
             )
-            for name in function_ids()
+            for name in served
         }
         self._stoppers.append(lambda: close_pools(pools.values()))
         warming = [threading.Thread(target=pool.warm) for pool in pools.values()]
