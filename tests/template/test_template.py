@@ -158,6 +158,14 @@ def test_audit_table_is_durable_and_expires_records(template: Template):
     assert [g["IndexName"] for g in props["GlobalSecondaryIndexes"]] == ["CorrelationIndex"]
 
 
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_debug_switches_and_trace_capture_are_pinned_off(template: Template, function: str):
+    env = template.function_environment(function)
+    assert env["POWERTOOLS_DEV"] == "false"
+    assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
 def test_stage_is_throttled_and_access_logged(template: Template):
     api = template.resources["OfferStateApi"]["Properties"]
     assert template.resolve(api["DefaultRouteSettings"]) == {

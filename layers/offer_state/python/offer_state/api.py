@@ -45,8 +45,10 @@ class PartnerApi:
     def __init__(self, service: OfferStateService) -> None:
         self.service = service
         # A response that fails its own model is our bug: 500, never a 400 to the caller.
+        # debug=False whatever POWERTOOLS_DEV says: in debug mode the resolver prints every
+        # raw event, bearer token included.
         self.app = APIGatewayHttpResolver(
-            enable_validation=True, response_validation_error_http_code=500
+            enable_validation=True, response_validation_error_http_code=500, debug=False
         )
         self.app.use([_check_query_parameters])
         self.app.exception_handler(RequestValidationError)(self._invalid_request)
