@@ -22,7 +22,13 @@ from local.console import LineWriter, stderr_line, stdout_line
 from local.demo_server import DemoServer
 from local.functions import FunctionPool, FunctionSpec, close_pools
 from local.gateway import JwtAuthorizer, LocalGateway
-from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
+from local.issuer import (
+    DEFAULT_AUDIENCE,
+    MACHINE_CLIENT_ID,
+    DevIssuer,
+    IssuerServer,
+    issuer_url,
+)
 from local.resources import provision, resource_name
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
@@ -63,6 +69,7 @@ def template_parameters(sandbox_url: str, issuer: str, demo_port: int = 3003) ->
         "JwtAudience": DEFAULT_AUDIENCE,
         "OriginClient": "external:partner:local",
         "CorsAllowOrigins": cors,
+        "MachineClientIds": MACHINE_CLIENT_ID,  # the dev issuer's machine tokens
     }
 
 

@@ -66,20 +66,14 @@ def deployed(aws: None, sandbox_control: SandboxControl) -> Iterator[Deployed]:
     resources.record_tables()
 
 
-def _function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, logical_id: str) -> Function:
-    for name, value in deployed.function_environment(logical_id).items():
-        monkeypatch.setenv(name, value)
-    return deployed.load(logical_id)
-
-
 @pytest.fixture
 def get_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
-    return _function(deployed, monkeypatch, "GetStateFunction")
+    return deployed.start("GetStateFunction", monkeypatch)
 
 
 @pytest.fixture
 def update_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
-    return _function(deployed, monkeypatch, "UpdateStateFunction")
+    return deployed.start("UpdateStateFunction", monkeypatch)
 
 
 # ------------------------------------------------------------------ the local stack

@@ -166,6 +166,13 @@ def test_debug_switches_and_trace_capture_are_pinned_off(template: Template, fun
     assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
 
 
+def test_no_machine_client_is_allowed_unless_listed(template: Template):
+    listed = Template(parameters={**PARAMS, "MachineClientIds": "app-a,app-b"}, resource_refs=REFS)
+    for function in FUNCTIONS:
+        assert template.function_environment(function)["MACHINE_CLIENT_IDS"] == ""
+        assert listed.function_environment(function)["MACHINE_CLIENT_IDS"] == "app-a,app-b"
+
+
 def test_stage_is_throttled_and_access_logged(template: Template):
     api = template.resources["OfferStateApi"]["Properties"]
     assert template.resolve(api["DefaultRouteSettings"]) == {

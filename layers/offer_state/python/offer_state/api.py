@@ -88,6 +88,7 @@ class PartnerApi:
             collector_header,
             collector_claim=self.service.settings.collector_claim,
             required_scope=route.scope,
+            machine_client_ids=self.service.settings.machine_client_ids,
         )
         return CallContext(
             identity,
@@ -187,6 +188,7 @@ class PartnerApi:
                     collector_header,
                     collector_claim=self.service.settings.collector_claim,
                     required_scope=route.scope,
+                    machine_client_ids=self.service.settings.machine_client_ids,
                 )
             except OfferStateError:
                 continue
