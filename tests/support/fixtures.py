@@ -6,6 +6,7 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
   for the test;
 - `aws`, `deployed`, `get_state`, `update_state`: the two functions in-process, AWS through
   moto (`mock_aws`, resources created from template.yaml), AIR MILES through `sandbox_control`;
+- `aws_calls`: every AWS call made from the test's start on, by clients made from then on;
 - `stack`: the whole local stack as a subprocess (`RunningStack`), one per module, its sandbox
   reset to its seed for the test.
 """
@@ -13,6 +14,7 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -21,6 +23,7 @@ from local.sandbox import Sandbox
 from tests.support import leaks
 from tests.support.functions import Function
 from tests.support.inprocess import FAKE_AWS, Deployed, fresh_boto3_session
+from tests.support.permissions import recorded_aws_calls
 from tests.support.sandbox_control import SandboxControl
 from tests.support.stack import RunningStack, listening, start_stack
 
@@ -64,6 +67,16 @@ def deployed(aws: None, sandbox_control: SandboxControl) -> Iterator[Deployed]:
     resources = Deployed.create(sandbox_control.url)
     yield resources
     resources.record_tables()
+
+
+@pytest.fixture
+def aws_calls(deployed: Deployed) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(IAM action, request parameters) of every AWS call made by clients created from now on,
+    after the stack's resources exist: the functions' own (they make theirs on first use)."""
+    fresh_boto3_session()
+    with recorded_aws_calls() as recorded:
+        yield recorded
+    fresh_boto3_session()
 
 
 @pytest.fixture

@@ -156,6 +156,37 @@ def test_audit_table_is_durable_and_expires_records(template: Template):
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert [g["IndexName"] for g in props["GlobalSecondaryIndexes"]] == ["CorrelationIndex"]
+    assert props["DeletionProtectionEnabled"] is True
+
+
+def _statement(template: Template, function: str, sid: str) -> dict:
+    statements = template.resolve(template.function_properties(function)["Policies"])[0][
+        "Statement"
+    ]
+    [statement] = [s for s in statements if s.get("Sid") == sid]
+    return statement
+
+
+def test_update_state_may_update_only_an_audit_records_outcome(template: Template):
+    finish = _statement(template, "UpdateStateFunction", "FinishAuditRecords")
+    assert (finish["Action"], finish["Resource"]) == ("dynamodb:UpdateItem", AUDIT_ARN)
+    assert set(finish["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
+        "pk",
+        "sk",  # the key must be listed, and cannot be updated anyway
+        "outcome",
+        "httpStatus",
+        "upstreamStatus",
+        "latencyMs",
+        "errorCode",
+        "statesAfter",
+        "pendingFlag",  # the sparse index's attribute a finished record loses
+    }
+    assert finish["Condition"]["StringEqualsIfExists"] == {"dynamodb:ReturnValues": "NONE"}
+    # Nothing else on the audit table but PutItem, which never overwrites (its condition).
+    audit = {a for a, r in permissions(template, "UpdateStateFunction") if r == AUDIT_ARN}
+    assert audit == {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    put = _statement(template, "GetStateFunction", "WriteAuditRecords")
+    assert put["Action"] == "dynamodb:PutItem"
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
