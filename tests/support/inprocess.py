@@ -94,6 +94,7 @@ class Deployed(StackTables):
             Template(parameters=parameters),
             dynamodb=boto3.client("dynamodb"),
             secretsmanager=boto3.client("secretsmanager"),
+            kms=boto3.client("kms"),
             prefix="test",
             credentials={
                 "client_id": CLIENT_ID,
@@ -105,10 +106,20 @@ class Deployed(StackTables):
         leaks.remember_secret(deployed.secret()["audit_pepper"])
         return deployed
 
+    @property
+    def pseudonym_key_arn(self) -> str:
+        """The ARN of the stack's own pseudonym key (`PseudonymKey`)."""
+        return self.template.resolve({"Fn::GetAtt": ["PseudonymKey", "Arn"]})
+
     def with_parameters(self, **overrides: str) -> Deployed:
         """The same resources under other parameter values (a redeploy: a rotated key ...)."""
         parameters = {**self.template.parameters, **overrides}
         return Deployed(Template(parameters=parameters, resource_refs=self.refs), self.refs)
+
+    def new_pseudonym_key(self) -> str:
+        """A second HMAC key in this account, as a partner creates one to rotate: its ARN."""
+        created = boto3.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+        return created["KeyMetadata"]["Arn"]
 
     def record_tables(self) -> None:
         """Hand every audit and idempotency item to the leak check."""

@@ -16,6 +16,7 @@ REFS = {
     "IdempotencyTable": "idempotency",
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
+    "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
     **{f"{f}ErrorsAlarm": f"{f}-errors" for f in ("GetState", "UpdateState")},
     "AuditWriteFailuresAlarm": "audit-failures",
 }
@@ -23,6 +24,7 @@ FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")
 AUDIT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/audit"
 IDEMPOTENCY_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/idempotency"
 SECRET_ARN = REFS["AirMilesSecret"]
+KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{REFS['PseudonymKey']}"
 
 # What each function's code calls (tests/functions/test_least_privilege.py checks the code
 # side: these are exactly the calls it makes).
@@ -30,9 +32,11 @@ EXPECTED_PERMISSIONS = {
     "GetStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
         ("dynamodb:PutItem", AUDIT_ARN),
+        ("kms:GenerateMac", KEY_ARN),
     },
     "UpdateStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("kms:GenerateMac", KEY_ARN),
         ("dynamodb:PutItem", AUDIT_ARN),
         ("dynamodb:UpdateItem", AUDIT_ARN),
         ("dynamodb:GetItem", IDEMPOTENCY_ARN),
@@ -187,6 +191,65 @@ def test_update_state_may_update_only_an_audit_records_outcome(template: Templat
     assert audit == {"dynamodb:PutItem", "dynamodb:UpdateItem"}
     put = _statement(template, "GetStateFunction", "WriteAuditRecords")
     assert put["Action"] == "dynamodb:PutItem"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_the_functions_make_macs_with_the_pseudonym_key_only(template: Template, function: str):
+    generate = _statement(template, function, "PseudonymiseCollectors")
+    assert generate["Action"] == "kms:GenerateMac"
+    assert generate["Condition"] == {"StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"}}
+    assert template.function_environment(function)["PSEUDONYM_KEY_ID"] == KEY_ARN
+
+
+def test_the_pseudonym_key_is_an_hmac_key_kept_like_the_audit_table(template: Template):
+    key = template.resources["PseudonymKey"]
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    props = template.resolve(key["Properties"])
+    assert (props["KeySpec"], props["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    [statement] = props["KeyPolicy"]["Statement"]  # the account, through IAM: nobody else
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+
+
+def test_a_rotation_names_the_new_key_and_keeps_the_old_one_for_repeats():
+    new, old = (f"arn:aws:kms:us-east-1:123456789012:key/{k}" for k in ("new-key", "old-key"))
+    template = Template(
+        parameters={**PARAMS, "PseudonymKeyArn": new, "RetiredPseudonymKeyArns": old},
+        resource_refs=REFS,
+    )
+    assert not template.condition("CreatePseudonymKey")  # the stack's own key is not made
+    for function in FUNCTIONS:
+        assert template.function_environment(function)["PSEUDONYM_KEY_ID"] == new
+    keys = {r for a, r in permissions(template, "UpdateStateFunction") if a == "kms:GenerateMac"}
+    assert keys == {new, old}
+    assert template.function_environment("UpdateStateFunction")["RETIRED_PSEUDONYM_KEY_IDS"] == old
+    assert {r for a, r in permissions(template, "GetStateFunction") if a.startswith("kms:")} == {
+        new
+    }
+
+
+def test_support_staff_policy_reads_the_trail_and_makes_macs_but_never_reads_the_secret(
+    template: Template,
+):
+    from tests.support.permissions import policy_permissions
+
+    granted = policy_permissions(template, "AuditReaderPolicy")
+    assert {action for action, _ in granted} == {
+        "cloudformation:DescribeStacks",
+        "dynamodb:Query",
+        "kms:GenerateMac",
+    }
+    assert ("dynamodb:Query", f"{AUDIT_ARN}/index/CorrelationIndex") in granted
+    assert ("kms:GenerateMac", KEY_ARN) in granted
+
+
+def test_the_outputs_make_audit_reads_are_the_templates(template: Template):
+    from local import audit_reader
+
+    outputs = template.body["Outputs"]
+    wanted = (audit_reader.TABLE_OUTPUT, audit_reader.KEY_OUTPUT, audit_reader.RETIRED_KEYS_OUTPUT)
+    assert set(wanted) <= set(outputs)
+    # SAM CLI resolves an output's name as a Ref: none may share a parameter's name.
+    assert not set(outputs) & set(template.body["Parameters"])
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
