@@ -68,8 +68,8 @@ UNIT_TESTS := tests/unit tests/sandbox tests/integration tests/functions
 unit: $(STAMP) ## the edit loop (a minute or two): unit, sandbox, client and handler tests, no lint
 	$(BIN)/pytest -n 2 --dist loadfile $(UNIT_TESTS) $(PYTEST_ARGS)
 
-audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1
-	@PYTHONPATH=layers/offer_state/python $(PY) -m local.audit_reader $(if $(COLLECTOR),--collector "$(COLLECTOR)") $(if $(CORRELATION),--correlation "$(CORRELATION)") $(if $(STACK),--stack "$(STACK)") $(if $(JSON),--json)
+audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1; LEGACY_PEPPER_FILE=<file>
+	@PYTHONPATH=layers/offer_state/python $(PY) -m local.audit_reader $(if $(COLLECTOR),--collector "$(COLLECTOR)") $(if $(CORRELATION),--correlation "$(CORRELATION)") $(if $(STACK),--stack "$(STACK)") $(if $(JSON),--json) $(if $(LEGACY_PEPPER_FILE),--legacy-pepper-file "$(LEGACY_PEPPER_FILE)")
 
 openapi: $(STAMP) ## regenerate openapi.json from the handlers' routes and models
 	@$(PY) -m local.openapi

@@ -3,10 +3,14 @@
     make audit COLLECTOR=80000000110             # the local stack (make run)
     make audit CORRELATION=<uuid> JSON=1         # as JSON, for machines
     make audit COLLECTOR=80000000110 STACK=offer-state-gateway-uat   # a deployed stack
+    make audit COLLECTOR=80000000110 LEGACY_PEPPER_FILE=pepper.txt   # records from before KMS
 
 Against a deployed stack it uses the usual AWS settings (AWS_PROFILE, AWS_REGION ...) and
-reads the table name and the secret from the stack's outputs. The pseudonymous key of a
-collector is computed with the pepper from the secret: support staff never need the pepper.
+reads the table name and the pseudonym keys from the stack's outputs. A collector's
+pseudonyms are computed by KMS (`kms:GenerateMac`) under the current key and every retired
+one: the reader never reads the AIR MILES credentials, and nobody holds a key in hand.
+Records written before the pseudonyms moved to KMS are keyed with the old `audit_pepper`:
+only a pepper given in a file (LEGACY_PEPPER_FILE) finds them.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import sys
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from local.table import format_table
+from offer_state.errors import DependencyUnavailableError
 from offer_state.identity import is_collector_number, mask_collector_number
 
 COLUMNS = ("time", "action", "offers", "states", "outcome", "status", "correlation id", "latency")
@@ -30,6 +36,10 @@ OUTCOME_NOTES = {
     "UNKNOWN": "UNKNOWN: a change was sent to AIR MILES and whether it was applied is not known"
     " (its answer was lost, or its outcome never recorded): read the offer's states again.",
 }
+# The stack outputs read (template.yaml declares them).
+TABLE_OUTPUT = "AuditTableName"
+KEY_OUTPUT = "ActivePseudonymKeyArn"
+RETIRED_KEYS_OUTPUT = "RetiredPseudonymKeyArnList"  # only while keys are retired
 
 
 class UsageError(Exception):
@@ -45,10 +55,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     target.add_argument("--correlation", help="correlation id (a UUID)")
     parser.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument(
+        "--legacy-pepper-file",
+        type=Path,
+        help="a file holding the audit_pepper that keyed records before KMS (collector only)",
+    )
     parser.add_argument("--page-size", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.collector is not None and not is_collector_number(args.collector):
         raise UsageError("a collector number is 11 digits")
+    if args.legacy_pepper_file is not None and args.collector is None:
+        raise UsageError("a legacy pepper finds a collector's records: give a collector")
     if args.correlation is not None:
         try:
             args.correlation = str(uuid.UUID(args.correlation))
@@ -57,8 +74,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _clients(stack: str | None) -> tuple[Any, Any, str, str]:
-    """(dynamodb, secretsmanager, audit table name, secret id) of the stack to read."""
+def _clients(stack: str | None) -> tuple[Any, Any, str, list[str]]:
+    """(dynamodb, kms, audit table name, pseudonym key ids: the current one first) of the stack
+    to read. Nothing here touches the stack's secret."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -72,39 +90,44 @@ def _clients(stack: str | None) -> tuple[Any, Any, str, str]:
                 f"no local stack answers at {endpoint}: start it with `make run`, or give STACK="
             )
         clients = aws_clients(endpoint)
-        return (
-            clients["dynamodb"],
-            clients["secretsmanager"],
-            refs["AuditTable"],
-            refs["AirMilesSecret"],
-        )
+        return clients["dynamodb"], clients["kms"], refs["AuditTable"], [refs["PseudonymKey"]]
     try:
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except (BotoCoreError, ClientError) as exc:
         raise UsageError(f"cannot read stack {stack}: {exc}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    if "AuditTableName" not in outputs or "SecretArn" not in outputs:
-        raise UsageError(f"stack {stack} has no AuditTableName and SecretArn outputs")
+    if TABLE_OUTPUT not in outputs or KEY_OUTPUT not in outputs:
+        raise UsageError(f"stack {stack} has no {TABLE_OUTPUT} and {KEY_OUTPUT} outputs")
+    retired = [k for k in outputs.get(RETIRED_KEYS_OUTPUT, "").split(",") if k]
     return (
         boto3.client("dynamodb"),
-        boto3.client("secretsmanager"),
-        outputs["AuditTableName"],
-        outputs["SecretArn"],
+        boto3.client("kms"),
+        outputs[TABLE_OUTPUT],
+        [outputs[KEY_OUTPUT], *retired],
     )
 
 
 def records(args: argparse.Namespace) -> Iterable[dict[str, Any]]:
     from offer_state.audit import AuditReader
-    from offer_state.secrets import GatewaySecret
+    from offer_state.pseudonyms import KmsPseudonyms, pepper_pseudonym
 
-    dynamodb, secrets, table, secret_id = _clients(args.stack)
+    dynamodb, kms, table, key_ids = _clients(args.stack)
     reader = AuditReader(dynamodb, table, page_size=args.page_size)
     if args.correlation is not None:
         return reader.for_correlation_id(args.correlation)
-    secret = GatewaySecret.model_validate_json(
-        secrets.get_secret_value(SecretId=secret_id)["SecretString"]
-    )
-    return reader.for_collector(args.collector, secret.audit_pepper.get_secret_value().encode())
+    pseudonyms = []
+    for key_id in key_ids:
+        try:
+            pseudonyms.append(KmsPseudonyms(kms, key_id)(args.collector))
+        except DependencyUnavailableError as exc:
+            raise UsageError(f"cannot use the pseudonym key {key_id}: {exc.__cause__}") from None
+    if args.legacy_pepper_file is not None:
+        try:
+            pepper = args.legacy_pepper_file.read_bytes().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read the legacy pepper: {exc.strerror}") from None
+        pseudonyms.append(pepper_pseudonym(args.collector, pepper))
+    return reader.for_collector(pseudonyms)
 
 
 def _row(item: dict[str, Any]) -> tuple[str, ...]:

@@ -189,6 +189,7 @@ def _floor_spec(function: str, sandbox_url: str, refs: dict[str, str]) -> dict[s
     event = _event(FUNCTIONS[function]["first"])
     spec: dict[str, Any] = {
         "secret_id": refs["AirMilesSecret"],
+        "pseudonym_key": refs["PseudonymKey"],
         "table": refs["AuditTable"],
         "token_url": f"{sandbox_url}/oauth/token",
         "collector": "80000000110",

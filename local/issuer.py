@@ -34,6 +34,7 @@ DEFAULT_AUDIENCE = "offer-state-gateway"
 DEFAULT_CLAIM = "collector_number"
 MEMBER_SCOPES = ("offers/state.read", "offers/state.write")
 M2M_SCOPES = ("offers/state.read", "offers/state.write", "offers/state.m2m")
+MACHINE_CLIENT_ID = "dev-partner"  # the `client_id` of its machine tokens
 DEFAULT_KEY_FILE = ROOT / ".local" / "dev-issuer-key.pem"
 KEY_ID = "dev-issuer-1"
 _COLLECTOR = re.compile(r"[0-9]{11}")
@@ -82,7 +83,7 @@ class DevIssuer:
             claims.update({"sub": f"dev-member-{digest}", claim: collector})
             claims["scope"] = " ".join(scopes or MEMBER_SCOPES)
         else:
-            claims.update({"sub": "dev-partner-backend@clients", "client_id": "dev-partner"})
+            claims.update({"sub": "dev-partner-backend@clients", "client_id": MACHINE_CLIENT_ID})
             claims["scope"] = " ".join(scopes or M2M_SCOPES)
         claims.update(extra or {})
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KEY_ID})

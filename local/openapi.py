@@ -29,6 +29,7 @@ _REFS = {
     "IdempotencyTable": "idempotency",
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
+    "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
 }
 DESCRIPTION = (
     "Read and change a Collector's AIR MILES offer states (saved, opted in) through the "

@@ -1,5 +1,5 @@
-"""The whole product on 127.0.0.1 (`make run`): the AIR MILES sandbox, moto (Secrets Manager
-and DynamoDB) with the template's resources, the dev identity issuer, and the local gateway
+"""The whole product on 127.0.0.1 (`make run`): the AIR MILES sandbox, moto (Secrets Manager,
+DynamoDB and KMS) with the template's resources, the dev identity issuer, and the local gateway
 in front of the two functions. One process tree; SIGINT or SIGTERM stops all of it.
 
 Ports (docs/local-stack.md, "Ports"): GATEWAY_PORT 3000, SANDBOX_PORT 3001, MOTO_PORT 3002,
@@ -22,8 +22,14 @@ from local.console import LineWriter, stderr_line, stdout_line
 from local.demo_server import DemoServer
 from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools
 from local.gateway import JwtAuthorizer, LocalGateway
-from local.issuer import DEFAULT_AUDIENCE, DevIssuer, IssuerServer, issuer_url
-from local.resources import provision, resource_name
+from local.issuer import (
+    DEFAULT_AUDIENCE,
+    MACHINE_CLIENT_ID,
+    DevIssuer,
+    IssuerServer,
+    issuer_url,
+)
+from local.resources import key_alias, provision, resource_name
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
 from local.serving import stop_on_signals
@@ -63,6 +69,7 @@ def template_parameters(sandbox_url: str, issuer: str, demo_port: int = 3003) ->
         "JwtAudience": DEFAULT_AUDIENCE,
         "OriginClient": "external:partner:local",
         "CorsAllowOrigins": cors,
+        "MachineClientIds": MACHINE_CLIENT_ID,  # the dev issuer's machine tokens
     }
 
 
@@ -78,7 +85,8 @@ def _session() -> boto3.session.Session:
 def aws_clients(endpoint: str) -> dict[str, Any]:
     session = _session()
     return {
-        name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "secretsmanager")
+        name: session.client(name, endpoint_url=endpoint)
+        for name in ("dynamodb", "kms", "secretsmanager")
     }
 
 
@@ -91,8 +99,12 @@ def existing_resources(endpoint: str) -> dict[str, str] | None:
     quick = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
     dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=quick)
     secrets = session.client("secretsmanager", endpoint_url=endpoint, config=quick)
+    kms = session.client("kms", endpoint_url=endpoint, config=quick)
     refs: dict[str, str] = {}
     try:
+        for logical_id in resource_ids("AWS::KMS::Key"):
+            alias = key_alias(RESOURCE_PREFIX, logical_id)
+            refs[logical_id] = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
         for logical_id in resource_ids("AWS::DynamoDB::Table"):
             name = resource_name(RESOURCE_PREFIX, logical_id)
             dynamodb.describe_table(TableName=name)
@@ -116,13 +128,14 @@ def start_moto(port: int = 0) -> tuple[Any, str]:
 
 
 def deploy_local(parameters: dict[str, str], endpoint: str) -> Template:
-    """The template's tables and secret created in the AWS emulation at `endpoint`, and the
+    """The template's tables, secret and key created in the AWS emulation at `endpoint`, and the
     template resolved against them (what a deployed stack's functions would see)."""
     clients = aws_clients(endpoint)
     refs = provision(
         Template(parameters=parameters, region=REGION),
         dynamodb=clients["dynamodb"],
         secretsmanager=clients["secretsmanager"],
+        kms=clients["kms"],
         prefix=RESOURCE_PREFIX,
         credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "audience": AUDIENCE},
     )

@@ -257,6 +257,9 @@ class Template:
             "AWS::Region": self.region,
             "AWS::AccountId": self.account_id,
             "AWS::StackName": "offer-state-local",
+            "AWS::StackId": (
+                f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/offer-state-local/local"
+            ),
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": NO_VALUE,
@@ -270,9 +273,13 @@ class Template:
         raise KeyError(f"no local value for Ref {name}")
 
     def _get_att(self, logical_id: str, attribute: str) -> str:
-        if attribute == "Arn" and self.resources[logical_id]["Type"] == "AWS::DynamoDB::Table":
+        resource_type = self.resources[logical_id]["Type"]
+        if attribute == "Arn" and resource_type == "AWS::DynamoDB::Table":
             name = self._ref(logical_id)
             return f"arn:aws:dynamodb:{self.region}:{self.account_id}:table/{name}"
+        if attribute == "Arn" and resource_type == "AWS::KMS::Key":
+            key_id = self._ref(logical_id)  # what Ref gives for a key: its id
+            return f"arn:aws:kms:{self.region}:{self.account_id}:key/{key_id}"
         raise KeyError(f"no local value for GetAtt {logical_id}.{attribute}")
 
     def _sub(self, arg: Any) -> str:

@@ -1,4 +1,5 @@
-"""The support staff's audit reader (`make audit`), against a stack found by its outputs."""
+"""The support staff's audit reader (`make audit`), against a stack found by its outputs: what
+it finds, and that it needs no more than the stack's AuditReaderPolicy (never the secret)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,35 @@ import boto3
 import pytest
 
 from local import audit_reader
+from offer_state.pseudonyms import KmsPseudonyms, pepper_pseudonym
 from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
-from tests.support.inprocess import Deployed
+from tests.support.inprocess import Deployed, fresh_boto3_session
 from tests.support.pending import begin_change, writer_at
+from tests.support.permissions import as_arns, policy_permissions, recorded_aws_calls
 from tests.support.sandbox_control import SandboxControl
+
+
+def _stack(name: str, outputs: dict[str, str]) -> str:
+    """A CloudFormation stack (in moto) with these outputs; its name."""
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    return name
 
 
 @pytest.fixture
 def cloudformation_stack(deployed: Deployed) -> str:
-    """A CloudFormation stack (in moto) whose outputs name the tables and the secret."""
-    template = {
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {
-            "AuditTableName": {"Value": deployed.refs["AuditTable"]},
-            "SecretArn": {"Value": deployed.refs["AirMilesSecret"]},
+    """A CloudFormation stack (in moto) whose outputs name the audit table and the key."""
+    return _stack(
+        "uat",
+        {
+            audit_reader.TABLE_OUTPUT: deployed.refs["AuditTable"],
+            audit_reader.KEY_OUTPUT: deployed.pseudonym_key_arn,
+            "SecretArn": deployed.refs["AirMilesSecret"],  # there, and never read
         },
-    }
-    boto3.client("cloudformation").create_stack(StackName="uat", TemplateBody=json.dumps(template))
-    return "uat"
+    )
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -68,9 +80,9 @@ def test_a_change_whose_outcome_was_never_recorded_shows_as_unknown_and_says_so(
     cloudformation_stack, deployed: Deployed, reconcile_pending: Function, capsys
 ):
     # A PUT's PENDING item from long ago, which its invocation never finished.
-    pepper = deployed.secret()["audit_pepper"].encode()
     table = deployed.refs["AuditTable"]
-    writer = writer_at(boto3.client("dynamodb"), table, timedelta(days=1), pepper)
+    pseudonyms = KmsPseudonyms(boto3.client("kms"), deployed.refs["PseudonymKey"])
+    writer = writer_at(boto3.client("dynamodb"), table, timedelta(days=1), pseudonyms)
     _, correlation = begin_change(writer)
     reconcile_pending.invoke({"detail-type": "Scheduled Event"})
     capsys.readouterr()
@@ -135,3 +147,115 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(aws, capsys, args, message):
     assert out == ""
     assert err.startswith(f"error: {message}")
     assert err.count("\n") == 1
+
+
+def test_the_reader_needs_only_its_policy_and_never_reads_the_secret(
+    cloudformation_stack,
+    deployed: Deployed,
+    update_state: Function,
+    sandbox_control: SandboxControl,
+    capsys,
+):
+    offer = sandbox_control.untouched_offers(1)[0]
+    correlation = str(uuid.uuid4())
+    update_state.call(offer_event(offer, SAVE, headers={"x-correlation-id": correlation}))
+    capsys.readouterr()
+
+    fresh_boto3_session()  # the reader's clients are made, and recorded, from here
+    with recorded_aws_calls() as calls:
+        assert _run(capsys, "--collector", MEMBER, "--stack", cloudformation_stack)[0] == 0
+        assert _run(capsys, "--correlation", correlation, "--stack", cloudformation_stack)[0] == 0
+
+    actions = {action for action, _ in calls}
+    assert not any(a.startswith("secretsmanager:") for a in actions)
+    used = {
+        (action, "the stack" if action == "cloudformation:DescribeStacks" else resource)
+        for action, resource in as_arns(calls, deployed.template, deployed.refs)
+    }
+    stack_id = deployed.template.resolve({"Ref": "AWS::StackId"})
+    policy = {
+        (action, "the stack" if resource == stack_id else resource)
+        for action, resource in policy_permissions(deployed.template, "AuditReaderPolicy")
+    }
+    assert used == policy
+
+
+def test_records_keyed_by_a_retired_key_are_found_with_the_current_ones(
+    deployed: Deployed, get_state: Function, monkeypatch, capsys
+):
+    get_state.call(event("GET", "/v1/offers/states/count"))  # under the stack's own key
+    old_key = deployed.pseudonym_key_arn
+    new_key = deployed.new_pseudonym_key()
+    rotated = deployed.with_parameters(PseudonymKeyArn=new_key, RetiredPseudonymKeyArns=old_key)
+    rotated.start("GetStateFunction", monkeypatch).call(event("GET", "/v1/offers/states/find"))
+    capsys.readouterr()
+
+    outputs = {
+        audit_reader.TABLE_OUTPUT: deployed.refs["AuditTable"],
+        audit_reader.KEY_OUTPUT: new_key,
+    }
+    only_new = _stack("only-new", outputs)
+    both = _stack("both", {**outputs, audit_reader.RETIRED_KEYS_OUTPUT: old_key})
+
+    _, out, _ = _run(capsys, "--collector", MEMBER, "--stack", only_new, "--json")
+    assert [json.loads(line)["action"] for line in out.splitlines()] == ["FIND_STATES"]
+    _, out, _ = _run(capsys, "--collector", MEMBER, "--stack", both, "--json")
+    found = [json.loads(line) for line in out.splitlines()]
+    assert [r["action"] for r in found] == ["FIND_STATES", "COUNT_STATES"]  # newest first
+    # Each record names the key of its pk (moto names a key by its id, AWS by its ARN).
+    assert new_key.endswith(found[0]["pseudonymKey"])
+    assert old_key.endswith(found[1]["pseudonymKey"])
+    assert found[0]["pk"] != found[1]["pk"]
+
+
+def test_records_from_before_kms_are_found_only_with_the_old_pepper(
+    cloudformation_stack, deployed: Deployed, get_state: Function, tmp_path, capsys
+):
+    get_state.call(event("GET", "/v1/offers/states/count"))
+    pepper = deployed.secret()["audit_pepper"]  # what the secret held before the upgrade
+    _write_as_before_kms(deployed, pepper.encode())
+    pepper_file = tmp_path / "pepper"
+    pepper_file.write_text(pepper + "\n")
+    capsys.readouterr()
+
+    _, out, _ = _run(capsys, "--collector", MEMBER, "--stack", cloudformation_stack, "--json")
+    assert [json.loads(line)["action"] for line in out.splitlines()] == ["COUNT_STATES"]
+    _, out, _ = _run(
+        capsys,
+        *("--collector", MEMBER, "--stack", cloudformation_stack, "--json"),
+        *("--legacy-pepper-file", str(pepper_file)),
+    )
+    found = [json.loads(line) for line in out.splitlines()]
+    assert [r["action"] for r in found] == ["COUNT_STATES", "UPDATE_STATES"]  # newest first
+    assert found[1]["pk"] == pepper_pseudonym(MEMBER, pepper.encode()).value
+    assert "pseudonymKey" not in found[1]
+
+
+def test_a_key_the_reader_cannot_use_is_a_one_line_error(deployed: Deployed, capsys):
+    missing = deployed.pseudonym_key_arn[:-12] + "000000000000"  # no such key: KMS refuses
+    outputs = {
+        audit_reader.TABLE_OUTPUT: deployed.refs["AuditTable"],
+        audit_reader.KEY_OUTPUT: missing,
+    }
+    code, out, err = _run(capsys, "--collector", MEMBER, "--stack", _stack("gone", outputs))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: cannot use the pseudonym key {missing}: ")
+    assert err.count("\n") == 1
+
+
+def _write_as_before_kms(deployed: Deployed, pepper: bytes) -> None:
+    """An UPDATE_STATES record as the gateway wrote it before KMS (an older one): keyed with
+    the pepper, without `pseudonymKey`."""
+    created = "2026-01-05T10:15:30.123Z"
+    deployed.table("AuditTable").put_item(
+        Item={
+            "pk": pepper_pseudonym(MEMBER, pepper).value,
+            "sk": f"{created}#request-0",
+            "createdAt": created,
+            "action": "UPDATE_STATES",
+            "outcome": "SUCCEEDED",
+            "httpStatus": 200,
+            "collector": "*******0110",
+            "correlationId": str(uuid.uuid4()),
+        }
+    )

@@ -1,9 +1,10 @@
-"""Secrets Manager and DynamoDB failing: 503 DEPENDENCY_UNAVAILABLE, and never a PUT to
+"""Secrets Manager, DynamoDB and KMS failing: 503 DEPENDENCY_UNAVAILABLE, and never a PUT to
 AIR MILES that the audit trail does not know about."""
 
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -81,6 +82,33 @@ def test_audit_table_unreachable_means_no_put_upstream(
     answer = update_state.call(offer_event(sandbox_control.untouched_offers(1)[0], SAVE))
     assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox_control.calls()["put"] == 0
+
+
+def test_kms_unreachable_means_no_put_upstream(
+    unreachable, update_state: Function, deployed: Deployed, sandbox_control: SandboxControl
+):
+    unreachable("kms.GenerateMac")
+    key = {"idempotency-key": str(uuid.uuid4())}
+    for headers in ({}, key):  # no pseudonym: neither the audit record nor the idempotency key
+        answer = update_state.call(
+            offer_event(sandbox_control.untouched_offers(1)[0], SAVE, headers=headers)
+        )
+        assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
+    assert sandbox_control.calls()["put"] == 0
+    assert deployed.audit_items() == deployed.table_items("IdempotencyTable") == []
+
+
+def test_a_read_whose_collector_kms_cannot_pseudonymise_is_not_disclosed(
+    unreachable, get_state: Function, capsys
+):
+    unreachable("kms.GenerateMac")
+    answer = get_state.call(event("GET", "/v1/offers/states/count"))
+    body = assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
+    assert "count" not in body
+    out = capsys.readouterr().out
+    sys.stdout.write(out)  # still seen by the leak check
+    metrics = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    assert any("AuditWriteFailures" in m for m in metrics)  # what the audit alarm counts
 
 
 @pytest.mark.parametrize(
@@ -162,6 +190,8 @@ def test_secret_is_read_once_for_many_requests(
     assert sandbox_control.calls()["token"] == 1
 
 
-def test_provisioned_secret_holds_audience_and_pepper(deployed: Deployed):
+def test_provisioned_secret_holds_the_credentials(deployed: Deployed):
     assert deployed.secret()["audience"] == AUDIENCE
+    # The template still generates an audit_pepper (changing how it generates the secret
+    # would make CloudFormation generate it anew, credentials included); nothing reads it.
     assert len(deployed.secret()["audit_pepper"]) >= 16

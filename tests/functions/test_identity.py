@@ -103,6 +103,55 @@ def test_machine_token_writes_for_the_named_collector(
     assert offer not in sandbox_control.states(MEMBER)
 
 
+@pytest.mark.parametrize(
+    "client",
+    [
+        {"client_id": "someone-else"},
+        {"client_id": None, "azp": "someone-else"},
+        {"client_id": None},
+    ],
+    ids=["other client_id", "other azp", "no client named"],
+)
+def test_a_machine_client_not_in_machine_client_ids_may_not_name_a_collector(
+    get_state: Function,
+    update_state: Function,
+    sandbox_control: SandboxControl,
+    deployed: Deployed,
+    client: dict,
+):
+    offer = sandbox_control.untouched_offers(1)[0]
+    claims = {k: v for k, v in client.items() if v is not None}
+    read = event("GET", "/v1/offers/states/count", **machine(OTHER, READ, M2M))
+    write = offer_event(offer, SAVE, **machine(OTHER, WRITE, M2M))
+    for function, request in ((get_state, read), (update_state, write)):
+        token = request["requestContext"]["authorizer"]["jwt"]["claims"]
+        token.pop("client_id")
+        token.update(claims)
+        body = assert_refused(function.call(request), 403, "FORBIDDEN", sandbox_control)
+        assert "machine client" in body["error"]["message"]
+    assert deployed.audit_items() == []  # the collector it named is not to be trusted
+
+
+def test_an_allowed_machine_client_may_name_it_by_azp(
+    get_state: Function, sandbox_control: SandboxControl
+):
+    request = event("GET", "/v1/offers/states/count", **machine(OTHER, READ, M2M))
+    claims = request["requestContext"]["authorizer"]["jwt"]["claims"]
+    claims["azp"] = claims.pop("client_id")
+    assert get_state.call(request)[0] == 200
+    assert sandbox_control.requests()[-1]["headers"]["collector-number"] == OTHER
+
+
+def test_no_machine_client_may_name_a_collector_when_none_is_listed(
+    deployed: Deployed, sandbox_control: SandboxControl, monkeypatch: pytest.MonkeyPatch
+):
+    """The default (MachineClientIds blank); member tokens are unaffected."""
+    get_state = deployed.with_parameters(MachineClientIds="").start("GetStateFunction", monkeypatch)
+    answer = get_state.call(event("GET", "/v1/offers/states/count", **machine(OTHER, READ, M2M)))
+    assert_refused(answer, 403, "FORBIDDEN", sandbox_control)
+    assert get_state.call(event("GET", "/v1/offers/states/count"))[0] == 200  # a member token
+
+
 def test_collector_in_the_body_is_not_a_field(
     update_state: Function, sandbox_control: SandboxControl
 ):

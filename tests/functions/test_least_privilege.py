@@ -1,61 +1,31 @@
 """The code side of least privilege: every AWS call each function makes, over every path
-(reads, writes, replays, conflicts, failures), is exactly the set its IAM policy grants."""
+(reads, writes, replays, conflicts, failures), is exactly the set its IAM policy grants; and
+each audit record's update stays inside the attributes its policy's condition allows."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import boto3
-import pytest
 
 from tests.support.aws_faults import stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
-from tests.support.inprocess import Deployed, fresh_boto3_session
+from tests.support.inprocess import Deployed
 from tests.support.pending import begin_change, writer_at
-from tests.support.permissions import permissions
+from tests.support.permissions import as_arns, permissions
 from tests.support.sandbox_control import SandboxControl
 
 
-@pytest.fixture
-def calls(deployed: Deployed) -> Iterator[list[tuple[str, str]]]:
-    """(IAM action, resource) of every AWS call made by clients created from now on (after
-    the stack's resources exist)."""
-    fresh_boto3_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    recorded: list[tuple[str, str]] = []
-
-    def record(model, params, **_kwargs) -> None:
-        action = f"{model.service_model.signing_name}:{model.name}"
-        resource = params.get("TableName") or params.get("SecretId") or "?"
-        if "IndexName" in params:  # IAM names a table's index as its own resource
-            resource += f"/index/{params['IndexName']}"
-        recorded.append((action, resource))
-
-    session.events.register("before-parameter-build.*.*", record)
-    yield recorded
-    fresh_boto3_session()
-
-
-def _as_arns(used: list[tuple[str, str]], deployed: Deployed) -> set[tuple[str, str]]:
-    template = deployed.template
-    table_arns = {
-        deployed.refs[t]: template.resolve({"Fn::GetAtt": [t, "Arn"]})
-        for t in ("AuditTable", "IdempotencyTable")
-    }
-    arns = set()
-    for action, resource in used:
-        table, index = resource.partition("/index/")[::2]
-        arn = table_arns.get(table, table)
-        arns.add((action, f"{arn}/index/{index}" if index else arn))
-    return arns
+def _as_arns(used: list[tuple[str, dict[str, Any]]], deployed: Deployed) -> set[tuple[str, str]]:
+    return as_arns(used, deployed.template, deployed.refs)
 
 
 def test_get_state_uses_exactly_its_permissions(
-    calls, get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
+    aws_calls, get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
 ):
     offers = sandbox_control.untouched_offers(2)
     get_state.call(event("GET", "/health"))
@@ -70,11 +40,15 @@ def test_get_state_uses_exactly_its_permissions(
     stored_by_an_earlier_attempt(get_state.module.service.dynamodb, deployed.refs["AuditTable"])
     get_state.call(event("GET", "/v1/offers/states/count"))
 
-    assert _as_arns(calls, deployed) == permissions(deployed.template, "GetStateFunction")
+    assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "GetStateFunction")
 
 
 def test_update_state_uses_exactly_its_permissions(
-    calls, update_state: Function, deployed: Deployed, sandbox_control: SandboxControl, monkeypatch
+    aws_calls,
+    update_state: Function,
+    deployed: Deployed,
+    sandbox_control: SandboxControl,
+    monkeypatch,
 ):
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
         DynamoDBPersistenceLayer,
@@ -104,19 +78,53 @@ def test_update_state_uses_exactly_its_permissions(
     stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
     update_state.call(offer_event(first, SAVE))
 
-    assert _as_arns(calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
+    assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
+    _assert_audit_updates_within_their_condition(aws_calls, deployed)
 
 
 def test_reconcile_pending_uses_exactly_its_permissions(
-    calls, reconcile_pending: Function, deployed: Deployed
+    aws_calls, reconcile_pending: Function, deployed: Deployed
 ):
     table = deployed.refs["AuditTable"]
     begin_change(writer_at(boto3.client("dynamodb"), table, timedelta(days=1)))
-    calls.clear()  # the test's own write
+    aws_calls.clear()  # the test's own write
     scheduled = json.loads((EVENTS_DIR / "scheduled_reconcile.json").read_text())
 
     # (An update whose condition fails, for an item finished meanwhile, is the same call.)
     assert reconcile_pending.invoke(scheduled)["reconciled"] == 1
     assert reconcile_pending.invoke(scheduled)["reconciled"] == 0
 
-    assert _as_arns(calls, deployed) == permissions(deployed.template, "ReconcilePendingFunction")
+    assert _as_arns(aws_calls, deployed) == permissions(
+        deployed.template, "ReconcilePendingFunction"
+    )
+
+
+# Words of DynamoDB's expression language: anything else bare in an expression is an attribute.
+_EXPRESSION_WORDS = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "IN", "BETWEEN"}
+
+
+def _assert_audit_updates_within_their_condition(
+    aws_calls: list[tuple[str, dict[str, Any]]], deployed: Deployed
+) -> None:
+    """Every UpdateItem on the audit table names only attributes the policy's
+    `dynamodb:Attributes` lists, and asks nothing back (`dynamodb:ReturnValues`)."""
+    statements = deployed.template.resolve(
+        deployed.template.function_properties("UpdateStateFunction")["Policies"]
+    )[0]["Statement"]
+    [finish] = [s for s in statements if s.get("Sid") == "FinishAuditRecords"]
+    allowed = set(finish["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert finish["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"] == "NONE"
+    updates = [
+        params
+        for action, params in aws_calls
+        if action == "dynamodb:UpdateItem" and params["TableName"] == deployed.refs["AuditTable"]
+    ]
+    assert updates, "the paths above finish PENDING records"
+    for params in updates:
+        expressions = " ".join(
+            params.get(k, "") for k in ("UpdateExpression", "ConditionExpression")
+        )
+        bare = set(re.findall(r"(?<![#:\w])[A-Za-z_]\w*\b(?!\s*\()", expressions))
+        named = set(params.get("ExpressionAttributeNames", {}).values())
+        assert named | set(params["Key"]) | (bare - _EXPRESSION_WORDS) <= allowed
+        assert params.get("ReturnValues", "NONE") == "NONE"

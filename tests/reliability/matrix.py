@@ -243,7 +243,13 @@ UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("delay 5 s (past budget)", {"mode": "delay", "delayMs": 5000}, 504, "UPSTREAM_TIMEOUT"),
 ]
 SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
-AUDIT_FAULTS = ("audit-unreachable", "audit-throttled", "audit-conditional-failure")
+# No audit record without its key: KMS, which makes the collector's pseudonym, counts here too.
+AUDIT_FAULTS = (
+    "audit-unreachable",
+    "audit-throttled",
+    "audit-conditional-failure",
+    "pseudonym-key-unreachable",
+)
 UNAVAILABLE = (503, "DEPENDENCY_UNAVAILABLE")
 
 
@@ -282,8 +288,9 @@ def _cells() -> Iterator[Cell]:
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
         for fault in SECRET_FAULTS:
+            # AIR MILES cannot be called; the audit trail, which needs no secret, says so.
             calls = {endpoint: 0, "token": 0}
-            yield Cell(fault, route, *UNAVAILABLE, (), calls, aws_fault=fault)
+            yield Cell(fault, route, *UNAVAILABLE, ("FAILED",), calls, aws_fault=fault)
         # A read is made, then cannot be audited: it is not disclosed. A write is never sent.
         calls = {endpoint: 1 if endpoint == "get" else 0}
         for fault in AUDIT_FAULTS:
@@ -379,7 +386,7 @@ def _table_of(request: Any) -> str:
 
 @contextmanager
 def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
-    """Make Secrets Manager or a table misbehave for every client created inside."""
+    """Make Secrets Manager, KMS or a table misbehave for every client created inside."""
     fresh_boto3_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
@@ -422,6 +429,8 @@ def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
         error("dynamodb.PutItem", audit, "ProvisionedThroughputExceededException")
     elif kind == "audit-conditional-failure":
         error("dynamodb.PutItem", audit, "ConditionalCheckFailedException")
+    elif kind == "pseudonym-key-unreachable":
+        unreachable("kms.GenerateMac")
     elif kind == "idempotency-unreachable":
         unreachable("dynamodb.PutItem", idempotency)
     try:

@@ -20,6 +20,7 @@ REFS = {
     "IdempotencyTable": "idem",
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:1:secret:s",
     "OfferStateLayer": "layer",
+    "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
 }
 
 

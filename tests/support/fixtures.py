@@ -7,6 +7,7 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
 - `aws`, `deployed`, `get_state`, `update_state`, `reconcile_pending`: the functions
   in-process, AWS through moto (`mock_aws`, resources created from template.yaml), AIR MILES
   through `sandbox_control`;
+- `aws_calls`: every AWS call made from the test's start on, by clients made from then on;
 - `stack`: the whole local stack as a subprocess (`RunningStack`), one per module, its sandbox
   reset to its seed for the test.
 """
@@ -14,6 +15,7 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -22,6 +24,7 @@ from local.sandbox import Sandbox
 from tests.support import leaks
 from tests.support.functions import Function
 from tests.support.inprocess import FAKE_AWS, Deployed, fresh_boto3_session
+from tests.support.permissions import recorded_aws_calls
 from tests.support.sandbox_control import SandboxControl
 from tests.support.stack import RunningStack, listening, start_stack
 
@@ -67,25 +70,29 @@ def deployed(aws: None, sandbox_control: SandboxControl) -> Iterator[Deployed]:
     resources.record_tables()
 
 
-def _function(deployed: Deployed, monkeypatch: pytest.MonkeyPatch, logical_id: str) -> Function:
-    for name, value in deployed.function_environment(logical_id).items():
-        monkeypatch.setenv(name, value)
-    return deployed.load(logical_id)
+@pytest.fixture
+def aws_calls(deployed: Deployed) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(IAM action, request parameters) of every AWS call made by clients created from now on,
+    after the stack's resources exist: the functions' own (they make theirs on first use)."""
+    fresh_boto3_session()
+    with recorded_aws_calls() as recorded:
+        yield recorded
+    fresh_boto3_session()
 
 
 @pytest.fixture
 def get_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
-    return _function(deployed, monkeypatch, "GetStateFunction")
+    return deployed.start("GetStateFunction", monkeypatch)
 
 
 @pytest.fixture
 def update_state(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
-    return _function(deployed, monkeypatch, "UpdateStateFunction")
+    return deployed.start("UpdateStateFunction", monkeypatch)
 
 
 @pytest.fixture
 def reconcile_pending(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Function:
-    return _function(deployed, monkeypatch, "ReconcilePendingFunction")
+    return deployed.start("ReconcilePendingFunction", monkeypatch)
 
 
 # ------------------------------------------------------------------ the local stack

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from local.events import http_api_event
+from local.issuer import MACHINE_CLIENT_ID
 from local.lambda_runtime import LambdaContext
 from local.template import ROOT, Template
 from tests.support.sandbox_control import SandboxControl
@@ -21,6 +22,8 @@ OTHER = "80000000001"  # another seeded collector
 READ = "offers/state.read"
 WRITE = "offers/state.write"
 M2M = "offers/state.m2m"
+# The machine client the test stacks allow (MachineClientIds), as the local stack does.
+MACHINE_CLIENT = MACHINE_CLIENT_ID
 SAVE = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 OPT_IN = {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}
 
@@ -81,7 +84,7 @@ def event(
 ) -> dict[str, Any]:
     """An event as API Gateway sends it after its JWT authorizer let the token through.
 
-    `collector` is the member claim (None for a machine token)."""
+    `collector` is the member claim (None for a token of the machine client MACHINE_CLIENT)."""
     all_headers = {"user-agent": "pytest", **(headers or {})}
     if body is not None and not isinstance(body, str | bytes):
         body = json.dumps(body)
@@ -91,6 +94,8 @@ def event(
         token_claims = {"sub": "member-1" if collector else "partner-backend@clients"}
         if collector is not None:
             token_claims["collector_number"] = collector
+        else:
+            token_claims["client_id"] = MACHINE_CLIENT
         token_claims["scope"] = " ".join(scopes)
         token_claims.update(claims or {})
     return http_api_event(

@@ -20,7 +20,7 @@ from local.resources import provision
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH
 from local.template import Template
 from tests.support import leaks
-from tests.support.functions import Function, load_handler_module
+from tests.support.functions import MACHINE_CLIENT, Function, load_handler_module
 from tests.support.tables import LEAK_CHECKED_TABLES, StackTables
 
 # Faster failures than production: fault tests stay quick. The budget counts from the start of
@@ -79,6 +79,7 @@ def stack_parameters(sandbox_url: str) -> dict[str, str]:
         "JwtIssuer": "https://issuer.test/",
         "JwtAudience": "offer-state-gateway",
         "OriginClient": "external:test-partner:web",
+        "MachineClientIds": MACHINE_CLIENT,
     }
 
 
@@ -96,6 +97,7 @@ class Deployed(StackTables):
             Template(parameters=parameters),
             dynamodb=boto3.client("dynamodb"),
             secretsmanager=boto3.client("secretsmanager"),
+            kms=boto3.client("kms"),
             prefix="test",
             credentials={
                 "client_id": CLIENT_ID,
@@ -107,6 +109,21 @@ class Deployed(StackTables):
         leaks.remember_secret(deployed.secret()["audit_pepper"])
         return deployed
 
+    @property
+    def pseudonym_key_arn(self) -> str:
+        """The ARN of the stack's own pseudonym key (`PseudonymKey`)."""
+        return self.template.resolve({"Fn::GetAtt": ["PseudonymKey", "Arn"]})
+
+    def with_parameters(self, **overrides: str) -> Deployed:
+        """The same resources under other parameter values (a redeploy: a rotated key ...)."""
+        parameters = {**self.template.parameters, **overrides}
+        return Deployed(Template(parameters=parameters, resource_refs=self.refs), self.refs)
+
+    def new_pseudonym_key(self) -> str:
+        """A second HMAC key in this account, as a partner creates one to rotate: its ARN."""
+        created = boto3.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+        return created["KeyMetadata"]["Arn"]
+
     def record_tables(self) -> None:
         """Hand every audit and idempotency item to the leak check."""
         for table in LEAK_CHECKED_TABLES:
@@ -116,6 +133,13 @@ class Deployed(StackTables):
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         return {**self.template.function_environment(logical_id), **FAST_UPSTREAM}
+
+    def start(self, logical_id: str, monkeypatch: Any) -> Function:
+        """A fresh container of the function with the environment this stack gives it
+        (set through `monkeypatch`, a pytest MonkeyPatch, so the test's end restores it)."""
+        for name, value in self.function_environment(logical_id).items():
+            monkeypatch.setenv(name, value)
+        return self.load(logical_id)
 
     def load(self, logical_id: str) -> Function:
         """A fresh container of the function: its module imported anew (the environment

@@ -1,18 +1,79 @@
-"""What a function's IAM policies in template.yaml grant, as (action, resource) pairs."""
+"""Least privilege, both sides: what an IAM policy in template.yaml grants, and what code
+asked of AWS, as (action, resource ARN) pairs that compare."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
 
 from local.template import Template
 
 
 def permissions(template: Template, function: str) -> set[tuple[str, str]]:
-    granted = set()
-    for policy in template.resolve(template.function_properties(function)["Policies"]):
+    """What a function's policies grant."""
+    return granted(template.resolve(template.function_properties(function)["Policies"]))
+
+
+def policy_permissions(template: Template, logical_id: str) -> set[tuple[str, str]]:
+    """What a managed policy resource (`AWS::IAM::ManagedPolicy`) grants."""
+    document = template.resolve(template.resources[logical_id]["Properties"]["PolicyDocument"])
+    return granted([document])
+
+
+def granted(policies: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    pairs = set()
+    for policy in policies:
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow"
             actions = statement["Action"]
             resources = statement["Resource"]
             for action in [actions] if isinstance(actions, str) else actions:
                 for resource in [resources] if isinstance(resources, str) else resources:
-                    granted.add((action, resource))
-    return granted
+                    pairs.add((action, resource))
+    return pairs
+
+
+@contextmanager
+def recorded_aws_calls() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(IAM action, request parameters) of every AWS call made meanwhile by clients of boto3's
+    default session created meanwhile (call `fresh_boto3_session` before and after)."""
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    recorded: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_kwargs: Any) -> None:
+        recorded.append((f"{model.service_model.signing_name}:{model.name}", dict(params)))
+
+    session.events.register("before-parameter-build.*.*", record)
+    try:
+        yield recorded
+    finally:
+        session.events.unregister("before-parameter-build.*.*", record)
+
+
+def as_arns(
+    calls: list[tuple[str, dict[str, Any]]], template: Template, refs: dict[str, str]
+) -> set[tuple[str, str]]:
+    """The calls as (action, resource ARN), the local resources' names and ids turned into
+    the ARNs the template's policies name."""
+    arns = {
+        name: template.resolve({"Fn::GetAtt": [logical_id, "Arn"]})
+        for logical_id, name in refs.items()
+        if template.resources.get(logical_id, {}).get("Type")
+        in ("AWS::DynamoDB::Table", "AWS::KMS::Key")
+    }
+    pairs = set()
+    for action, params in calls:
+        if "TableName" in params:
+            resource = arns.get(params["TableName"], params["TableName"])
+            if "IndexName" in params:
+                resource += f"/index/{params['IndexName']}"
+        elif "KeyId" in params:
+            resource = arns.get(params["KeyId"], params["KeyId"])
+        else:
+            resource = params.get("SecretId") or params.get("StackName") or "?"
+        pairs.add((action, resource))
+    return pairs

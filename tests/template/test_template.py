@@ -18,6 +18,7 @@ REFS = {
     "IdempotencyTable": "idempotency",
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
+    "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
     **{f"{f}ErrorsAlarm": f"{f}-errors" for f in ("GetState", "UpdateState")},
     **{f"{f}Handled5xxRateAlarm": f"{f}-5xx" for f in ("GetState", "UpdateState")},
     "AuditWriteFailuresAlarm": "audit-failures",
@@ -26,6 +27,7 @@ FUNCTIONS = ("GetStateFunction", "UpdateStateFunction")  # the two behind the AP
 AUDIT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/audit"
 IDEMPOTENCY_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/idempotency"
 SECRET_ARN = REFS["AirMilesSecret"]
+KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{REFS['PseudonymKey']}"
 
 # What each function's code calls (tests/functions/test_least_privilege.py checks the code
 # side: these are exactly the calls it makes).
@@ -34,10 +36,12 @@ EXPECTED_PERMISSIONS = {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
         ("dynamodb:GetItem", AUDIT_ARN),  # a retried PutItem's item read back
         ("dynamodb:PutItem", AUDIT_ARN),
+        ("kms:GenerateMac", KEY_ARN),
     },
     "UpdateStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
         ("dynamodb:GetItem", AUDIT_ARN),
+        ("kms:GenerateMac", KEY_ARN),
         ("dynamodb:PutItem", AUDIT_ARN),
         ("dynamodb:UpdateItem", AUDIT_ARN),
         ("dynamodb:GetItem", IDEMPOTENCY_ARN),
@@ -188,6 +192,7 @@ def test_audit_table_is_durable_and_expires_records(template: Template):
         "CorrelationIndex",
         "PendingIndex",
     ]
+    assert props["DeletionProtectionEnabled"] is True
 
 
 def test_the_pending_index_is_sparse_and_sorted_by_time(template: Template):
@@ -275,6 +280,112 @@ def test_each_functions_5xx_rate_alarm_divides_its_5xx_answers_by_its_invocation
     assert alarm["Threshold"] == "5"  # the parameter's default
     # Under the canary's share, or a canary answering 5xx to everything would pass it.
     assert int(template.body["Parameters"]["Handled5xxRatePercent"]["Default"]) < 10
+
+
+def _statement(template: Template, function: str, sid: str) -> dict:
+    statements = template.resolve(template.function_properties(function)["Policies"])[0][
+        "Statement"
+    ]
+    [statement] = [s for s in statements if s.get("Sid") == sid]
+    return statement
+
+
+def test_update_state_may_update_only_an_audit_records_outcome(template: Template):
+    finish = _statement(template, "UpdateStateFunction", "FinishAuditRecords")
+    assert (finish["Action"], finish["Resource"]) == ("dynamodb:UpdateItem", AUDIT_ARN)
+    assert set(finish["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
+        "pk",
+        "sk",  # the key must be listed, and cannot be updated anyway
+        "outcome",
+        "httpStatus",
+        "upstreamStatus",
+        "latencyMs",
+        "errorCode",
+        "statesAfter",
+        "pending",  # the sparse index's attribute a finished record loses
+        "idempotencyRecord",  # a success whose idempotency record could not be saved
+    }
+    assert finish["Condition"]["StringEqualsIfExists"] == {"dynamodb:ReturnValues": "NONE"}
+    # Nothing else on the audit table but PutItem, which never overwrites (its condition).
+    audit = {a for a, r in permissions(template, "UpdateStateFunction") if r == AUDIT_ARN}
+    # (GetItem: a retried PutItem that failed its own condition reads its item back.)
+    assert audit == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    put = _statement(template, "GetStateFunction", "WriteAuditRecords")
+    assert put["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_the_functions_make_macs_with_the_pseudonym_key_only(template: Template, function: str):
+    generate = _statement(template, function, "PseudonymiseCollectors")
+    assert generate["Action"] == "kms:GenerateMac"
+    assert generate["Condition"] == {"StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"}}
+    assert template.function_environment(function)["PSEUDONYM_KEY_ID"] == KEY_ARN
+
+
+def test_the_pseudonym_key_is_an_hmac_key_kept_like_the_audit_table(template: Template):
+    key = template.resources["PseudonymKey"]
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    props = template.resolve(key["Properties"])
+    assert (props["KeySpec"], props["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    [statement] = props["KeyPolicy"]["Statement"]  # the account, through IAM: nobody else
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+
+
+def test_a_rotation_names_the_new_key_and_keeps_the_old_one_for_repeats():
+    new, old = (f"arn:aws:kms:us-east-1:123456789012:key/{k}" for k in ("new-key", "old-key"))
+    template = Template(
+        parameters={**PARAMS, "PseudonymKeyArn": new, "RetiredPseudonymKeyArns": old},
+        resource_refs=REFS,
+    )
+    assert not template.condition("CreatePseudonymKey")  # the stack's own key is not made
+    for function in FUNCTIONS:
+        assert template.function_environment(function)["PSEUDONYM_KEY_ID"] == new
+    keys = {r for a, r in permissions(template, "UpdateStateFunction") if a == "kms:GenerateMac"}
+    assert keys == {new, old}
+    assert template.function_environment("UpdateStateFunction")["RETIRED_PSEUDONYM_KEY_IDS"] == old
+    assert {r for a, r in permissions(template, "GetStateFunction") if a.startswith("kms:")} == {
+        new
+    }
+
+
+def test_support_staff_policy_reads_the_trail_and_makes_macs_but_never_reads_the_secret(
+    template: Template,
+):
+    from tests.support.permissions import policy_permissions
+
+    granted = policy_permissions(template, "AuditReaderPolicy")
+    assert {action for action, _ in granted} == {
+        "cloudformation:DescribeStacks",
+        "dynamodb:Query",
+        "kms:GenerateMac",
+    }
+    assert ("dynamodb:Query", f"{AUDIT_ARN}/index/CorrelationIndex") in granted
+    assert ("kms:GenerateMac", KEY_ARN) in granted
+
+
+def test_the_outputs_make_audit_reads_are_the_templates(template: Template):
+    from local import audit_reader
+
+    outputs = template.body["Outputs"]
+    wanted = (audit_reader.TABLE_OUTPUT, audit_reader.KEY_OUTPUT, audit_reader.RETIRED_KEYS_OUTPUT)
+    assert set(wanted) <= set(outputs)
+    # SAM CLI resolves an output's name as a Ref: none may share a parameter's name.
+    assert not set(outputs) & set(template.body["Parameters"])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_debug_switches_and_trace_capture_are_pinned_off(template: Template, function: str):
+    env = template.function_environment(function)
+    assert env["POWERTOOLS_DEV"] == "false"
+    assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+def test_no_machine_client_is_allowed_unless_listed(template: Template):
+    listed = Template(parameters={**PARAMS, "MachineClientIds": "app-a,app-b"}, resource_refs=REFS)
+    for function in FUNCTIONS:
+        assert template.function_environment(function)["MACHINE_CLIENT_IDS"] == ""
+        assert listed.function_environment(function)["MACHINE_CLIENT_IDS"] == "app-a,app-b"
 
 
 def test_stage_is_throttled_and_access_logged(template: Template):

@@ -7,6 +7,7 @@ from typing import Any
 
 from offer_state.audit import Action, AuditContext, AuditEntry, AuditWriter, Outcome
 from offer_state.identity import Identity
+from offer_state.pseudonyms import Pseudonym
 
 NOW = datetime(2026, 11, 25, 16, 59, 0, 123456, tzinfo=UTC)
 
@@ -23,8 +24,9 @@ class RecordingDynamoDB:
 
 def test_an_audit_item_is_dated_and_expires_by_the_writers_clock():
     dynamodb = RecordingDynamoDB()
+    pseudonym = Pseudonym("COLLECTOR#" + "ab" * 32, "arn:aws:kms:us-east-1:1:key/k")
     writer = AuditWriter(
-        dynamodb, "audit", pepper=lambda: b"pepper", retention_days=30, clock=lambda: NOW
+        dynamodb, "audit", pseudonyms=lambda _n: pseudonym, retention_days=30, clock=lambda: NOW
     )
     context = AuditContext(
         route="GET /v1/offers/states/count",
@@ -46,3 +48,5 @@ def test_an_audit_item_is_dated_and_expires_by_the_writers_clock():
     assert item["createdAt"] == {"S": "2026-11-25T16:59:00.123Z"}
     assert item["sk"] == {"S": "2026-11-25T16:59:00.123Z#request-1"}
     assert item["expiresAt"] == {"N": str(int(NOW.timestamp()) + 30 * 86400)}
+    assert item["pk"] == {"S": pseudonym.value}
+    assert item["pseudonymKey"] == {"S": pseudonym.key_id}  # which key made the pk

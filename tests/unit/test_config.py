@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from offer_state.config import ClientCredentials, ClientSettings
+from offer_state.config import ClientCredentials, ClientSettings, GatewaySettings
 
 
 def test_uat_and_prod_have_their_base_and_token_urls():
@@ -81,3 +81,19 @@ def test_credentials_never_show_the_secret():
     assert "s3cr3t-value" not in repr(creds) and "s3cr3t-value" not in str(creds)
     with pytest.raises(ValidationError):
         ClientCredentials(client_id="id", client_secret="", audience="aud")
+
+
+def test_gateway_settings_read_the_lists_the_template_joins_with_commas():
+    env = {"SECRET_ID": "s", "AUDIT_TABLE_NAME": "a", "PSEUDONYM_KEY_ID": "arn:key/new"}
+    settings = GatewaySettings.from_env(
+        {**env, "MACHINE_CLIENT_IDS": "app-a, app-b", "RETIRED_PSEUDONYM_KEY_IDS": "arn:key/old"}
+    )
+    assert settings.machine_client_ids == {"app-a", "app-b"}
+    assert settings.retired_pseudonym_key_ids == ("arn:key/old",)
+    blank = GatewaySettings.from_env({**env, "MACHINE_CLIENT_IDS": ""})
+    assert (blank.machine_client_ids, blank.retired_pseudonym_key_ids) == (frozenset(), ())
+
+
+def test_gateway_settings_need_the_pseudonym_key():
+    with pytest.raises(ValidationError, match="pseudonym_key_id"):
+        GatewaySettings.from_env({"SECRET_ID": "s", "AUDIT_TABLE_NAME": "a"})

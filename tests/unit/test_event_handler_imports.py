@@ -26,6 +26,7 @@ def _run(program: str, *, cwd: str | None = None) -> dict:
             "AIRMILES_ENV": "uat",
             "SECRET_ID": "secret",
             "AUDIT_TABLE_NAME": "audit",
+            "PSEUDONYM_KEY_ID": "key",
             "IDEMPOTENCY_TABLE_NAME": "idempotency",
             "AWS_REGION": "us-east-1",
         },

@@ -11,6 +11,7 @@ REFS = {
     "IdempotencyTable": "idem",
     "AirMilesSecret": "arn:secret",
     "OfferStateLayer": "layer",
+    "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
 }
 
 

@@ -48,8 +48,10 @@ class PartnerApi:
     def __init__(self, service: OfferStateService) -> None:
         self.service = service
         # A response that fails its own model is our bug: 500, never a 400 to the caller.
+        # debug=False whatever POWERTOOLS_DEV says: in debug mode the resolver prints every
+        # raw event, bearer token included.
         self.app = APIGatewayHttpResolver(
-            enable_validation=True, response_validation_error_http_code=500
+            enable_validation=True, response_validation_error_http_code=500, debug=False
         )
         self.app.use([_check_query_parameters])
         self.app.exception_handler(RequestValidationError)(self._invalid_request)
@@ -98,6 +100,7 @@ class PartnerApi:
             collector_header,
             collector_claim=self.service.settings.collector_claim,
             required_scope=route.scope,
+            machine_client_ids=self.service.settings.machine_client_ids,
         )
         return CallContext(
             identity,
@@ -218,6 +221,7 @@ class PartnerApi:
                     collector_header,
                     collector_claim=self.service.settings.collector_claim,
                     required_scope=route.scope,
+                    machine_client_ids=self.service.settings.machine_client_ids,
                 )
             except OfferStateError:
                 continue

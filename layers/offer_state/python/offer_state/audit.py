@@ -1,15 +1,15 @@
 """The audit trail: one DynamoDB item per call that touches a collector (docs/audit.md).
 
-Keys never hold a collector number: `pk` is `COLLECTOR#` + HMAC-SHA256(number, pepper), so
-support staff can find a collector's records (they hold the number, the code holds the
-pepper) while a leaked table names nobody. Writes are write-ahead: `begin` stores a
-`PENDING` item before AIR MILES is called, `finish` turns it into the outcome.
+Keys never hold a collector number: `pk` is the collector's pseudonym (`offer_state.pseudonyms`:
+HMAC-SHA256 computed inside KMS), and `pseudonymKey` names the key that made it. Support staff
+find a collector's records with the number and `kms:GenerateMac`, while a leaked table names
+nobody. Writes are write-ahead: `begin` stores a `PENDING` item before AIR MILES is called,
+`finish` turns it into the outcome.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +20,7 @@ from typing import Any
 
 from offer_state.errors import DependencyUnavailableError
 from offer_state.identity import Identity
+from offer_state.pseudonyms import Pseudonym
 
 # Only an item whose outcome is not recorded yet carries this attribute (`begin` writes it,
 # `finish` removes it): the sparse index PENDING_INDEX holds exactly those items, by time, so
@@ -78,11 +79,6 @@ class PendingRecord:
     started: float = field(default_factory=time.monotonic)
 
 
-def collector_key(collector_number: str, pepper: bytes) -> str:
-    digest = hmac.new(pepper, collector_number.encode(), hashlib.sha256).hexdigest()
-    return f"COLLECTOR#{digest}"
-
-
 def _timestamp(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
@@ -94,7 +90,7 @@ class AuditWriter:
         self,
         dynamodb: Any,
         table_name: str,
-        pepper: Callable[[], bytes],
+        pseudonyms: Callable[[str], Pseudonym],
         retention_days: int,
         *,
         on_failure: Callable[[str], None] = lambda _operation: None,
@@ -104,7 +100,7 @@ class AuditWriter:
 
         self._dynamodb = dynamodb
         self._table = table_name
-        self._pepper = pepper
+        self._pseudonyms = pseudonyms
         self._retention_seconds = retention_days * 86400
         self._on_failure = on_failure
         self._clock = clock
@@ -180,9 +176,11 @@ class AuditWriter:
     def _item(
         self, identity: Identity, context: AuditContext, entry: AuditEntry, outcome: Outcome
     ) -> dict[str, Any]:
+        pseudonym = self._pseudonym(identity.collector_number)
         now = self._clock()
         item: dict[str, Any] = {
-            "pk": collector_key(identity.collector_number, self._pepper()),
+            "pk": pseudonym.value,
+            "pseudonymKey": pseudonym.key_id,
             "sk": f"{_timestamp(now)}#{context.request_id}",
             "createdAt": _timestamp(now),
             "expiresAt": int(now.timestamp()) + self._retention_seconds,
@@ -201,6 +199,13 @@ class AuditWriter:
             "userAgent": context.user_agent,
         }
         return {k: v for k, v in item.items() if v not in (None, [], "")}
+
+    def _pseudonym(self, collector_number: str) -> Pseudonym:
+        try:
+            return self._pseudonyms(collector_number)
+        except DependencyUnavailableError:
+            self._on_failure("pseudonym")  # no key, no record: an audit write failure
+            raise
 
     @staticmethod
     def _finished(
@@ -265,8 +270,8 @@ class AuditWriter:
 class AuditReader:
     """Reads the trail back, newest first, a page at a time (support staff's view).
 
-    A collector's records are found by their pseudonymous key, computed here with the pepper:
-    whoever reads needs the secret's permission, not the pepper in hand."""
+    A collector's records are found by their pseudonyms, which the caller computes (with
+    `kms:GenerateMac`: `offer_state.pseudonyms`); this reader reads the table only."""
 
     def __init__(self, dynamodb: Any, table_name: str, *, page_size: int = 100) -> None:
         from boto3.dynamodb.types import TypeDeserializer
@@ -276,9 +281,15 @@ class AuditReader:
         self._page_size = page_size
         self._deserialize = TypeDeserializer().deserialize
 
-    def for_collector(self, collector_number: str, pepper: bytes) -> Iterator[dict[str, Any]]:
-        key = collector_key(collector_number, pepper)
-        return self._query(KeyConditionExpression="pk = :key", key=key)
+    def for_collector(self, pseudonyms: Sequence[Pseudonym]) -> Iterator[dict[str, Any]]:
+        """The records filed under any of `pseudonyms` (one collector's, under each key that
+        has keyed the trail), newest first across all of them."""
+        queries = [
+            self._query(KeyConditionExpression="pk = :key", key=value)
+            for value in dict.fromkeys(p.value for p in pseudonyms)
+        ]
+        # Each query is newest first (the sort key starts with the time): merge, page by page.
+        return heapq.merge(*queries, key=lambda item: item["sk"], reverse=True)
 
     def for_correlation_id(self, correlation_id: str) -> Iterator[dict[str, Any]]:
         return self._query(

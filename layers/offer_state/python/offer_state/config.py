@@ -142,6 +142,11 @@ class GatewaySettings(BaseModel):
     audit_table: str = Field(min_length=1)
     audit_retention_days: int = Field(default=400, ge=1)
     collector_claim: str = Field(default="collector_number", min_length=1)
+    # The KMS HMAC key of collectors' pseudonyms, and the keys it replaced (docs/audit.md).
+    pseudonym_key_id: str = Field(min_length=1)
+    retired_pseudonym_key_ids: tuple[str, ...] = ()
+    # The identity provider's machine clients (`client_id` or `azp`) that may name a collector.
+    machine_client_ids: frozenset[str] = frozenset()
     idempotency_table: str | None = None  # update-state only
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     health_cache_seconds: float = Field(default=30.0, ge=0)
@@ -160,10 +165,17 @@ class GatewaySettings(BaseModel):
             "audit_table": "AUDIT_TABLE_NAME",
             "audit_retention_days": "AUDIT_RETENTION_DAYS",
             "collector_claim": "COLLECTOR_CLAIM",
+            "pseudonym_key_id": "PSEUDONYM_KEY_ID",
             "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
             "deadline_reserve": "DEADLINE_RESERVE_SECONDS",
         }
         values: dict[str, Any] = {
             field: env[name] for field, name in names.items() if env.get(name) not in (None, "")
         }
+        lists = {
+            "retired_pseudonym_key_ids": "RETIRED_PSEUDONYM_KEY_IDS",
+            "machine_client_ids": "MACHINE_CLIENT_IDS",
+        }
+        for field, name in lists.items():  # comma-separated, as the template joins them
+            values[field] = [v.strip() for v in env.get(name, "").split(",") if v.strip()]
         return cls(client=ClientSettings.from_env(env), **values)

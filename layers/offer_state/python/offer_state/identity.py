@@ -3,7 +3,8 @@
 API Gateway's JWT authorizer has already checked the token's signature, issuer, audience,
 expiry and route scope; here we only decide which collector the call is about:
 - a member token names its collector in a claim, and nowhere else may name one;
-- a machine token (scope `offers/state.m2m`) names it in the `Collector-Number` header;
+- a machine token (scope `offers/state.m2m`) of an allowed machine client (its `client_id`
+  or `azp` claim is in `MACHINE_CLIENT_IDS`) names it in the `Collector-Number` header;
 - any other token may not name a collector at all.
 """
 
@@ -58,6 +59,13 @@ def scopes_of(jwt: Mapping[str, Any]) -> set[str]:
     return set(str(claim).split())
 
 
+def machine_client(claims: Mapping[str, Any]) -> str | None:
+    """The client a machine token was issued to: its `client_id` claim (Cognito, Okta's
+    OAuth access tokens ...) or else its `azp` (OpenID Connect's authorized party, Auth0)."""
+    client = claims.get("client_id") or claims.get("azp")
+    return str(client) if client else None
+
+
 def require_scope(jwt: Mapping[str, Any], scope: str) -> None:
     if scope not in scopes_of(jwt):
         raise ForbiddenError(f"The token lacks the scope {scope}.")
@@ -69,6 +77,7 @@ def resolve_identity(
     *,
     collector_claim: str,
     required_scope: str,
+    machine_client_ids: frozenset[str],
 ) -> Identity:
     """The collector this request may touch, or the error docs/partner-api.md prescribes."""
     jwt = jwt or {}
@@ -84,6 +93,8 @@ def resolve_identity(
             raise ForbiddenError("The token's collector claim is not a collector number.")
         return Identity(number, "member", principal)
     if M2M_SCOPE in scopes_of(jwt):
+        if machine_client(claims) not in machine_client_ids:
+            raise ForbiddenError("This machine client may not name a collector.")
         if collector_header is None or collector_header == "":
             raise ValidationError(
                 "A machine token must name the collector in the Collector-Number header.",

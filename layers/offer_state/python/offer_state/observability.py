@@ -46,7 +46,13 @@ class LazyTracer:
         def wrapper(event: Any, context: Any) -> Any:
             nonlocal traced
             if traced is None:
-                traced = _tracer().capture_lambda_handler(handler) if tracing_on() else handler
+                # Never the answer body as trace metadata (Powertools' default): it names a
+                # collector's offers and states, and X-Ray is not where they are kept.
+                traced = (
+                    _tracer().capture_lambda_handler(handler, capture_response=False)
+                    if tracing_on()
+                    else handler
+                )
             return traced(event, context)
 
         return wrapper

@@ -1,4 +1,5 @@
-"""The gateway's one secret: AIR MILES client credentials and the audit pepper.
+"""The gateway's one secret: the AIR MILES client credentials (nothing else reads it: the
+audit trail's pseudonyms come from KMS, `offer_state.pseudonyms`).
 
 Read through Powertools Parameters (cached for `max_age` seconds); re-read with
 `force_fetch` when the token endpoint refuses the credentials (they may have been rotated).
@@ -20,14 +21,14 @@ if TYPE_CHECKING:
 
 
 class GatewaySecret(BaseModel):
-    """The secret's JSON: `{"client_id", "client_secret", "audience", "audit_pepper"}`."""
+    """The secret's JSON: `{"client_id", "client_secret", "audience"}`. Other keys are ignored
+    (an `audit_pepper` from before the pseudonyms moved to KMS stays unread)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     client_id: str = Field(min_length=1)
     client_secret: SecretStr = Field(min_length=1)
     audience: str = Field(min_length=1)
-    audit_pepper: SecretStr = Field(min_length=16)
 
     @property
     def credentials(self) -> ClientCredentials:
@@ -64,7 +65,7 @@ class SecretReader:
             return GatewaySecret.model_validate(value)
         except PydanticValidationError:
             raise DependencyUnavailableError(
-                "The gateway's secret lacks client_id, client_secret, audience or audit_pepper."
+                "The gateway's secret lacks client_id, client_secret or audience."
             ) from None
 
     def credentials(self, force: bool) -> ClientCredentials:

@@ -1,6 +1,7 @@
 """What both functions share, built once per execution environment: the settings (read when
 it is built), the upstream telemetry, and on first use the AWS clients, the secret, the AIR
-MILES client and the audit writer, so a cold start pays only for what its first request needs.
+MILES client, the collectors' pseudonyms and the audit writer, so a cold start pays only for
+what its first request needs.
 
 `reads.StateReads` and `writes.StateWrites` do the routes' work with it; `api.PartnerApi`
 audits with it the requests refused before AIR MILES was called.
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from offer_state.client import OfferStateClient
+    from offer_state.pseudonyms import KmsPseudonyms
     from offer_state.secrets import SecretReader
 
 
@@ -92,6 +94,12 @@ class OfferStateService:
         return bound_by_invocation(boto3.client("dynamodb", config=self._boto_config))
 
     @cached_property
+    def kms(self) -> Any:
+        import boto3
+
+        return boto3.client("kms", config=self._boto_config)
+
+    @cached_property
     def secretsmanager(self) -> Any:
         import boto3
 
@@ -126,14 +134,24 @@ class OfferStateService:
         return AuditWriter(
             self.dynamodb,
             self.settings.audit_table,
-            pepper=self.pepper,
+            pseudonyms=self.pseudonyms,
             retention_days=self.settings.audit_retention_days,
             on_failure=lambda _operation: count("AuditWriteFailures"),
         )
 
-    def pepper(self) -> bytes:
-        """The secret that pseudonymises collector numbers (audit and idempotency keys)."""
-        return self.secrets.secret().audit_pepper.get_secret_value().encode()
+    @cached_property
+    def pseudonyms(self) -> KmsPseudonyms:
+        """Collector numbers' pseudonyms under the current key (audit and idempotency keys)."""
+        from offer_state.pseudonyms import KmsPseudonyms
+
+        return KmsPseudonyms(self.kms, self.settings.pseudonym_key_id)
+
+    @cached_property
+    def retired_pseudonyms(self) -> tuple[KmsPseudonyms, ...]:
+        """Pseudonyms under the keys used before the current one (a rotation's replays)."""
+        from offer_state.pseudonyms import KmsPseudonyms
+
+        return tuple(KmsPseudonyms(self.kms, k) for k in self.settings.retired_pseudonym_key_ids)
 
     def drop_connections(self) -> None:
         """Close every connection pooled so far, to AWS and to AIR MILES, in the clients built
@@ -142,7 +160,7 @@ class OfferStateService:
         built = vars(self)  # the cached properties built so far; none is built here
         if "client" in built:
             self.client.transport.renew_session()
-        for name in ("dynamodb", "secretsmanager"):
+        for name in ("dynamodb", "kms", "secretsmanager"):
             if name in built:
                 # Clears botocore's urllib3 pools; the client stays usable and reconnects.
                 built[name].close()

@@ -9,7 +9,7 @@ in Lambda without SnapStart the hooks register but never run. `before_snapshot` 
 restore in the child).
 
 Before the snapshot: warm what the first request needs and what is safe to freeze, and only
-that. Not the secret, not a token, not the audit pepper, not the health cache, nothing
+that. Not the secret, not a token, not a pseudonym, not the health cache, nothing
 time-bound, and no connection or name lookup. Hence none of the service's clients either:
 building a boto3 client resolves its AWS credentials (with SnapStart, Lambda serves them
 over HTTP), and the AIR MILES client is built with the Secrets Manager client that reads its
@@ -44,7 +44,7 @@ _IDEMPOTENCY_MODULES = (  # update-state's
     "aws_lambda_powertools.utilities.idempotency.exceptions",
 )
 # The AWS services the functions call.
-_AWS_SERVICES = ("dynamodb", "secretsmanager")
+_AWS_SERVICES = ("dynamodb", "kms", "secretsmanager")
 
 
 def register(api: PartnerApi) -> None:

@@ -14,12 +14,15 @@ from functools import cached_property
 from typing import Any, NoReturn
 from uuid import UUID
 
-from offer_state.audit import Action, AuditEntry, Outcome, PendingRecord, collector_key
+from offer_state.audit import Action, AuditEntry, Outcome, PendingRecord
 from offer_state.errors import DependencyUnavailableError, IdempotencyConflictError, OfferStateError
 from offer_state.models.airmiles_requests import StateChanges
 from offer_state.models.partner import AppliedChange, AppliedChanges, AppliedState
 from offer_state.observability import count, logger, state_changed
 from offer_state.service import CallContext, OfferStateService, now_iso
+
+# Idempotency records' ids are `<prefix>#<hash of [collector pseudonym, Idempotency-Key]>`.
+IDEMPOTENCY_KEY_PREFIX = "update-states"
 
 
 @dataclass
@@ -58,15 +61,20 @@ class StateWrites:
         if idempotency_key is None:
             self._apply(call=call, changes=changes, local_time=local_time, attempt=attempt)
             return self._succeeded(changes, attempt), False
+        number = call.identity.collector_number
         request = {
-            # The collector is part of the key, pseudonymised like the audit key.
-            "collector": collector_key(call.identity.collector_number, self.service.pepper()),
+            # The collector is part of the key, pseudonymised like the audit key; and under
+            # each retired pseudonym key, so that a key first used before a rotation is still
+            # recognised (docs/audit.md, "Pseudonyms").
+            "collector": self.service.pseudonyms(number).value,
+            "retired": [retired(number).value for retired in self.service.retired_pseudonyms],
             "key": str(idempotency_key),
             "changes": changes.model_dump(mode="json", by_alias=True),
         }
-        config, idempotent_apply = self._idempotency
-        # The in-progress lock must expire with the invocation that holds it.
-        config.register_lambda_context(call.lambda_context)
+        configs, idempotent_apply = self._idempotency
+        for config in configs:
+            # The in-progress lock must expire with the invocation that holds it.
+            config.register_lambda_context(call.lambda_context)
         try:
             with _idempotency_errors_as_ours(attempt):
                 outcome = idempotent_apply(
@@ -183,8 +191,13 @@ class StateWrites:
         return AppliedChanges.model_validate(attempt.answer)
 
     @cached_property
-    def _idempotency(self) -> tuple[Any, Callable[..., dict[str, Any]]]:
-        """Powertools Idempotency on DynamoDB around `_apply`: (config, idempotent apply)."""
+    def _idempotency(self) -> tuple[list[Any], Callable[..., dict[str, Any]]]:
+        """Powertools Idempotency on DynamoDB around `_apply`: (its configs, idempotent apply).
+
+        One idempotency layer per pseudonym key: the current key's around `_apply`, inside one
+        per retired key. Each keeps the request under its own pseudonym of the collector, so a
+        repeat is recognised under whichever key was current when the request was first made;
+        each has its own persistence store (Powertools configures a store per function)."""
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
             IdempotencyConfig,
@@ -194,25 +207,37 @@ class StateWrites:
         settings = self.service.settings
         if not settings.idempotency_table:
             raise RuntimeError("IDEMPOTENCY_TABLE_NAME is not set for this function")
-        config = IdempotencyConfig(
-            event_key_jmespath="[collector, key]",
-            payload_validation_jmespath="changes",
-            expires_after_seconds=settings.idempotency_ttl_seconds,
-            response_hook=lambda response, _record: {**response, "replayed": True},
-        )
-        store = DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table, boto3_client=self.service.dynamodb
-        )
 
         def apply_state_changes(**kwargs: Any) -> dict[str, Any]:
             return self._apply(**kwargs)
 
-        return config, idempotent_function(
-            apply_state_changes,
-            data_keyword_argument="request",
-            persistence_store=store,
-            config=config,
-        )
+        apply: Callable[..., dict[str, Any]] = apply_state_changes
+        configs = []
+        collectors = ["collector"] + [
+            f"retired[{i}]" for i in range(len(self.service.retired_pseudonyms))
+        ]
+        for collector in collectors:
+            config = IdempotencyConfig(
+                event_key_jmespath=f"[{collector}, key]",
+                payload_validation_jmespath="changes",
+                expires_after_seconds=settings.idempotency_ttl_seconds,
+                response_hook=lambda response, _record: {**response, "replayed": True},
+            )
+            store = DynamoDBPersistenceLayer(
+                table_name=settings.idempotency_table, boto3_client=self.service.dynamodb
+            )
+            # A fixed prefix, where Powertools' default names the function it wraps: a record
+            # made by the current key's layer is found after a rotation by that key's layer,
+            # which then wraps another function.
+            apply = idempotent_function(
+                apply,
+                data_keyword_argument="request",
+                persistence_store=store,
+                config=config,
+                key_prefix=IDEMPOTENCY_KEY_PREFIX,
+            )
+            configs.append(config)
+        return configs, apply
 
     def _finish_quietly(
         self,
