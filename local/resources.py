@@ -1,6 +1,6 @@
 """The AWS resources of template.yaml, created in moto (in-process or server mode) from the
-template's own definitions, so a change to a table, the secret or the pseudonym key reaches
-the tests and the local stack without a copy to keep in step."""
+template's own definitions, so a change to a table, the secret or a KMS key reaches the tests
+and the local stack without a copy to keep in step."""
 
 from __future__ import annotations
 
@@ -33,18 +33,6 @@ def provision(
     """Create every table, secret and KMS key the template's conditions keep; returns what
     `Ref` gives for each (names, ARNs, key ids)."""
     refs: dict[str, str] = {}
-    for logical_id, resource in template.resources_of_type("AWS::KMS::Key").items():
-        if not _kept(template, resource):
-            continue
-        props = template.resolve(resource["Properties"])
-        key_id = kms.create_key(
-            Description=props["Description"],
-            KeySpec=props["KeySpec"],
-            KeyUsage=props["KeyUsage"],
-            Policy=json.dumps(props["KeyPolicy"]),
-        )["KeyMetadata"]["KeyId"]
-        kms.create_alias(AliasName=key_alias(prefix, logical_id), TargetKeyId=key_id)
-        refs[logical_id] = key_id
     for logical_id in template.resources_of_type("AWS::DynamoDB::Table"):
         name = resource_name(prefix, logical_id)
         dynamodb.create_table(TableName=name, **template.table_definition(logical_id))
@@ -52,6 +40,22 @@ def provision(
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         refs[logical_id] = name
+    # After the tables: a key's policy may name one (the token key's encryption context).
+    with_tables = template.with_resource_refs(refs)
+    for logical_id, resource in template.resources_of_type("AWS::KMS::Key").items():
+        if not _kept(template, resource):
+            continue
+        props = with_tables.resolve(resource["Properties"])
+        key_id = kms.create_key(
+            Description=props["Description"],
+            KeySpec=props["KeySpec"],
+            KeyUsage=props["KeyUsage"],
+            Policy=json.dumps(props["KeyPolicy"]),
+        )["KeyMetadata"]["KeyId"]
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key_id)
+        kms.create_alias(AliasName=key_alias(prefix, logical_id), TargetKeyId=key_id)
+        refs[logical_id] = key_id
     for logical_id, resource in template.resources_of_type("AWS::SecretsManager::Secret").items():
         if not _kept(template, resource):
             continue

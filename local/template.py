@@ -1,10 +1,10 @@
 """template.yaml as the local stack and the tests see it: one source for routes, tables,
 function settings and environment variables, never a copy of them.
 
-Only the intrinsic functions the template uses are resolved (Ref, Fn::Sub, Fn::GetAtt,
-Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::FindInMap, Fn::Split, Fn::Join,
-Fn::Select); anything else raises, so a template change that the local stack cannot honour
-fails loudly instead of running with a wrong value.
+Only the intrinsic functions the template uses are resolved (Ref, Fn::Sub, Fn::GetAtt, of a
+function's generated role too, Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::FindInMap,
+Fn::Split, Fn::Join, Fn::Select); anything else raises, so a template change that the local
+stack cannot honour fails loudly instead of running with a wrong value.
 """
 
 from __future__ import annotations
@@ -102,6 +102,16 @@ class Template:
         self.parameters = self._parameter_values(parameters or {})
         # What Ref gives for a resource locally (a table name, a secret ARN ...).
         self.resource_refs = dict(resource_refs or {})
+
+    def with_resource_refs(self, refs: Mapping[str, str]) -> Template:
+        """The same template and parameters, with what `Ref` gives for `refs` as well."""
+        return Template(
+            self.path,
+            self.parameters,
+            {**self.resource_refs, **refs},
+            region=self.region,
+            account_id=self.account_id,
+        )
 
     # ---------------------------------------------------------------- reading
 
@@ -273,6 +283,11 @@ class Template:
         raise KeyError(f"no local value for Ref {name}")
 
     def _get_att(self, logical_id: str, attribute: str) -> str:
+        # The execution role SAM generates for a function without a Role of its own.
+        function = self.resources.get(logical_id.removesuffix("Role"), {})
+        if attribute == "Arn" and function.get("Type") == "AWS::Serverless::Function":
+            stack = self._ref("AWS::StackName")
+            return f"arn:aws:iam::{self.account_id}:role/{stack}-{logical_id}"
         resource_type = self.resources[logical_id]["Type"]
         if attribute == "Arn" and resource_type == "AWS::DynamoDB::Table":
             name = self._ref(logical_id)

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -54,7 +55,9 @@ class TokenAuthority:
         )
 
     def issue_m2m(self, client_id: str, ttl: int) -> str:
-        """A machine-to-machine token as Auth0 issues for client credentials."""
+        """A machine-to-machine token as Auth0 issues for client credentials, with a `jti` of
+        its own: two tokens issued within one second differ, as two issuances do (what a
+        client does with a refused token must not depend on the second it was issued in)."""
         now = int(time.time())
         return self.sign(
             {
@@ -65,6 +68,7 @@ class TokenAuthority:
                 "exp": now + ttl,
                 "azp": client_id,
                 "gty": "client-credentials",
+                "jti": uuid.uuid4().hex,
             }
         )
 

@@ -1,6 +1,8 @@
 """The code side of least privilege: every AWS call each function makes, over every path
-(reads, writes, replays, conflicts, failures), is exactly the set its IAM policy grants; and
-each audit record's update stays inside the attributes its policy's condition allows."""
+(reads, writes, replays, conflicts, failures, the shared token taken up, invalidated and
+renewed), is exactly the set its IAM policy (and the token key's policy) grants; each audit
+record's update stays inside the attributes its policy's condition allows; and each call on
+the shared token names its one item and its encryption context, as their conditions require."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import boto3
 
+from offer_state.token_store import ITEM_KEY
 from tests.support.aws_faults import stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
 from tests.support.inprocess import Deployed
@@ -39,8 +42,10 @@ def test_get_state_uses_exactly_its_permissions(
     # A retried PutItem that the first attempt had stored: the item is read back.
     stored_by_an_earlier_attempt(get_state.module.service.dynamodb, deployed.refs["AuditTable"])
     get_state.call(event("GET", "/v1/offers/states/count"))
+    _another_environment_refused_the_shared_token(deployed, "GetStateFunction", sandbox_control)
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "GetStateFunction")
+    _assert_token_calls_within_their_conditions(aws_calls, deployed)
 
 
 def test_update_state_uses_exactly_its_permissions(
@@ -77,9 +82,11 @@ def test_update_state_uses_exactly_its_permissions(
     # A retried PutItem that the first attempt had stored: the item is read back.
     stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
     update_state.call(offer_event(first, SAVE))
+    _another_environment_refused_the_shared_token(deployed, "UpdateStateFunction", sandbox_control)
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
     _assert_audit_updates_within_their_condition(aws_calls, deployed)
+    _assert_token_calls_within_their_conditions(aws_calls, deployed)
 
 
 def test_reconcile_pending_uses_exactly_its_permissions(
@@ -97,6 +104,37 @@ def test_reconcile_pending_uses_exactly_its_permissions(
     assert _as_arns(aws_calls, deployed) == permissions(
         deployed.template, "ReconcilePendingFunction"
     )
+
+
+def _another_environment_refused_the_shared_token(
+    deployed: Deployed, function: str, sandbox_control: SandboxControl
+) -> None:
+    """A second environment of `function` takes up the shared token (decrypting it), which AIR
+    MILES refuses once: it is removed from the store (compare-and-swap) and replaced under the
+    lease (a new token, encrypted)."""
+    other = deployed.load(function)
+    endpoint = "count" if function == "GetStateFunction" else "put"
+    sandbox_control.fault(endpoint, "status", status=401, count=1)
+    if function == "GetStateFunction":
+        answer = other.call(event("GET", "/v1/offers/states/count"))
+    else:
+        answer = other.call(offer_event(sandbox_control.untouched_offers(4)[3], SAVE))
+    assert answer[0] == 200
+    assert sandbox_control.calls()["token"] == 2  # the first environment's, and the renewal
+
+
+def _assert_token_calls_within_their_conditions(
+    aws_calls: list[tuple[str, dict[str, Any]]], deployed: Deployed
+) -> None:
+    """Every call on the token table names its one item (`dynamodb:LeadingKeys`), and every
+    use of the token key the encryption context its key policy requires."""
+    table = deployed.refs["TokenTable"]
+    items = [params for _, params in aws_calls if params.get("TableName") == table]
+    crypto = [params for action, params in aws_calls if action in ("kms:Encrypt", "kms:Decrypt")]
+    assert items and crypto
+    assert all(params["Key"] == {"pk": {"S": ITEM_KEY}} for params in items)
+    context = {"tokenTable": table, "item": ITEM_KEY}
+    assert all(params["EncryptionContext"] == context for params in crypto)
 
 
 # Words of DynamoDB's expression language: anything else bare in an expression is an attribute.

@@ -30,6 +30,17 @@ def test_client_credentials_grant_issues_rs256_m2m_token(sandbox_server, http):
     assert abs(claims["iat"] - time.time()) < 5
 
 
+def test_two_tokens_issued_within_one_second_differ(sandbox_server, http):
+    issued = [
+        http.post(sandbox_server.url + TOKEN_PATH, data=token_form(), timeout=5).json()
+        for _ in range(2)
+    ]
+    first, second = (answer["access_token"] for answer in issued)
+    assert first != second
+    claims = [jwt.decode(t, options={"verify_signature": False}) for t in (first, second)]
+    assert claims[0]["jti"] != claims[1]["jti"]
+
+
 def test_token_endpoint_accepts_a_json_body(sandbox_server, http):
     answer = http.post(sandbox_server.url + TOKEN_PATH, json=token_form(), timeout=5)
 

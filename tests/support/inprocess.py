@@ -125,11 +125,11 @@ class Deployed(StackTables):
         return created["KeyMetadata"]["Arn"]
 
     def record_tables(self) -> None:
-        """Hand every audit and idempotency item to the leak check."""
+        """Hand every item of the audit, idempotency and token tables to the leak check."""
         for table in LEAK_CHECKED_TABLES:
             # A test may have deleted or blocked the table: then there is nothing to check.
             with contextlib.suppress(Exception):
-                leaks.record(table, self.table_items(table))
+                leaks.record(table, self.table_text(table))
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         return {**self.template.function_environment(logical_id), **FAST_UPSTREAM}

@@ -2,7 +2,8 @@
 pepper, or a collector number in clear (11 digits; masked forms like `*******0110` are fine).
 
 Test helpers `record` what the product says (answer bodies, audit and idempotency items, the
-local stack's output); the autouse fixture in tests/conftest.py adds everything the test wrote
+shared token's item with its binary ciphertext read as text, the local stack's output); the
+autouse fixture in tests/conftest.py adds everything the test wrote
 to stdout and stderr (the functions' log lines and metrics) and fails the test on a finding.
 """
 

@@ -13,8 +13,29 @@ from local.template import Template
 
 
 def permissions(template: Template, function: str) -> set[tuple[str, str]]:
-    """What a function's policies grant."""
-    return granted(template.resolve(template.function_properties(function)["Policies"]))
+    """What a function's policies grant, and what the template's KMS key policies grant its
+    role (a key policy's `*` is that key)."""
+    own = granted(template.resolve(template.function_properties(function)["Policies"]))
+    role = template.resolve({"Fn::GetAtt": [f"{function}Role", "Arn"]})
+    return own | key_policy_permissions(template, role)
+
+
+def key_policy_permissions(template: Template, principal: str) -> set[tuple[str, str]]:
+    """What the key policies of the template's KMS keys grant `principal` (an ARN) by name."""
+    pairs = set()
+    for logical_id, resource in template.resources_of_type("AWS::KMS::Key").items():
+        if "Condition" in resource and not template.condition(resource["Condition"]):
+            continue
+        key_arn = template.resolve({"Fn::GetAtt": [logical_id, "Arn"]})
+        policy = template.resolve(resource["Properties"]["KeyPolicy"])
+        for statement in policy["Statement"]:
+            named = statement["Principal"]["AWS"]
+            if principal in ([named] if isinstance(named, str) else named):
+                pairs |= {
+                    (action, key_arn)
+                    for (action, _any_key) in granted([{"Statement": [statement]}])
+                }
+    return pairs
 
 
 def policy_permissions(template: Template, logical_id: str) -> set[tuple[str, str]]:

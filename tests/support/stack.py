@@ -4,7 +4,6 @@ drive the whole product over HTTP."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -112,7 +111,7 @@ class RunningStack(StackTables):
         every item it stored, checked for leaks (call after `stop`)."""
         found = leaks.findings("stack output", "".join(self.output))
         for table in LEAK_CHECKED_TABLES:
-            found += leaks.findings(table, json.dumps(self.table_items(table), default=str))
+            found += leaks.findings(table, self.table_text(table))
         return found
 
     def table(self, logical_id: str) -> Any:

@@ -19,6 +19,8 @@ REFS = {
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
     "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
+    "TokenTable": "token",
+    "TokenKey": "5e2c7a90-1d4b-4f3e-8c6a-2b9d0e7f1a35",
     **{f"{f}ErrorsAlarm": f"{f}-errors" for f in ("GetState", "UpdateState")},
     **{f"{f}Handled5xxRateAlarm": f"{f}-5xx" for f in ("GetState", "UpdateState")},
     "AuditWriteFailuresAlarm": "audit-failures",
@@ -28,6 +30,16 @@ AUDIT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/audit"
 IDEMPOTENCY_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/idempotency"
 SECRET_ARN = REFS["AirMilesSecret"]
 KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{REFS['PseudonymKey']}"
+TOKEN_TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/token"
+TOKEN_KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{REFS['TokenKey']}"
+# The shared AIR MILES token: both functions read and write its item, and encrypt and decrypt
+# its token (the key's own policy grants that to their roles).
+SHARED_TOKEN = {
+    ("dynamodb:GetItem", TOKEN_TABLE_ARN),
+    ("dynamodb:UpdateItem", TOKEN_TABLE_ARN),
+    ("kms:Encrypt", TOKEN_KEY_ARN),
+    ("kms:Decrypt", TOKEN_KEY_ARN),
+}
 
 # What each function's code calls (tests/functions/test_least_privilege.py checks the code
 # side: these are exactly the calls it makes).
@@ -37,6 +49,7 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:GetItem", AUDIT_ARN),  # a retried PutItem's item read back
         ("dynamodb:PutItem", AUDIT_ARN),
         ("kms:GenerateMac", KEY_ARN),
+        *SHARED_TOKEN,
     },
     "UpdateStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
@@ -48,6 +61,7 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:PutItem", IDEMPOTENCY_ARN),
         ("dynamodb:UpdateItem", IDEMPOTENCY_ARN),
         ("dynamodb:DeleteItem", IDEMPOTENCY_ARN),
+        *SHARED_TOKEN,
     },
     "ReconcilePendingFunction": {
         ("dynamodb:Query", f"{AUDIT_ARN}/index/PendingIndex"),
@@ -343,7 +357,7 @@ def test_a_rotation_names_the_new_key_and_keeps_the_old_one_for_repeats():
     keys = {r for a, r in permissions(template, "UpdateStateFunction") if a == "kms:GenerateMac"}
     assert keys == {new, old}
     assert template.function_environment("UpdateStateFunction")["RETIRED_PSEUDONYM_KEY_IDS"] == old
-    assert {r for a, r in permissions(template, "GetStateFunction") if a.startswith("kms:")} == {
+    assert {r for a, r in permissions(template, "GetStateFunction") if a == "kms:GenerateMac"} == {
         new
     }
 
@@ -361,6 +375,72 @@ def test_support_staff_policy_reads_the_trail_and_makes_macs_but_never_reads_the
     }
     assert ("dynamodb:Query", f"{AUDIT_ARN}/index/CorrelationIndex") in granted
     assert ("kms:GenerateMac", KEY_ARN) in granted
+
+
+def test_the_shared_token_is_one_encrypted_item_of_a_table_of_its_own(template: Template):
+    from offer_state.token_store import ITEM_KEY
+
+    table = template.resolve(template.resources["TokenTable"]["Properties"])
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    key = template.resolve(template.resources["TokenKey"]["Properties"])
+    assert (key["KeySpec"], key["KeyUsage"], key["EnableKeyRotation"]) == (
+        "SYMMETRIC_DEFAULT",
+        "ENCRYPT_DECRYPT",
+        True,
+    )
+    for function in FUNCTIONS:
+        share = _statement(template, function, "ShareTheAirMilesToken")
+        # Its one item, whatever else the table might hold.
+        assert share["Condition"] == {
+            "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ITEM_KEY]}
+        }
+        environment = template.function_environment(function)
+        assert environment["TOKEN_TABLE_NAME"] == "token"
+        assert environment["TOKEN_KEY_ID"] == TOKEN_KEY_ARN
+
+
+def test_only_the_two_functions_may_use_the_token_key_and_only_for_that_item(
+    template: Template,
+):
+    from tests.support.permissions import key_policy_permissions
+
+    policy = template.resolve(template.resources["TokenKey"]["Properties"]["KeyPolicy"])
+    administer, use = policy["Statement"]
+    roles = {f"arn:aws:iam::123456789012:role/offer-state-local-{f}Role" for f in FUNCTIONS}
+    assert set(use["Principal"]["AWS"]) == roles
+    assert set(use["Action"]) == {"kms:Encrypt", "kms:Decrypt"}
+    assert use["Condition"] == {
+        "StringEquals": {
+            "kms:EncryptionContext:tokenTable": "token",
+            "kms:EncryptionContext:item": "airmiles-token",
+        }
+    }
+    # The account administers the key, and through IAM it can do nothing else with it: no
+    # encrypting, decrypting or granting (KMS would otherwise let any IAM policy in the
+    # account decrypt, a support role's or an administrator's).
+    assert administer["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    matched = [
+        action
+        for action in ("kms:Decrypt", "kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant")
+        for allowed in administer["Action"]
+        if re.fullmatch(allowed.replace("*", ".*"), action)
+    ]
+    assert matched == []
+    root = "arn:aws:iam::123456789012:root"
+    on_the_token_key = {p for p in key_policy_permissions(template, root) if p[1] == TOKEN_KEY_ARN}
+    assert on_the_token_key == {(action, TOKEN_KEY_ARN) for action in administer["Action"]}
+
+
+def test_make_audit_and_the_reconciler_get_nothing_of_the_shared_token(template: Template):
+    from tests.support.permissions import policy_permissions
+
+    token_resources = {TOKEN_TABLE_ARN, TOKEN_KEY_ARN}
+    reader = policy_permissions(template, "AuditReaderPolicy")
+    reconciler = permissions(template, "ReconcilePendingFunction")
+    assert not {resource for _, resource in reader | reconciler} & token_resources
+    assert "TOKEN_TABLE_NAME" not in template.function_environment("ReconcilePendingFunction")
 
 
 def test_the_outputs_make_audit_reads_are_the_templates(template: Template):

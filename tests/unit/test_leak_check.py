@@ -45,3 +45,18 @@ def test_masked_numbers_ids_digests_and_other_tokens_are_fine():
         ]
     )
     assert leaks.findings("sample", text) == []
+
+
+def test_a_token_kept_in_clear_in_a_binary_attribute_is_found():
+    from boto3.dynamodb.types import Binary
+
+    from tests.support.tables import StackTables
+
+    token = _jwt({"aud": AUDIENCE, "sub": "x"})
+
+    class OneItem(StackTables):
+        def table_items(self, logical_id: str) -> list[dict]:
+            return [{"pk": "airmiles-token", "ciphertext": Binary(token.encode() + b"\xff")}]
+
+    found = leaks.findings("TokenTable", OneItem().table_text("TokenTable"))
+    assert found == ["TokenTable: an AIR MILES access token"]

@@ -12,6 +12,8 @@ REFS = {
     "AirMilesSecret": "arn:secret",
     "OfferStateLayer": "layer",
     "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
+    "TokenTable": "token",
+    "TokenKey": "5e2c7a90-1d4b-4f3e-8c6a-2b9d0e7f1a35",
 }
 
 
@@ -24,9 +26,17 @@ def test_function_environment_merges_globals_and_resolves_intrinsics():
     assert env["AUDIT_TABLE_NAME"] == "audit"
     assert env["IDEMPOTENCY_TABLE_NAME"] == "idem"
     assert env["SECRET_ID"] == "arn:secret"
+    assert env["TOKEN_TABLE_NAME"] == "token"
     assert "IDEMPOTENCY_TABLE_NAME" not in Template(
         parameters=PARAMS, resource_refs=REFS
     ).function_environment("GetStateFunction")
+
+
+def test_a_functions_generated_role_has_an_arn():
+    template = Template(parameters=PARAMS, resource_refs=REFS)
+    assert template.resolve({"Fn::GetAtt": ["GetStateFunctionRole", "Arn"]}) == (
+        "arn:aws:iam::123456789012:role/offer-state-local-GetStateFunctionRole"
+    )
 
 
 def test_parameters_switch_environment_and_secret():

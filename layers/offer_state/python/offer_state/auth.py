@@ -1,4 +1,5 @@
-"""The client-credentials token: fetched once, cached until shortly before it expires.
+"""The client-credentials token: fetched once, cached until shortly before it expires, and,
+where a `TokenStore` is given, shared by every execution environment of the deployment.
 
 Auth0 limits and bills token requests, so one token serves every call of a container for
 its lifetime, and concurrent callers wait for a single fetch instead of racing. For the same
@@ -6,13 +7,45 @@ reason failures are not multiplied by traffic: after the token endpoint failed o
 credentials, or after AIR MILES refused a fresh token, calls needing a new token fail at
 once with the same error for a cool-down (`token_failure_cooldown`, `token_refused_cooldown`,
 or the endpoint's Retry-After when longer) instead of asking again.
+
+With a store (offer_state.token_store), the whole deployment shares one token:
+
+- **Reads.** The token is used from memory until its refresh window (the last tenth of its
+  life, at least the margin, before the margin); from then on the store is looked at (at most
+  once a second) before anything is fetched, and a newer token there is taken up.
+- **Refresh.** In the window, the one environment that takes the lease (a conditional write
+  with an owner and an expiry) fetches the next token, within half of what its request has
+  left, and writes it encrypted; the others keep the current token meanwhile. If the fetch
+  fails the current token serves on, and the lease, left to expire, keeps the others from
+  asking again before then.
+- **No valid token** (a cold burst, an expiry, a 401): one environment takes the lease and
+  fetches; the others wait for its token, reading the store every 100 ms. A holder waited on
+  for `token_wait` seconds is replaced (a conditional write on the lease it holds, which one
+  waiter wins), and a lease past its time is free. Waiting keeps half of the upstream budget
+  for the request itself: when only that is left, the waiter fetches a token of its own
+  (metric `TokenFallbackFetches`) and offers it to the store.
+- **401.** The refused token is removed from the store only if it is still the store's token
+  (compare-and-swap on its `tokenId`); if another environment had replaced it, the new one is
+  simply read. Then one environment refreshes, under the lease, not each of them.
+- **Degraded, never down.** When the store cannot be read or written, this environment uses a
+  token of its own, as without a store, reports it (`TokenStoreFailures`, and a log line), and
+  tries the store again after `token_store_cooldown`. An item that cannot be used (a field
+  missing, a ciphertext that does not decrypt) is reported the same way and replaced by the
+  next token written under the lease.
+- **Clocks.** Expiries and leases are absolute times from their writer's clock; each
+  environment compares them with its own. The margin absorbs a few seconds of skew; more may
+  cost one extra token, or a 401 answered as above.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import requests
 from pydantic import ValidationError as PydanticValidationError
@@ -25,6 +58,13 @@ from offer_state.errors import (
     error_for_upstream_status,
 )
 from offer_state.models.airmiles_answers import AirMilesTokenErrorBody, AirMilesTokenResult
+from offer_state.token_store import (
+    CorruptTokenItem,
+    SharedItem,
+    TokenStore,
+    TokenStoreError,
+    token_id,
+)
 from offer_state.transport import Deadline, NotSentError, Transport
 
 # `(force_refresh) -> credentials`; force_refresh=True after the token endpoint refused
@@ -33,10 +73,70 @@ CredentialsSource = Callable[[bool], ClientCredentials]
 
 # When the answer has no `expires_in` (Auth0 always sends it), assume a short life.
 _DEFAULT_EXPIRES_IN = 300
+# How often a waiting environment reads the store, and how often one in the refresh window
+# looks for the next token there.
+_POLL_SECONDS = 0.1
+_RECHECK_SECONDS = 1.0
+# A lease outlasts its holder's fetch, which ends by its invocation's upstream deadline (at
+# most the whole budget): a holder still at work never loses it to a waiter's clock alone.
+_LEASE_SLACK_SECONDS = 2.0
+
+
+@runtime_checkable
+class TokenObserver(Protocol):
+    """Told what the shared token's store did (metrics, logs). Never given the token: a
+    `token_id` at most. Must not raise."""
+
+    def token_store_failed(self, operation: str, reason: str) -> None:
+        """The store could not be used (this environment uses a token of its own)."""
+
+    def token_fallback(self) -> None:
+        """A wait for another environment's token ran out: this one fetches its own."""
+
+    def shared_token(self, event: str, token_id: str) -> None:
+        """`published` (a new token written to the store) or `invalidated` (a refused one
+        removed from it)."""
+
+
+class _NoTokenObserver:
+    def token_store_failed(self, operation: str, reason: str) -> None:
+        return None
+
+    def token_fallback(self) -> None:
+        return None
+
+    def shared_token(self, event: str, token_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A token from the endpoint: sent at `issued_at` (the wall clock), valid `expires_in`."""
+
+    token: str
+    issued_at: float
+    expires_in: float
+
+    @property
+    def expires_at(self) -> float:
+        return self.issued_at + self.expires_in
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The token in memory; times on the provider's (monotonic) clock."""
+
+    token: str
+    token_id: str
+    usable_until: float  # not used from then on (the margin before its expiry)
+    refresh_from: float  # its refresh window opens (== usable_until: not a shared token)
+    check_store_at: float  # in the window: when to look at the store again
+    shared: bool
 
 
 class TokenProvider:
-    """Thread-safe cache of one client-credentials access token."""
+    """Thread-safe cache of one client-credentials access token, shared through `store`
+    (a `TokenStore`) where one is given (the module docstring)."""
 
     def __init__(
         self,
@@ -45,6 +145,10 @@ class TokenProvider:
         credentials: ClientCredentials | CredentialsSource,
         *,
         clock: Callable[[], float] = time.monotonic,
+        store: TokenStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        observer: TokenObserver | None = None,
     ) -> None:
         self._settings = settings
         self._transport = transport
@@ -54,28 +158,45 @@ class TokenProvider:
             else credentials
         )
         self._clock = clock
+        self._wall = wall_clock
+        self._sleep = sleep
+        self._store = store
+        self._observer: TokenObserver = observer or _NoTokenObserver()
         self._lock = threading.Lock()
-        self._token: str | None = None
-        self._valid_until = 0.0
+        self._held: _Held | None = None
         # The last failure to get a token, answered again until `_failed_until`.
         self._failure: OfferStateError | None = None
         self._failed_until = 0.0
         self._renewal_refused_until = 0.0
+        # The shared store: not used again until `_store_retry_at` after it failed; tokens
+        # never taken from it again: the last AIR MILES refused, the last that would not
+        # decrypt.
+        self._store_retry_at = 0.0
+        self._refused_id: str | None = None
+        self._corrupt_id: str | None = None
+        self._reported_corrupt: str | None = None
+        self.owner = uuid.uuid4().hex[:16]  # this environment's name on the lease
         self.fetches = 0  # token requests sent (for tests and benchmarks)
 
     def token(self, deadline: Deadline, correlation_id: str | None = None) -> str:
-        """A valid access token, fetching one only when the cached one is (nearly) expired;
-        during a cool-down after a failure, that failure again (nothing is sent)."""
-        token = self._cached()
-        if token is not None:
-            return token
+        """A valid access token: from memory, else from the store, fetching one only when
+        neither has one (or in the refresh window, under the lease); during a cool-down after
+        a failure, that failure again (nothing is sent)."""
+        held = self._held
+        if held is not None and self._fresh(held):
+            return held.token
         with self._lock:
-            # Whoever held the lock before us may have fetched it already.
-            token = self._cached()
-            if token is None:
-                self._raise_if_cooling_down(correlation_id)
-                token = self._fetch_or_remember_failure(deadline, correlation_id)
-            return token
+            # Whoever held the lock before us may have got one already.
+            held = self._held
+            if held is not None and self._fresh(held):
+                return held.token
+            store = self._usable_store()
+            if store is not None:
+                try:
+                    return self._shared_token(store, deadline, correlation_id)
+                except TokenStoreError as exc:
+                    self._store_failed(exc)
+            return self._own_token(deadline, correlation_id)
 
     def may_renew(self) -> bool:
         """Whether a token AIR MILES refused (401) may be dropped for a new one: not during
@@ -88,19 +209,215 @@ class TokenProvider:
         self._renewal_refused_until = self._clock() + self._settings.token_refused_cooldown
 
     def invalidate(self, token: str) -> None:
-        """Drop `token` (AIR MILES answered 401 to it), unless it was already replaced."""
+        """Drop `token` (AIR MILES answered 401 to it), unless it was already replaced; in the
+        store too, only if it is still the store's token."""
+        refused = token_id(token)
         with self._lock:
-            if self._token == token:
-                self._token = None
+            if self._held is not None and self._held.token == token:
+                self._held = None
+            self._refused_id = refused
+            store = self._usable_store()
+            if store is None:
+                return
+            try:
+                if store.invalidate(refused):
+                    self._observer.shared_token("invalidated", refused)
+            except TokenStoreError as exc:
+                self._store_failed(exc)
+
+    # ------------------------------------------------------------ memory
+
+    def _fresh(self, held: _Held) -> bool:
+        now = self._clock()
+        return now < held.usable_until and (now < held.refresh_from or now < held.check_store_at)
+
+    def _hold(self, token: str, *, lifetime: float, seconds_left: float, shared: bool) -> _Held:
+        """Keep `token` (of `lifetime` seconds, `seconds_left` of them left) in memory."""
+        # A margin longer than half the lifetime would make short-lived tokens unusable.
+        margin = min(self._settings.token_margin, lifetime / 2)
+        usable_until = self._clock() + seconds_left - margin
+        refresh_from = usable_until
+        if shared:
+            # The last tenth of the life, at least the margin, but never the first half.
+            refresh_from -= min(max(margin, lifetime / 10), (lifetime - margin) / 2)
+            self._reported_corrupt = None  # a usable item again: report the next broken one
+        held = _Held(token, token_id(token), usable_until, refresh_from, refresh_from, shared)
+        self._held = held
+        return held
+
+    def _hold_fetched(self, fetched: _Fetched, *, shared: bool) -> str:
+        self._hold(
+            fetched.token,
+            lifetime=fetched.expires_in,
+            seconds_left=fetched.expires_in,
+            shared=shared,
+        )
+        return fetched.token
+
+    def _own_token(self, deadline: Deadline, correlation_id: str | None) -> str:
+        """Without the store: the token in memory while usable, else a fetched one."""
+        held = self._held
+        if held is not None and self._clock() < held.usable_until:
+            return held.token
+        self._raise_if_cooling_down(correlation_id)
+        return self._hold_fetched(
+            self._fetch_or_remember_failure(deadline, correlation_id), shared=False
+        )
+
+    # ------------------------------------------------------------ the shared store
+
+    def _usable_store(self) -> TokenStore | None:
+        if self._store is None or self._clock() < self._store_retry_at:
+            return None
+        return self._store
+
+    def _store_failed(self, error: TokenStoreError) -> None:
+        self._observer.token_store_failed(error.operation, error.reason)
+        self._store_retry_at = self._clock() + self._settings.token_store_cooldown
+
+    def _shared_token(
+        self, store: TokenStore, deadline: Deadline, correlation_id: str | None
+    ) -> str:
+        item = store.read()
+        held = self._adopt(store, item)
+        if held is not None:
+            return self._refresh_ahead(store, item, held, deadline, correlation_id)
+        # The store has no usable token: a shared one we hold is no longer the store's (it
+        # was refused, or replaced by one that does not decrypt).
+        self._held = None
+        self._raise_if_cooling_down(correlation_id)
+        return self._wait_or_fetch(store, item, deadline, correlation_id)
+
+    def _adopt(self, store: TokenStore, item: SharedItem) -> _Held | None:
+        """The item's token in memory, if it is usable by our clock (decrypted once)."""
+        if item.corrupt is not None:
+            self._report_corrupt("GetItem", item.corrupt, item.corrupt)
+            return None
+        if item.token_id is None or item.token_id in (self._refused_id, self._corrupt_id):
+            return None
+        assert item.issued_at is not None
+        assert item.expires_at is not None
+        lifetime = item.expires_at - item.issued_at
+        seconds_left = item.expires_at - self._wall()
+        if seconds_left <= min(self._settings.token_margin, lifetime / 2):
+            return None
+        held = self._held
+        if held is not None and held.token_id == item.token_id:
+            token = held.token
+        else:
+            try:
+                token = store.decrypt(item)
+            except CorruptTokenItem as exc:
+                self._corrupt_id = item.token_id
+                self._report_corrupt(exc.operation, exc.reason, item.token_id)
+                return None
+        return self._hold(token, lifetime=lifetime, seconds_left=seconds_left, shared=True)
+
+    def _report_corrupt(self, operation: str, reason: str, seen: str) -> None:
+        # Once per item seen, not at every read of it while a new token is on its way.
+        if self._reported_corrupt != seen:
+            self._reported_corrupt = seen
+            self._observer.token_store_failed(operation, f"corrupt item: {reason}")
+
+    def _refresh_ahead(
+        self,
+        store: TokenStore,
+        item: SharedItem,
+        held: _Held,
+        deadline: Deadline,
+        correlation_id: str | None,
+    ) -> str:
+        """`held` (the store's token), and in its refresh window the next token if this
+        environment wins the lease and gets one."""
+        if self._clock() < held.refresh_from:
+            return held.token
+        self._held = dataclasses.replace(held, check_store_at=self._clock() + _RECHECK_SECONDS)
+        if not self._cooling_down() and self._take_lease(store, item):
+            # Half of what is left at most: the request still has its own call to make.
+            try:
+                return self._fetch_and_publish(
+                    store, Deadline.after(deadline.remaining() / 2, deadline.clock), correlation_id
+                )
+            except OfferStateError:
+                pass  # remembered for the cool-down; the current token is still valid
+        return held.token
+
+    def _take_lease(self, store: TokenStore, item: SharedItem, *, replacing: bool = False) -> bool:
+        now = self._wall()
+        # A lease of our own (a refresh that failed) is ours to take again.
+        replacing = replacing or item.lease_owner == self.owner
+        if not (replacing or item.lease_free(now)):
+            return False
+        until = now + self._settings.total_budget + _LEASE_SLACK_SECONDS
+        return store.take_lease(self.owner, now, until, seen=item, replacing=replacing)
+
+    def _wait_or_fetch(
+        self, store: TokenStore, item: SharedItem, deadline: Deadline, correlation_id: str | None
+    ) -> str:
+        """No usable token in the store: fetch one under the lease, or wait for its holder's,
+        or, when waiting has used what it may, fetch one without it."""
+        waited_on: str | None = None
+        since = self._clock()
+        keep = self._settings.total_budget / 2  # for the fallback fetch and the call itself
+        while True:
+            replacing = (
+                item.lease_owner is not None
+                and item.lease_owner == waited_on
+                and self._clock() - since >= self._settings.token_wait
+            )
+            if self._take_lease(store, item, replacing=replacing):
+                return self._fetch_and_publish(store, deadline, correlation_id)
+            if item.lease_owner != waited_on:
+                waited_on, since = item.lease_owner, self._clock()
+            if deadline.remaining() - _POLL_SECONDS < keep:
+                break
+            self._sleep(_POLL_SECONDS)
+            item = store.read()
+            held = self._adopt(store, item)
+            if held is not None:
+                return held.token
+        self._observer.token_fallback()
+        fetched = self._fetch_or_remember_failure(deadline, correlation_id)
+        offered = False
+        try:
+            offered = store.offer(fetched.token, fetched.issued_at, fetched.expires_at, seen=item)
+        except TokenStoreError as exc:
+            self._store_failed(exc)
+        if offered:
+            self._observer.shared_token("published", token_id(fetched.token))
+        return self._hold_fetched(fetched, shared=offered)
+
+    def _fetch_and_publish(
+        self, store: TokenStore, deadline: Deadline, correlation_id: str | None
+    ) -> str:
+        """Under the lease: a new token, written to the store (which releases the lease)."""
+        fetched = self._fetch_or_remember_failure(deadline, correlation_id)
+        published = False
+        try:
+            published = store.publish(
+                self.owner, fetched.token, fetched.issued_at, fetched.expires_at
+            )
+        except TokenStoreError as exc:
+            self._store_failed(exc)
+        if published:
+            self._observer.shared_token("published", token_id(fetched.token))
+        return self._hold_fetched(fetched, shared=published)
+
+    # ------------------------------------------------------------ fetching
+
+    def _cooling_down(self) -> bool:
+        return self._failure is not None and self._clock() < self._failed_until
 
     def _raise_if_cooling_down(self, correlation_id: str | None) -> None:
-        if self._failure is not None and self._clock() < self._failed_until:
+        if self._failure is not None and self._cooling_down():
             raise self._failure.again(correlation_id)
 
-    def _fetch_or_remember_failure(self, deadline: Deadline, correlation_id: str | None) -> str:
+    def _fetch_or_remember_failure(
+        self, deadline: Deadline, correlation_id: str | None
+    ) -> _Fetched:
         sent_before = self.fetches
         try:
-            token = self._fetch(deadline, correlation_id)
+            fetched = self._fetch(deadline, correlation_id)
         except NotSentError:
             raise  # our deadline left no time to ask: nothing to hold against the endpoint
         except OfferStateError as exc:
@@ -109,7 +426,8 @@ class TokenProvider:
                 self._failed_until = self._clock() + self._cooldown(exc)
             raise
         self._failure = None
-        return token
+        self._refused_id = None  # whatever AIR MILES refused before, this one is new
+        return fetched
 
     def _cooldown(self, error: OfferStateError) -> float:
         refused = isinstance(error, UpstreamAuthError)
@@ -120,14 +438,9 @@ class TokenProvider:
         )
         return max(cooldown, error.retry_after or 0.0)
 
-    def _cached(self) -> str | None:
-        token = self._token
-        if token is not None and self._clock() < self._valid_until:
-            return token
-        return None
-
-    def _fetch(self, deadline: Deadline, correlation_id: str | None) -> str:
+    def _fetch(self, deadline: Deadline, correlation_id: str | None) -> _Fetched:
         credentials = self._source(False)
+        issued_at = self._wall()  # before asking: its expiry is no later than this + expires_in
         response = self._request(credentials, deadline, correlation_id)
         if response.status_code == 401:
             # Refused credentials may have been rotated since we read them: re-read once.
@@ -144,12 +457,7 @@ class TokenProvider:
                 upstream_status=response.status_code,
                 correlation_id=correlation_id,
             ) from None
-        expires_in = answer.expires_in or _DEFAULT_EXPIRES_IN
-        # A margin longer than half the lifetime would make short-lived tokens unusable.
-        margin = min(self._settings.token_margin, expires_in / 2)
-        self._token = answer.access_token
-        self._valid_until = self._clock() + expires_in - margin
-        return answer.access_token
+        return _Fetched(answer.access_token, issued_at, answer.expires_in or _DEFAULT_EXPIRES_IN)
 
     def _request(
         self, credentials: ClientCredentials, deadline: Deadline, correlation_id: str | None

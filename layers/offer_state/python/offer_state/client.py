@@ -39,7 +39,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from offer_state import upstream
-from offer_state.auth import CredentialsSource, TokenProvider
+from offer_state.auth import CredentialsSource, TokenObserver, TokenProvider
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
     OfferStateError,
@@ -66,6 +66,7 @@ from offer_state.models.airmiles_requests import (
     StateChanges,
     parse_offer_ids,
 )
+from offer_state.token_store import TokenStore
 from offer_state.transport import (
     UNKNOWN_OUTCOME_STATUSES,
     CallObserver,
@@ -105,7 +106,9 @@ Caller = Collector | MemberToken
 
 class OfferStateClient:
     """One instance per process (or Lambda container): it pools connections and caches
-    the token. Thread-safe."""
+    the token, shared with the other processes through `token_store` where one is given
+    (offer_state.auth). Thread-safe. An `observer` that is also a `TokenObserver` is told
+    about the store too."""
 
     def __init__(
         self,
@@ -114,12 +117,19 @@ class OfferStateClient:
         *,
         session: requests.Session | None = None,
         observer: CallObserver | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         self.settings = settings
         self.transport = Transport(settings, session=session, observer=observer)
         # Without credentials only member-token calls are possible.
         self.tokens = (
-            TokenProvider(settings, self.transport, credentials)
+            TokenProvider(
+                settings,
+                self.transport,
+                credentials,
+                store=token_store,
+                observer=observer if isinstance(observer, TokenObserver) else None,
+            )
             if credentials is not None
             else None
         )

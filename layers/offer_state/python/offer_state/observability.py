@@ -107,7 +107,8 @@ def _dimensioned(metric: str, unit: MetricUnit, amount: float, dimensions: dict[
 
 
 class UpstreamTelemetry:
-    """The client's `CallObserver`: latency and errors per AIR MILES endpoint, token fetches.
+    """The client's `CallObserver`: latency and errors per AIR MILES endpoint, token fetches;
+    and its `TokenObserver`: the shared token's store (offer_state.auth), by token id only.
 
     Also keeps the time spent waiting on AIR MILES in this invocation, so that benchmarks can
     subtract it from the handler's time.
@@ -134,6 +135,20 @@ class UpstreamTelemetry:
             _dimensioned("UpstreamErrors", MetricUnit.Count, 1, {"endpoint": endpoint})
         if attempt > 1:
             count("UpstreamRetries")
+
+    def token_store_failed(self, operation: str, reason: str) -> None:
+        count("TokenStoreFailures")
+        logger.warning(
+            "shared token store failed: this environment uses a token of its own",
+            extra={"operation": operation, "reason": reason},
+        )
+
+    def token_fallback(self) -> None:
+        count("TokenFallbackFetches")
+        logger.warning("no shared token came in time: this environment fetches its own")
+
+    def shared_token(self, event: str, token_id: str) -> None:
+        logger.info(f"shared token {event}", extra={"tokenId": token_id})
 
 
 def server_error_answered(function: str, route: str, status: int) -> None:

@@ -27,12 +27,17 @@ from offer_state.errors import OfferStateError
 from offer_state.identity import Identity
 from offer_state.observability import UpstreamTelemetry, count, logger
 
+# The shared token's store: DynamoDB and KMS answer in milliseconds inside a region.
+TOKEN_STORE_CONNECT_SECONDS = 0.5
+TOKEN_STORE_READ_SECONDS = 0.5
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from offer_state.client import OfferStateClient
     from offer_state.pseudonyms import KmsPseudonyms
     from offer_state.secrets import SecretReader
+    from offer_state.token_store import TokenStore
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,36 @@ class OfferStateService:
         return client
 
     @cached_property
+    def _token_store_clients(self) -> tuple[Any, Any]:
+        """DynamoDB and KMS clients of the shared token's store, built at the first token
+        need. Clients of their own, quick to give up (one attempt of at most 1 s): a store
+        that fails costs this environment one token of its own, while waiting on it would
+        cost the request its time."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=TOKEN_STORE_CONNECT_SECONDS,
+            read_timeout=TOKEN_STORE_READ_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        )
+        attempt = TOKEN_STORE_CONNECT_SECONDS + TOKEN_STORE_READ_SECONDS
+        return (
+            bound_by_invocation(boto3.client("dynamodb", config=config), attempt),
+            bound_by_invocation(boto3.client("kms", config=config), attempt),
+        )
+
+    def token_store(self) -> TokenStore | None:
+        """The deployment's shared token (None where the environment names no store); its
+        clients are built on its first use."""
+        table, key_id = self.settings.token_table, self.settings.token_key_id
+        if table is None or key_id is None:
+            return None
+        from offer_state.token_store import TokenStore
+
+        return TokenStore(lambda: self._token_store_clients, table, key_id)
+
+    @cached_property
     def secrets(self) -> SecretReader:
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
@@ -126,7 +161,10 @@ class OfferStateService:
         from offer_state.client import OfferStateClient
 
         return OfferStateClient(
-            self.settings.client, self.secrets.credentials, observer=self.telemetry
+            self.settings.client,
+            self.secrets.credentials,
+            observer=self.telemetry,
+            token_store=self.token_store(),
         )
 
     @cached_property
@@ -160,10 +198,11 @@ class OfferStateService:
         built = vars(self)  # the cached properties built so far; none is built here
         if "client" in built:
             self.client.transport.renew_session()
-        for name in ("dynamodb", "kms", "secretsmanager"):
-            if name in built:
-                # Clears botocore's urllib3 pools; the client stays usable and reconnects.
-                built[name].close()
+        clients = [built[name] for name in ("dynamodb", "kms", "secretsmanager") if name in built]
+        clients += built.get("_token_store_clients", ())
+        for client in clients:
+            # Clears botocore's urllib3 pools; the client stays usable and reconnects.
+            client.close()
 
     # ------------------------------------------------------------ rejections
 

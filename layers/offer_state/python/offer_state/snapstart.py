@@ -36,7 +36,7 @@ _FIRST_REQUEST_MODULES = (
     "aws_lambda_powertools.utilities.parameters.exceptions",
     "boto3.dynamodb.types",  # the audit writer's serializer
     "botocore.exceptions",
-    "offer_state.client",  # with requests and urllib3
+    "offer_state.client",  # with requests, urllib3, and the token's provider and store
     "offer_state.secrets",
 )
 _IDEMPOTENCY_MODULES = (  # update-state's
