@@ -1,13 +1,19 @@
-"""DynamoDB misbehaving for one function's client (`function.module.service.dynamodb`), for
-the tests of what the functions make of it."""
+"""AWS misbehaving for one client (a function's `function.module.service.dynamodb`, an
+environment's own), for the tests of what the code makes of it."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
+from moto.core.botocore_stubber import MockRawResponse
+
+# What each service answers when it throttles a caller.
+THROTTLED = {"dynamodb": "ProvisionedThroughputExceededException", "kms": "ThrottlingException"}
 
 
 def refuse(client: Any, operation: str, table: str) -> None:
@@ -19,6 +25,43 @@ def refuse(client: Any, operation: str, table: str) -> None:
             raise EndpointConnectionError(endpoint_url=request.url)
 
     client.meta.events.register_first(f"before-send.dynamodb.{operation}", unreachable)
+
+
+def error_answer(code: str) -> tuple[AWSResponse, dict[str, Any]]:
+    """An error answer with `code`, as a `before-call` handler gives it: botocore takes it as
+    the service's answer, and moto never sees the request."""
+    http = AWSResponse("https://aws.invalid", 400, {}, MockRawResponse(b"{}"))
+    return http, {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+
+
+def unreachable(client: Any, operation: str) -> Callable[[], None]:
+    """Every `operation` (e.g. "GetItem", "Decrypt") of `client` fails as if its service could
+    not be reached, until the function returned is called."""
+    service = client.meta.service_model.service_id.hyphenize()
+
+    def refuse_all(request: Any, **_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+    event = f"before-send.{service}.{operation}"
+    client.meta.events.register_first(event, refuse_all)
+    return lambda: client.meta.events.unregister(event, refuse_all)
+
+
+def throttled(client: Any, operation: str) -> Callable[[], None]:
+    """Every `operation` of `client` is refused as throttled (what botocore raises once its own
+    retries are spent), until the function returned is called."""
+    service = client.meta.service_model.service_id.hyphenize()
+    answer = error_answer(THROTTLED[service])
+
+    def refuse_all(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return answer
+
+    event = f"before-call.{service}.{operation}"
+    client.meta.events.register_first(event, refuse_all)
+    return lambda: client.meta.events.unregister(event, refuse_all)
 
 
 def stored_by_an_earlier_attempt(client: Any, table: str) -> None:

@@ -63,6 +63,8 @@ class SharedItem:
 
     lease_owner: str | None = None
     lease_until: float | None = None
+    # `leaseUntil` as DynamoDB gave it: the replacing condition names the very same number.
+    lease_until_number: str | None = None
     token_id: str | None = None
     ciphertext: bytes | None = None
     issued_at: float | None = None
@@ -81,7 +83,7 @@ class SharedItem:
         lease_until = _number(item.get("leaseUntil"))
         # Both or neither: a lease half there is none (the lease condition agrees).
         held = lease_owner is not None and lease_until is not None
-        lease = cls(lease_owner if held else None, lease_until if held else None)
+        lease = cls(lease_owner, lease_until, item["leaseUntil"]["N"]) if held else cls()
         if not any(name in item for name in _TOKEN_FIELDS):
             return lease
         ciphertext = item.get("ciphertext", {}).get("B")
@@ -164,10 +166,10 @@ class TokenStore:
             ":now": {"N": _decimal(now)},
             ":number": {"S": "N"},
         }
-        if replacing and seen.lease_owner is not None and seen.lease_until is not None:
+        if replacing and seen.lease_owner is not None and seen.lease_until_number is not None:
             free += " OR (leaseOwner = :seenOwner AND leaseUntil = :seenUntil)"
             values[":seenOwner"] = {"S": seen.lease_owner}
-            values[":seenUntil"] = {"N": _decimal(seen.lease_until)}
+            values[":seenUntil"] = {"N": seen.lease_until_number}
         unchanged, seen_values = _token_unchanged(seen)
         return self._update(
             UpdateExpression="SET leaseOwner = :me, leaseUntil = :until",
