@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
-from moto.core.botocore_stubber import MockRawResponse
 
 from local.sandbox import Sandbox
 from local.sandbox.seed import CATALOGUE
 from offer_state.config import GatewaySettings
+from offer_state.token_store import ITEM_KEY
+from tests.support.aws_faults import error_answer
 from tests.support.functions import M2M, OTHER, READ, SAVE, WRITE, event, machine, offer_event
 from tests.support.inprocess import (
     FAKE_AWS,
@@ -243,6 +243,8 @@ UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("delay 5 s (past budget)", {"mode": "delay", "delayMs": 5000}, 504, "UPSTREAM_TIMEOUT"),
 ]
 SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
+# The deployment's shared token cannot be used: the environment's own token serves instead.
+TOKEN_STORE_FAULTS = ("token-store-unreachable", "token-store-throttled", "token-item-corrupt")
 # No audit record without its key: KMS, which makes the collector's pseudonym, counts here too.
 AUDIT_FAULTS = (
     "audit-unreachable",
@@ -291,6 +293,10 @@ def _cells() -> Iterator[Cell]:
             # AIR MILES cannot be called; the audit trail, which needs no secret, says so.
             calls = {endpoint: 0, "token": 0}
             yield Cell(fault, route, *UNAVAILABLE, ("FAILED",), calls, aws_fault=fault)
+        # A token of the environment's own, one request for it: answered as if nothing failed.
+        for fault in TOKEN_STORE_FAULTS:
+            calls = {endpoint: 1, "token": 1}
+            yield Cell(fault, route, 200, None, ("SUCCEEDED",), calls, aws_fault=fault)
         # A read is made, then cannot be audited: it is not disclosed. A write is never sent.
         calls = {endpoint: 1 if endpoint == "get" else 0}
         for fault in AUDIT_FAULTS:
@@ -386,11 +392,13 @@ def _table_of(request: Any) -> str:
 
 @contextmanager
 def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
-    """Make Secrets Manager, KMS or a table misbehave for every client created inside."""
+    """Make Secrets Manager, KMS or a table misbehave for every client created inside (or
+    the token table hold an item that cannot be used)."""
     fresh_boto3_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
     audit, idempotency = deployed.refs["AuditTable"], deployed.refs["IdempotencyTable"]
+    tokens = deployed.refs["TokenTable"]
 
     def unreachable(operation: str, table: str | None = None) -> None:
         def refuse(request: Any, **_: Any) -> None:
@@ -405,9 +413,7 @@ def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
         def answer(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
             if json.loads(params.get("body") or b"{}").get("TableName") != table:
                 return None
-            http = AWSResponse("https://dynamodb.invalid", 400, {}, MockRawResponse(b"{}"))
-            error_body = {"Code": code, "Message": code}
-            return http, {"Error": error_body, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return error_answer(code)
 
         session.events.register_first(f"before-call.{operation}", answer)
 
@@ -431,6 +437,21 @@ def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
         error("dynamodb.PutItem", audit, "ConditionalCheckFailedException")
     elif kind == "pseudonym-key-unreachable":
         unreachable("kms.GenerateMac")
+    elif kind == "token-store-unreachable":
+        unreachable("dynamodb.GetItem", tokens)
+    elif kind == "token-store-throttled":
+        error("dynamodb.GetItem", tokens, "ProvisionedThroughputExceededException")
+    elif kind == "token-item-corrupt":
+        boto3.client("dynamodb").put_item(
+            TableName=tokens,
+            Item={
+                "pk": {"S": ITEM_KEY},
+                "ciphertext": {"B": b"not a ciphertext"},
+                "tokenId": {"S": "0123456789abcdef"},
+                "issuedAt": {"N": "0"},
+                "expiresAt": {"N": "4102444800"},
+            },
+        )
     elif kind == "idempotency-unreachable":
         unreachable("dynamodb.PutItem", idempotency)
     try:
