@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser test unit lint fmt sandbox run token invoke build faults bench load audit openapi
+.PHONY: help venv browser test unit lint fmt sandbox run token invoke build faults bench load tokens audit openapi
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -77,8 +77,12 @@ openapi: $(STAMP) ## regenerate openapi.json from the handlers' routes and model
 faults: $(STAMP) ## the fault matrix: every route under every fault, a table and a summary (FAULTS="PUT one" for some)
 	@PYTHONPATH=layers/offer_state/python $(PY) -m tests.reliability.matrix
 
-bench: $(STAMP) build ## cold start, per-request overhead, calls per request: a table and bench-results.json
+bench: $(STAMP) build ## cold start, per-request overhead, calls per request, then make tokens: tables and bench-results.json
 	@$(PY) -m local.bench
+	@$(PY) -m local.tokens
+
+tokens: $(STAMP) ## AIR MILES tokens per token lifetime: 32 environments of both functions with churn; bench-results.json (tokens)
+	@$(PY) -m local.tokens
 
 load: $(STAMP) ## the local stack under load at concurrency 1, 4, 16: req/s, p50/p95/p99, audit checks; bench-results.json (load)
 	@PYTHONPATH=layers/offer_state/python $(PY) -m local.load

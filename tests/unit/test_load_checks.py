@@ -3,11 +3,12 @@ what breaks it (`local/load.py`), and the figures file keeps what the other comm
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
-from local.bench_results import write_bench, write_load
+from local.bench_results import write_bench, write_load, write_tokens
 from local.load import Answer, AuditCheck, check_findings, percentiles
 
 IDS = ["c-1", "c-2", "c-3"]
@@ -70,15 +71,20 @@ def test_percentiles_of_few_and_of_many_values():
     assert percentiles([float(n) for n in range(100, -1, -1)], (50, 95, 99)) == [50, 95, 99]
 
 
-@pytest.mark.parametrize("first", ["bench", "load"])
-def test_make_bench_and_make_load_keep_each_others_figures(tmp_path, first):
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["bench", "load", "tokens"])), ids="-".join
+)
+def test_make_bench_load_and_tokens_keep_each_others_figures(tmp_path, order):
     results = tmp_path / "bench-results.json"
+    tokens = {"token_requests_per_lifetime": 1.5, "token_requests": 6}
     writes = {
         "bench": lambda: write_bench({"cold_init_ms": 1}, results),
         "load": lambda: write_load({"concurrency": {}}, results),
+        "tokens": lambda: write_tokens(tokens, results),
     }
-    writes[first]()
-    writes["load" if first == "bench" else "bench"]()
-    assert json.loads(results.read_text()) == {"cold_init_ms": 1, "load": {"concurrency": {}}}
+    for command in order:
+        writes[command]()
+    others = {"load": {"concurrency": {}}, "token_requests_per_lifetime": 1.5, "tokens": tokens}
+    assert json.loads(results.read_text()) == {"cold_init_ms": 1, **others}
     write_bench({"cold_init_ms": 2}, results)  # the bench's own figures are replaced
-    assert json.loads(results.read_text()) == {"cold_init_ms": 2, "load": {"concurrency": {}}}
+    assert json.loads(results.read_text()) == {"cold_init_ms": 2, **others}

@@ -19,7 +19,8 @@ With a store (offer_state.token_store), the whole deployment shares one token:
   fails the current token serves on, and the lease, left to expire, keeps the others from
   asking again before then.
 - **No valid token** (a cold burst, an expiry, a 401): one environment takes the lease and
-  fetches; the others wait for its token, reading the store every 100 ms. A holder waited on
+  fetches; the others wait for its token, reading the store after 100 ms, then less often (up
+  to every 400 ms). A holder waited on
   for `token_wait` seconds is replaced (a conditional write on the lease it holds, which one
   waiter wins), and a lease past its time is free. Waiting keeps half of the upstream budget
   for the request itself: when only that is left, the waiter fetches a token of its own
@@ -73,9 +74,11 @@ CredentialsSource = Callable[[bool], ClientCredentials]
 
 # When the answer has no `expires_in` (Auth0 always sends it), assume a short life.
 _DEFAULT_EXPIRES_IN = 300
-# How often a waiting environment reads the store, and how often one in the refresh window
-# looks for the next token there.
+# How often a waiting environment reads the store: soon (a holder's token usually comes within
+# a fetch's time), then less often (a slow holder is not read ten times a second by every
+# environment of a cold burst). And how often one in the refresh window looks there.
 _POLL_SECONDS = 0.1
+_POLL_MAX_SECONDS = 0.4
 _RECHECK_SECONDS = 1.0
 # A lease outlasts its holder's fetch, which ends by its invocation's upstream deadline (at
 # most the whole budget): a holder still at work never loses it to a waiter's clock alone.
@@ -359,6 +362,7 @@ class TokenProvider:
         waited_on: str | None = None
         since = self._clock()
         keep = self._settings.total_budget / 2  # for the fallback fetch and the call itself
+        poll = _POLL_SECONDS
         while True:
             replacing = (
                 item.lease_owner is not None
@@ -369,9 +373,10 @@ class TokenProvider:
                 return self._fetch_and_publish(store, deadline, correlation_id)
             if item.lease_owner != waited_on:
                 waited_on, since = item.lease_owner, self._clock()
-            if deadline.remaining() - _POLL_SECONDS < keep:
+            if deadline.remaining() - poll < keep:
                 break
-            self._sleep(_POLL_SECONDS)
+            self._sleep(poll)
+            poll = min(2 * poll, _POLL_MAX_SECONDS)
             item = store.read()
             held = self._adopt(store, item)
             if held is not None:

@@ -1,0 +1,376 @@
+"""`make tokens` (also run by `make bench`): how many AIR MILES tokens a whole deployment asks
+for per token lifetime, with many execution environments of both functions coming and going.
+
+It starts the pieces of the local stack it needs, on free ports: the AIR MILES sandbox, with
+its token lifetime made short (`POST /_sandbox/config {"tokenTtl": …}`), and moto with the
+template's resources (the token table and key among them). Then it runs `TOKENS_ENVIRONMENTS`
+execution environments at a time (default 32, half get-state, half update-state), each a worker
+process with exactly the environment the template gives its function (local/functions.py),
+plus `AIRMILES_TOKEN_MARGIN` (`TOKENS_MARGIN`, default 3 s: a 60 s margin would leave a short
+token no life), each invoking its function every 2 s or so (their first requests spread over
+the first 8 s), for `TOKENS_LIFETIMES` token lifetimes (default 4) of `TOKENS_TTL` seconds
+(default 20). Environments churn as Lambda's do: every `TOKENS_CHURN_SECONDS` (default 8) the
+oldest environment of each function is retired and a new one starts (a cold start) in its
+place.
+
+At the end it reads the token requests the sandbox counted (`GET /_sandbox/calls`) and writes
+`token_requests_per_lifetime`, with what produced it under `tokens`, to `bench-results.json`
+(other commands' figures stay). Target: 2 or fewer per lifetime for the whole deployment. For
+comparison it estimates what a token per environment (the design before) would have asked for
+in the same run: one at each environment's first request, and another each time that token's
+usable life (its lifetime less the margin) ran out. It exits 1 when the target is missed or a
+request was not answered 200.
+
+moto applies a conditional write in steps that a concurrent request may interleave with; DynamoDB
+applies each write to an item atomically. The lease is such a write, so while this runs moto
+applies one DynamoDB request at a time (`one_dynamodb_request_at_a_time`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.bench_results import RESULTS_FILE, write_tokens
+from local.console import stderr_line
+from local.functions import FunctionPool, FunctionSpec
+from local.serving import loopback_session
+from local.stack import deploy_local, start_moto, template_parameters
+from local.template import ROOT, Template
+
+TARGET_PER_LIFETIME = 2
+PACE_SECONDS = 2.0  # between one environment's requests (jittered)
+# The first requests of the environments started together come over this long, not at once:
+# a first request builds the AWS clients and reads the secret, a few hundred milliseconds of
+# CPU that Lambda gives each environment, while here 32 of them share two cores and at once
+# would each take several seconds, far longer than the token fetch they wait for.
+RAMP_SECONDS = 8.0
+# An event of each function's (the member's claims as API Gateway passes them on).
+EVENTS = {"GetStateFunction": "count_states", "UpdateStateFunction": "update_offer_states"}
+
+
+def _setting(variable: str, default: str, kind: type[int] | type[float], least: float) -> Any:
+    raw = os.environ.get(variable, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not least <= value < float("inf"):
+        raise SystemExit(f"{variable} must be a number, {least:g} or more (got {raw!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class Plan:
+    environments: int  # at a time, both functions together
+    ttl: int  # the sandbox's token lifetime, seconds
+    lifetimes: int
+    churn_seconds: float
+    margin: float
+
+    @classmethod
+    def from_env(cls) -> Plan:
+        return cls(
+            environments=_setting("TOKENS_ENVIRONMENTS", "32", int, 2),
+            ttl=_setting("TOKENS_TTL", "20", int, 4),
+            lifetimes=_setting("TOKENS_LIFETIMES", "4", int, 1),
+            churn_seconds=_setting("TOKENS_CHURN_SECONDS", "8", float, 1),
+            margin=_setting("TOKENS_MARGIN", "3", float, 0),
+        )
+
+    @property
+    def seconds(self) -> int:
+        return self.ttl * self.lifetimes
+
+
+@dataclass
+class Environment:
+    """One execution environment (a pool of one worker) and the thread that drives it."""
+
+    function: str
+    pool: FunctionPool
+    event: dict[str, Any]
+    statuses: Counter[str] = field(default_factory=Counter)
+    first_request: float | None = None  # monotonic
+    last_request: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def drive(self, after: float = 0.0) -> None:
+        """Invoke the function every 2 s or so, from `after` seconds on, until retired."""
+        self._thread = threading.Thread(target=self._run, args=(after,), daemon=True)
+        self._thread.start()
+
+    def _run(self, after: float) -> None:
+        self._stop.wait(after)
+        while not self._stop.is_set():
+            # Ids of its own, as API Gateway gives each request (the audit item's key has one).
+            event = json.loads(json.dumps(self.event))
+            event["headers"]["x-correlation-id"] = str(uuid.uuid4())
+            event["requestContext"]["requestId"] = str(uuid.uuid4())
+            try:
+                reply = self.pool.invoke(event)
+                status = str(reply["result"]["statusCode"]) if "result" in reply else "error"
+            except Exception as exc:  # noqa: BLE001 - counted as what it was
+                status = type(exc).__name__
+            now = time.monotonic()
+            self.first_request = self.first_request or now
+            self.last_request = now
+            self.statuses[status] += 1
+            self._stop.wait(PACE_SECONDS * random.uniform(0.75, 1.25))  # (jitter: not in step)
+
+    def retire(self) -> None:
+        """Its last request answered, its process ended (once)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.pool.close()
+
+
+def one_dynamodb_request_at_a_time() -> contextlib.AbstractContextManager[None]:
+    """For the duration, moto's DynamoDB backend applies one request at a time, as DynamoDB
+    applies the writes to one item (a conditional write is then atomic, as there)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # (re-entrant: one backend method may call another)
+    names = ("get_item", "put_item", "update_item", "delete_item")
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
+
+    def serialised(original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return call
+
+    @contextlib.contextmanager
+    def applied() -> Iterator[None]:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, serialised(original))
+        try:
+            yield
+        finally:
+            for name, original in originals.items():
+                setattr(DynamoDBBackend, name, original)
+
+    return applied()
+
+
+def _event(function: str) -> dict[str, Any]:
+    event = json.loads((ROOT / "events" / f"{EVENTS[function]}.json").read_text())
+    event["headers"].pop("idempotency-key", None)  # each PUT a change of its own
+    return event
+
+
+class Deployment:
+    """The environments of both functions, started and retired."""
+
+    def __init__(self, template: Template, moto_url: str, plan: Plan) -> None:
+        self.specs = {f: FunctionSpec.from_template(template, f, moto_url) for f in EVENTS}
+        self.extra_env = {"AIRMILES_TOKEN_MARGIN": str(plan.margin)}
+        self.live: list[Environment] = []
+        self.retired: list[Environment] = []
+
+    def new(self, function: str) -> Environment:
+        pool = FunctionPool(
+            self.specs[function], max_environments=1, extra_env=self.extra_env, stdout=_discard
+        )
+        return Environment(function, pool, _event(function))
+
+    def start(self, count: int) -> None:
+        """`count` environments, alternately of each function, all imported (cold) but none
+        invoked yet: their first requests come together, a cold burst with no token yet."""
+        functions = list(EVENTS)
+        fresh = [self.new(functions[n % len(functions)]) for n in range(count)]
+        threads = [threading.Thread(target=e.pool.warm, daemon=True) for e in fresh]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.live += fresh
+
+    def churn(self) -> None:
+        """The oldest environment of each function retired, a new one started in its place."""
+        for function in EVENTS:
+            oldest = next(e for e in self.live if e.function == function)
+            self.live.remove(oldest)
+            oldest.retire()
+            self.retired.append(oldest)
+            newcomer = self.new(function)
+            self.live.append(newcomer)
+            newcomer.drive()  # its first request is its cold start
+
+    def stop(self) -> None:
+        """Every live environment ended (again: nothing more)."""
+        for environment in self.live:
+            environment.retire()
+
+    @property
+    def everyone(self) -> list[Environment]:
+        return self.retired + self.live
+
+
+def per_environment_estimate(environments: list[Environment], plan: Plan) -> int:
+    """Token requests a token per environment would have made in the same run: one at each
+    environment's first request, another each time its token's usable life ran out."""
+    usable = plan.ttl - min(plan.margin, plan.ttl / 2)
+    return sum(
+        math.floor((e.last_request - e.first_request) / usable) + 1
+        for e in environments
+        if e.first_request is not None and e.last_request is not None
+    )
+
+
+def _discard(_line: str) -> None:
+    """The functions' logs and metrics (several lines a request) are not shown."""
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    from local.sandbox import Sandbox
+
+    with Sandbox(port=0) as sandbox, one_dynamodb_request_at_a_time():
+        moto, moto_url = start_moto()
+        control = loopback_session()
+        deployment: Deployment | None = None
+        try:
+            template = deploy_local(
+                template_parameters(sandbox.url, "http://127.0.0.1:3004"), moto_url
+            )
+            deployment = Deployment(template, moto_url, plan)
+            stderr_line(f"starting {plan.environments} environments (cold starts) ...")
+            deployment.start(plan.environments)
+            control.post(f"{sandbox.url}/_sandbox/reset", timeout=5).raise_for_status()
+            control.post(
+                f"{sandbox.url}/_sandbox/config", json={"tokenTtl": plan.ttl}, timeout=5
+            ).raise_for_status()
+            stderr_line(
+                f"running {plan.lifetimes} token lifetimes of {plan.ttl} s, an environment of"
+                f" each function replaced every {plan.churn_seconds:g} s ..."
+            )
+            began = time.monotonic()
+            for number, environment in enumerate(deployment.live):
+                environment.drive(after=number * RAMP_SECONDS / plan.environments)
+            _run_for(plan, deployment, began, lambda: _tokens_counted(control, sandbox.url))
+            seconds = time.monotonic() - began
+            deployment.stop()  # the requests under way are answered first
+            token_requests = _tokens_counted(control, sandbox.url)
+        finally:
+            if deployment is not None:
+                deployment.stop()
+            control.close()
+            moto.stop()
+    everyone = deployment.everyone
+    statuses = sum((e.statuses for e in everyone), Counter())
+    lifetimes = seconds / plan.ttl
+    estimate = per_environment_estimate(everyone, plan)
+    return {
+        "token_requests_per_lifetime": round(token_requests / lifetimes, 2),
+        "token_requests": token_requests,
+        "token_ttl_seconds": plan.ttl,
+        "token_margin_seconds": plan.margin,
+        "lifetimes": round(lifetimes, 2),
+        "seconds": round(seconds, 1),
+        "environments": {
+            "at_a_time": plan.environments,
+            "per_function": dict(Counter(e.function for e in deployment.live)),
+            "started": len(everyone),
+            "churn": {
+                "every_seconds": plan.churn_seconds,
+                "retired": len(deployment.retired),
+                "started": len(everyone) - plan.environments,
+            },
+        },
+        "requests": sum(statuses.values()),
+        "statuses": dict(sorted(statuses.items())),
+        "per_environment_estimate": {
+            "token_requests": estimate,
+            "per_lifetime": round(estimate / lifetimes, 2),
+        },
+    }
+
+
+def _run_for(plan: Plan, deployment: Deployment, began: float, counted: Any) -> None:
+    """Until the plan's time is over: churn on schedule, and a progress line every 5 s."""
+    next_churn = began + plan.churn_seconds
+    next_report = began + 5
+    end = began + plan.seconds
+    while (now := time.monotonic()) < end:
+        if now >= next_churn:
+            deployment.churn()
+            next_churn += plan.churn_seconds
+        if now >= next_report:
+            done = sum(sum(e.statuses.values()) for e in deployment.everyone)
+            stderr_line(
+                f"{now - began:4.0f} s: {done} requests, {counted()} token requests,"
+                f" {len(deployment.everyone)} environments started,"
+                f" {len(deployment.retired)} retired"
+            )
+            next_report += 5
+        time.sleep(min(0.2, max(0.0, end - now)))
+
+
+def _tokens_counted(control: Any, sandbox_url: str) -> int:
+    answer = control.get(f"{sandbox_url}/_sandbox/calls", timeout=5)
+    answer.raise_for_status()
+    return int(answer.json()["token"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="make tokens",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS_FILE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    plan = Plan.from_env()
+    started = time.monotonic()
+    figures = run(plan)
+    write_tokens(figures, args.results)
+
+    environments = figures["environments"]
+    per_lifetime = figures["token_requests_per_lifetime"]
+    not_200 = {s: n for s, n in figures["statuses"].items() if s != "200"}
+    met = per_lifetime <= TARGET_PER_LIFETIME
+    estimate = figures["per_environment_estimate"]
+    print(
+        f"{environments['at_a_time']} environments at a time"
+        f" ({', '.join(f'{n} {f}' for f, n in environments['per_function'].items())}),"
+        f" {environments['started']} started in all ({environments['churn']['retired']} retired"
+        f" and as many started during the run); {figures['lifetimes']:g} token lifetimes of"
+        f" {plan.ttl} s (margin {plan.margin:g} s)"
+    )
+    print(
+        f"token requests: {figures['token_requests']}, {per_lifetime:g} per lifetime"
+        f" (target <= {TARGET_PER_LIFETIME}: {'met' if met else 'NOT met'})"
+    )
+    print(
+        f"a token per environment would have asked for about {estimate['token_requests']}"
+        f" ({estimate['per_lifetime']:g} per lifetime)"
+    )
+    answered = ", ".join(f"{s} x{n}" for s, n in figures["statuses"].items())
+    print(f"requests: {figures['requests']} ({answered})")
+    took = time.monotonic() - started
+    if not met or not_200:
+        print(f"tokens: FAILED ({args.results.name} written, {took:.0f} s)")
+        return 1
+    print(f"tokens: target met; {args.results.name} written ({took:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""`make tokens` itself (`python -m local.tokens`), on a small plan: many environments of both
+functions with churn over three short token lifetimes, the token requests counted at the
+sandbox, the figures written beside the others. (It counts tokens, which the design fixes; it
+asserts no time.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from local.template import ROOT
+from tests.support.stack import clean_env
+
+
+def test_tokens_counts_one_deployments_token_requests_per_lifetime_and_keeps_other_figures(
+    tmp_path,
+):
+    results = tmp_path / "bench-results.json"
+    results.write_text(json.dumps({"cold_init_ms": {"GetStateFunction": 1.0}, "load": {}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "local.tokens", "--results", str(results)],
+        cwd=ROOT,
+        env=clean_env(
+            TOKENS_ENVIRONMENTS="8",
+            TOKENS_TTL="8",
+            TOKENS_LIFETIMES="3",
+            TOKENS_CHURN_SECONDS="4",
+            TOKENS_MARGIN="2",
+            PYTHONPATH=str(ROOT / "layers" / "offer_state" / "python"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    written = json.loads(results.read_text())
+    # The other commands' figures stay.
+    assert written["cold_init_ms"] == {"GetStateFunction": 1.0}
+    assert written["load"] == {}
+    tokens = written["tokens"]
+    assert written["token_requests_per_lifetime"] == tokens["token_requests_per_lifetime"]
+    environments = tokens["environments"]
+    assert environments["at_a_time"] == 8
+    assert environments["per_function"] == {"GetStateFunction": 4, "UpdateStateFunction": 4}
+    # Churn: an environment of each function replaced every 4 s of a 24 s run.
+    assert environments["churn"]["retired"] >= 8
+    assert environments["started"] == 8 + environments["churn"]["started"]
+    assert tokens["lifetimes"] >= 3
+    assert set(tokens["statuses"]) == {"200"} and tokens["requests"] > 8
+    # The figure is the sandbox's count over the run's lifetimes, and within the target; a
+    # token an environment would have been many more.
+    assert tokens["token_requests"] >= 3  # a token a lifetime at least: they expire
+    per_lifetime = tokens["token_requests_per_lifetime"]
+    assert abs(per_lifetime * tokens["lifetimes"] - tokens["token_requests"]) < 0.1
+    assert tokens["token_requests_per_lifetime"] <= 2
+    assert tokens["per_environment_estimate"]["token_requests"] > 2 * tokens["token_requests"]
+    assert "token requests:" in done.stdout and "target met" in done.stdout
+    assert "running 3 token lifetimes of 8 s" in done.stderr  # progress as it goes
