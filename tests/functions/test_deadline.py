@@ -83,8 +83,10 @@ def test_a_dripping_write_is_answered_before_the_timeout_its_outcome_unknown(
         ("SECRETS_MANAGER", "get_state", "count", 0),  # the secret: AIR MILES not called
         ("DYNAMODB", "get_state", "count", 1),  # the audit item: read, and not disclosed
         ("DYNAMODB", "update_state", "put", 0),  # the idempotency lock (a key): nothing sent
+        ("KMS", "get_state", "count", 0),  # the pseudonym, made before AIR MILES is called
+        ("KMS", "update_state", "put", 0),  # the pseudonym of the write-ahead item: nothing sent
     ],
-    ids=["secret", "audit table", "idempotency table"],
+    ids=["secret", "audit table", "idempotency table", "pseudonym key (read)", "pseudonym key"],
 )
 def test_a_slow_aws_service_is_answered_before_the_timeout(
     request: pytest.FixtureRequest,
