@@ -19,7 +19,7 @@ dynamodb = boto3.client(
 reconciler = PendingReconciler(dynamodb, settings.audit_table, settings.stale_after)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -315,8 +315,8 @@ def test_a_failed_call_can_be_retried_with_the_same_key(
 ):
     offer = sandbox_control.untouched_offers(1)[0]
     key = {"idempotency-key": str(uuid.uuid4())}
-    sandbox_control.fault("put", "status", status=500)
-    assert_error(update_state.call(offer_event(offer, SAVE, headers=key)), 502, "UPSTREAM_ERROR")
+    sandbox_control.fault("put", "status", status=404)  # refused: certainly not applied
+    assert_error(update_state.call(offer_event(offer, SAVE, headers=key)), 404, "OFFER_NOT_FOUND")
     sandbox_control.clear_faults()
     status, headers, _ = update_state.call(offer_event(offer, SAVE, headers=key))
     assert status == 200
@@ -432,12 +432,12 @@ def test_a_failed_write_keeps_its_own_error_when_its_idempotency_record_is_not_d
     update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
 ):
     refuse(update_state.module.service.dynamodb, "DeleteItem", deployed.refs["IdempotencyTable"])
-    sandbox_control.fault("put", "status", status=500)
+    sandbox_control.fault("put", "status", status=404)  # refused: not applied
     offer = sandbox_control.untouched_offers(1)[0]
     answer = update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": KEY}))
-    assert_error(answer, 502, "UPSTREAM_ERROR")  # the answer the audit records
+    assert_error(answer, 404, "OFFER_NOT_FOUND")  # the answer the audit records
     [item] = deployed.audit_items()
-    assert (item["outcome"], item["upstreamStatus"]) == ("FAILED", 500)
+    assert (item["outcome"], item["upstreamStatus"]) == ("FAILED", 404)
 
 
 def test_a_pending_item_stored_by_a_retried_put_item_is_recognised_as_ours(

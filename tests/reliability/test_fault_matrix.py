@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.matrix import CELLS, ROUTES, Cell, assert_cell_holds, cell_params
+from tests.reliability.matrix import CELLS, ROUTES, Cell, assert_cell_holds
 from tests.support.sandbox_control import SandboxControl
 
 READS = [cell for cell in CELLS if ROUTES[cell.route][0] == "GetStateFunction"]
@@ -43,7 +43,7 @@ def test_the_matrix_is_wide_and_split_in_two():
     }
 
 
-@pytest.mark.parametrize("cell", cell_params(READS))
+@pytest.mark.parametrize("cell", READS, ids=[cell.name for cell in READS])
 def test_a_read_under_each_fault_gets_the_answer_audit_calls_and_time_of_its_cell(
     cell: Cell, matrix_sandbox_control: SandboxControl
 ):

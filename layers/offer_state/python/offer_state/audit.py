@@ -176,7 +176,7 @@ class AuditWriter:
     def _item(
         self, identity: Identity, context: AuditContext, entry: AuditEntry, outcome: Outcome
     ) -> dict[str, Any]:
-        pseudonym = self._pseudonym(identity.collector_number)
+        pseudonym = self.pseudonym(identity.collector_number)
         now = self._clock()
         item: dict[str, Any] = {
             "pk": pseudonym.value,
@@ -200,7 +200,10 @@ class AuditWriter:
         }
         return {k: v for k, v in item.items() if v not in (None, [], "")}
 
-    def _pseudonym(self, collector_number: str) -> Pseudonym:
+    def pseudonym(self, collector_number: str) -> Pseudonym:
+        """The collector's pseudonym, the key of its items (made once per environment and
+        collector); DependencyUnavailableError, counted as an audit write failure, if the key
+        cannot be used."""
         try:
             return self._pseudonyms(collector_number)
         except DependencyUnavailableError:

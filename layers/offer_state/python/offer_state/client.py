@@ -67,12 +67,7 @@ from offer_state.models.airmiles_requests import (
     parse_offer_ids,
 )
 from offer_state.token_store import TokenStore
-from offer_state.transport import (
-    UNKNOWN_OUTCOME_STATUSES,
-    CallObserver,
-    Deadline,
-    Transport,
-)
+from offer_state.transport import CallObserver, Deadline, Transport, outcome_unknown_status
 
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
@@ -358,7 +353,7 @@ class OfferStateClient:
                     self.tokens.renewal_refused()  # a fresh token refused as well
             break
         error = self._error(endpoint, response, correlation, caller)
-        if not repeatable and response.status_code in UNKNOWN_OUTCOME_STATUSES:
+        if not repeatable and outcome_unknown_status(response.status_code):
             raise unknown_outcome(error)
         raise error
 

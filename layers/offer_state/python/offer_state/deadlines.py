@@ -95,6 +95,14 @@ class InvocationDeadline:
         # Before AIR MILES: not after its deadline, and one attempt is left for the outcome.
         return self.upstream.remaining() > after and self.final.remaining() >= after + 2 * seconds
 
+    def leaves_time_for_a_change(self, upstream_seconds: float) -> bool:
+        """Whether a change may still be sent: `upstream_seconds` left for AIR MILES, and time
+        for the AWS write that must come first (its write-ahead audit item, or its idempotency
+        lock) with one attempt left for its outcome."""
+        return self.upstream.remaining() >= upstream_seconds and self.fits_aws_attempt(
+            AWS_ATTEMPT_SECONDS
+        )
+
     @contextmanager
     def current(self) -> Iterator[InvocationDeadline]:
         """This invocation's deadline for the AWS clients bound by it, for the duration."""

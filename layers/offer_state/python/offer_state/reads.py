@@ -130,6 +130,9 @@ class StateReads:
         cannot be audited is not disclosed."""
         from offer_state.client import Collector
 
+        # The collector's pseudonym (the audit item's key) first: KMS is then asked while there
+        # is time, not in the reserve kept for the record, and an unusable key costs no call.
+        self.service.audit.pseudonym(call.identity.collector_number)
         started = time.monotonic()
         try:
             result = read(Collector(call.identity.collector_number))

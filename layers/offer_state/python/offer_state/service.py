@@ -102,7 +102,7 @@ class OfferStateService:
     def kms(self) -> Any:
         import boto3
 
-        return boto3.client("kms", config=self._boto_config)
+        return bound_by_invocation(boto3.client("kms", config=self._boto_config))
 
     @cached_property
     def secretsmanager(self) -> Any:

@@ -60,16 +60,30 @@ from offer_state.errors import (
     unknown_outcome,
 )
 
-__all__ = ["CallObserver", "Deadline", "DeadlineAdapter", "NotSentError", "Transport"]
+__all__ = [
+    "CallObserver",
+    "Deadline",
+    "DeadlineAdapter",
+    "NotSentError",
+    "Transport",
+    "outcome_unknown_status",
+]
 
 # Transient answers worth another try for a request that changes nothing (docs/airmiles-api.md).
 # 500 is not: it is a bug, not a blip.
 RETRY_STATUSES = frozenset({502, 503, 504})
 # The answers after which a change is certainly not applied and may be sent again.
 CHANGE_RETRY_STATUSES = frozenset({429, 503})
-# Answers to a change that do not say whether it was applied: a gateway in front of AIR MILES
-# answers 502 or 504 when AIR MILES failed or was slow, possibly after processing it.
-UNKNOWN_OUTCOME_STATUSES = frozenset({502, 504})
+
+
+def outcome_unknown_status(status: int) -> bool:
+    """Whether an answer to a change leaves unknown if it was applied: any 5xx but 503 (which
+    says it was not processed; a 500, 502 or 504 may come after AIR MILES, or a gateway in
+    front of it, processed part or all of it), and any redirect (never followed: where the
+    change went is not known). A 4xx refused it; a success applied it."""
+    return (status >= 500 and status != 503) or 300 <= status < 400
+
+
 # A retry is pointless when less than this is left of the deadline.
 _MIN_USEFUL_SECONDS = 0.05
 # Errors requests raises while preparing a request, before any connection.

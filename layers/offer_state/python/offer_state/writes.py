@@ -58,6 +58,10 @@ class StateWrites:
         audit item): that key then cannot replay, and a retry with it, once the lock expired
         with this invocation, sends the same changes again."""
         attempt = _Attempt()
+        # Too late to send the changes: not sent (504), audited, before any AWS write that the
+        # deadline would refuse anyway (a 503 for what is a lack of time).
+        if not call.deadline.leaves_time_for_a_change(self.service.settings.client.put_min_seconds):
+            self._not_sent(call, _entry(changes), attempt)
         if idempotency_key is None:
             self._apply(call=call, changes=changes, local_time=local_time, attempt=attempt)
             return self._succeeded(changes, attempt), False
@@ -106,15 +110,10 @@ class StateWrites:
         body, its outcome left to `_succeeded` (after the idempotency record is saved)."""
         from offer_state.client import Collector
 
-        requested = changes.model_dump(mode="json", by_alias=True)["stateChanges"]
-        entry = AuditEntry(
-            Action.UPDATE_STATES,
-            offer_ids=[c["offerId"] for c in requested],
-            requested_states=requested,
-        )
+        entry = _entry(changes)
         # Too late to send the PUT: not sent, and audited as such. (Once the PENDING item is
         # written the transport checks again, right before sending.)
-        if call.deadline.upstream.remaining() < self.service.settings.client.put_min_seconds:
+        if not call.deadline.leaves_time_for_a_change(self.service.settings.client.put_min_seconds):
             self._not_sent(call, entry, attempt)
         attempt.pending = self.service.audit.begin(call.identity, call.audit, entry)  # 503 first
         try:
@@ -259,6 +258,16 @@ class StateWrites:
 
 class _RecordNotSaved(Exception):
     """AIR MILES applied the change, then the idempotency record could not be saved."""
+
+
+def _entry(changes: StateChanges) -> AuditEntry:
+    """What the audit item of these changes is about."""
+    requested = changes.model_dump(mode="json", by_alias=True)["stateChanges"]
+    return AuditEntry(
+        Action.UPDATE_STATES,
+        offer_ids=[c["offerId"] for c in requested],
+        requested_states=requested,
+    )
 
 
 @contextmanager
