@@ -423,7 +423,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         )
     # (what, key, target, check) of the targets measured once for the whole run.
     single: list[tuple[str, str, str, Callable[[float], bool]]] = [
-        ("token requests per 1000", "token_requests_per_1000", "= 1", lambda v: v == 1),
+        ("token requests per 1000", "token_requests_per_1000", "<= 1", lambda v: v <= 1),
         ("secret reads per 1000", "secret_reads_per_1000", "<= 1", lambda v: v <= 1),
         ("audit writes per read", "audit_writes_per_read", "= 1", lambda v: v == 1),
         ("audit writes per write", "audit_writes_per_write", "= 2", lambda v: v == 2),

@@ -30,6 +30,8 @@ _REFS = {
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airmiles",
     "OfferStateLayer": "layer",
     "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
+    "TokenTable": "token",
+    "TokenKey": "5f0c2a7e-8d1b-4c3a-9e6f-2b4d7a1c9e30",
 }
 DESCRIPTION = (
     "Read and change a Collector's AIR MILES offer states (saved, opted in) through the "

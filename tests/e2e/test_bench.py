@@ -80,8 +80,10 @@ def test_bench_reports_every_measure_and_its_counted_targets_hold():
         "PUT /v1/offers/states",
     }
     assert all(set(p) == {"p50", "p99"} for p in report["warm_overhead_ms"].values())
-    assert report["token_requests_per_1000"] == 1
-    assert report["secret_reads_per_1000"] == 1
+    # At most one: the environment takes up the deployment's token when an earlier one (the
+    # cold runs') left it in the shared store, and fetches one only when none is there.
+    assert report["token_requests_per_1000"] <= 1
+    assert report["secret_reads_per_1000"] <= 1  # read to fetch a token: as above
     assert report["audit_writes_per_read"] == 1
     assert report["audit_writes_per_write"] == 2
     assert 1 < report["layer_unzipped_mb"] < 20

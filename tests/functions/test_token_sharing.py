@@ -5,6 +5,7 @@ request is answered either way. (The shared token's fault cases: tests/reliabili
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 
@@ -72,6 +73,35 @@ def test_a_store_that_fails_is_counted_logged_and_the_request_answered(
     [line] = [text for text in logged if "shared token store failed" in text]
     assert '"operation":"GetItem"' in line
     assert '"reason":"EndpointConnectionError"' in line
+    assert sandbox_control.calls()["token"] == 1
+
+
+def test_a_store_that_goes_quiet_is_left_in_time_and_the_request_answered(
+    get_state: Function,
+    sandbox_control: SandboxControl,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # The store's DynamoDB is an endpoint that takes connections and never answers (the
+    # audit trail's DynamoDB answers): its one short attempt times out, inside the deadline.
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as quiet:
+        with monkeypatch.context() as patched:  # for the store's clients alone, built now
+            patched.setenv(
+                "AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{quiet.getsockname()[1]}"
+            )
+            get_state.module.service._token_store_clients  # noqa: B018 - built here
+        _from_now_on(capsys)
+        started = time.monotonic()
+        status, _, _ = get_state.call(event(*COUNT), timeout=5.0)
+        took = time.monotonic() - started
+    assert status == 200
+    # One attempt of at most 1 s (0.5 s to connect, 0.5 s to read), then a token of its own:
+    # within the invocation's 5 s (botocore's defaults would wait 60 s, three times).
+    assert took < 5.0, f"answered after the invocation's time: {took:.1f} s"
+    out, logged = _said(capsys)
+    assert [value for _, value in emitted(out, "TokenStoreFailures")] == [1.0]
+    [line] = [text for text in logged if "shared token store failed" in text]
+    assert '"operation":"GetItem"' in line and '"reason":"ReadTimeoutError"' in line
     assert sandbox_control.calls()["token"] == 1
 
 

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from offer_state.token_store import ITEM_KEY, token_id
+from offer_state.token_store import ITEM_KEY, TokenStoreNoTime, token_id
 from tests.support import aws_faults
 from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
@@ -130,6 +130,36 @@ def test_a_store_that_fails_costs_an_environment_one_token_of_its_own_and_no_mor
         assert reason in ("EndpointConnectionError", *aws_faults.THROTTLED.values())
 
 
+def test_a_holder_that_cannot_encrypt_its_token_gives_the_lease_up(deployment: Deployment):
+    broken = deployment.environment("broken")
+    aws_faults.unreachable(broken.kms, "Encrypt")
+    broken.count()  # fetched under the lease, could not write it: its own, and the lease freed
+    assert deployment.probe.made("release", "broken") == [True]
+    assert "leaseOwner" not in deployment.item()
+    healthy = deployment.environment("healthy")
+    healthy.count()
+    # It took the lease at once (no wait for the broken one's to run out) and shared a token.
+    assert deployment.world.now == 0
+    assert deployment.probe.made("take_lease", "healthy") == [True]
+    assert deployment.token_requests() == 2
+    assert _shared(deployment) == token_id(_held(healthy))
+
+
+def test_no_time_left_for_the_store_is_not_the_store_failing(deployment: Deployment):
+    hurried = deployment.environment("hurried")
+
+    def no_time() -> None:  # what offer_state.deadlines refuses an AWS attempt with
+        raise TokenStoreNoTime("GetItem", "AwsTimeLimitReached")
+
+    deployment.probe.before("hurried", "read", no_time)
+    hurried.count()  # a token of its own, the store not reported nor left alone
+    assert hurried.recorder.store_failures() == []
+    deployment.world.at(USABLE_FOR + 1)
+    hurried.count()  # its own used up: the store at once (no cool-down), then shared
+    assert deployment.token_requests() == 2
+    assert _shared(deployment) == token_id(_held(hurried))
+
+
 def test_without_the_store_no_environment_is_down_and_each_asks_once(deployment: Deployment):
     environments = [deployment.environment(f"env{n}") for n in range(3)]
     for environment in environments:
@@ -205,8 +235,25 @@ def test_the_store_is_used_again_once_its_cooldown_is_over(deployment: Deploymen
             },
             "corrupt item: it expires before it was issued",
         ),
+        (
+            # DynamoDB stores an empty string: the conditions must read it as parse does.
+            lambda d: {
+                "ciphertext": {"B": b"x"},
+                "tokenId": {"S": ""},
+                "issuedAt": {"N": str(d.world.epoch)},
+                "expiresAt": {"N": str(d.world.epoch + LIFETIME)},
+            },
+            "corrupt item: a token field has the wrong type",
+        ),
     ],
-    ids=["not a ciphertext", "another token", "a field missing", "wrong types", "backwards"],
+    ids=[
+        "not a ciphertext",
+        "another token",
+        "a field missing",
+        "wrong types",
+        "backwards",
+        "an empty tokenId",
+    ],
 )
 def test_a_corrupt_item_is_reported_and_replaced_by_the_next_token(
     deployment: Deployment, broken, reported: str
@@ -235,6 +282,26 @@ def _crashed_holder(deployment: Deployment) -> None:
         leaseOwner={"S": "crashed"},
         leaseUntil={"N": str(deployment.world.epoch + deployment.world.now + LEASE)},
     )
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [None, {"S": ""}, {"N": "1"}],
+    ids=["no owner", "an empty owner", "an owner not a string"],
+)
+def test_a_lease_without_a_readable_owner_is_no_lease(deployment: Deployment, owner):
+    # A lease half there (its time still to come): as parse reads it, so the condition.
+    lease = {"leaseUntil": {"N": str(deployment.world.epoch + deployment.world.now + LEASE)}}
+    if owner is not None:
+        lease["leaseOwner"] = owner
+    deployment.write_item(**lease)
+    first = deployment.environment("first")
+    first.count()
+    # Taken at once, not waited on: no time passed, one token, now the store's.
+    assert deployment.world.now == 0
+    assert deployment.probe.made("take_lease", "first") == [True]
+    assert deployment.token_requests() == 1
+    assert _shared(deployment) == token_id(_held(first))
 
 
 def test_a_holder_that_never_finishes_is_replaced_after_the_wait(deployment: Deployment):

@@ -21,6 +21,8 @@ REFS = {
     "AirMilesSecret": "arn:aws:secretsmanager:us-east-1:1:secret:s",
     "OfferStateLayer": "layer",
     "PseudonymKey": "0b9d6a1e-5c3f-4d8e-9a2b-7f1e3c5d4a60",
+    "TokenTable": "token",
+    "TokenKey": "5f0c2a7e-8d1b-4c3a-9e6f-2b4d7a1c9e30",
 }
 
 

@@ -51,7 +51,7 @@ SETTINGS: dict[str, Any] = {
     "token_store_cooldown": 30.0,
     "origin_client": "external:test-partner:web",
 }
-STORE_CALLS = ("read", "decrypt", "take_lease", "publish", "offer", "invalidate")
+STORE_CALLS = ("read", "decrypt", "take_lease", "publish", "offer", "release", "invalidate")
 HOLDER_TIMEOUT = 10.0  # real seconds: a holder the test expected to finish did not
 
 
@@ -132,7 +132,7 @@ class Probe:
             with self._changed:
                 if call == "take_lease" and result:
                     self._holders.add(owner)
-                elif call in ("publish", "offer"):
+                elif call in ("publish", "offer", "release"):
                     self._holders.discard(owner)
                 self._changed.notify_all()
         for hook in self._hooks.pop((environment, call, "after"), []):
@@ -176,6 +176,9 @@ class ProbedStore(TokenStore):
 
     def offer(self, *args: Any, **kwargs: Any) -> bool:
         return self._run("offer", lambda: super(ProbedStore, self).offer(*args, **kwargs))
+
+    def release(self, owner: str) -> bool:
+        return self._run("release", lambda: super(ProbedStore, self).release(owner))
 
     def invalidate(self, refused_id: str) -> bool:
         return self._run("invalidate", lambda: super(ProbedStore, self).invalidate(refused_id))

@@ -20,9 +20,10 @@ With a store (offer_state.token_store), the whole deployment shares one token:
   asking again before then.
 - **No valid token** (a cold burst, an expiry, a 401): one environment takes the lease and
   fetches; the others wait for its token, reading the store after 100 ms, then less often (up
-  to every 400 ms). A holder waited on
-  for `token_wait` seconds is replaced (a conditional write on the lease it holds, which one
-  waiter wins), and a lease past its time is free. Waiting keeps half of the upstream budget
+  to every 400 ms). A holder waited on for `token_wait` seconds (at most a quarter of the
+  upstream budget) is replaced (a conditional write on the lease it holds, which one waiter
+  wins), and a lease past its time is free. If the holder cannot encrypt its token, it gives
+  the lease up. Waiting keeps half of the upstream budget
   for the request itself: when only that is left, the waiter fetches a token of its own
   (metric `TokenFallbackFetches`) and offers it to the store.
 - **401.** The refused token is removed from the store only if it is still the store's token
@@ -40,6 +41,7 @@ With a store (offer_state.token_store), the whole deployment shares one token:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -64,6 +66,7 @@ from offer_state.token_store import (
     SharedItem,
     TokenStore,
     TokenStoreError,
+    TokenStoreNoTime,
     token_id,
 )
 from offer_state.transport import Deadline, NotSentError, Transport
@@ -275,6 +278,8 @@ class TokenProvider:
         return self._store
 
     def _store_failed(self, error: TokenStoreError) -> None:
+        if isinstance(error, TokenStoreNoTime):
+            return  # this invocation ran out of time, not the store out of order
         self._observer.token_store_failed(error.operation, error.reason)
         self._store_retry_at = self._clock() + self._settings.token_store_cooldown
 
@@ -362,20 +367,26 @@ class TokenProvider:
         waited_on: str | None = None
         since = self._clock()
         keep = self._settings.total_budget / 2  # for the fallback fetch and the call itself
+        # Within the half that waiting may use, so that a holder is replaced before waiters
+        # give up and fetch one token each (a small AIRMILES_TOTAL_BUDGET shortens the wait).
+        wait_for_holder = min(self._settings.token_wait, self._settings.total_budget / 4)
         poll = _POLL_SECONDS
         while True:
             replacing = (
                 item.lease_owner is not None
                 and item.lease_owner == waited_on
-                and self._clock() - since >= self._settings.token_wait
+                and self._clock() - since >= wait_for_holder
             )
             if self._take_lease(store, item, replacing=replacing):
                 return self._fetch_and_publish(store, deadline, correlation_id)
             if item.lease_owner != waited_on:
                 waited_on, since = item.lease_owner, self._clock()
-            if deadline.remaining() - poll < keep:
+            left = deadline.remaining() - keep
+            if left <= 0:
                 break
-            self._sleep(poll)
+            # The last sleep is cut short: the store is read once more at the very end (a
+            # holder that took over may have written its token) before fetching one's own.
+            self._sleep(min(poll, left))
             poll = min(2 * poll, _POLL_MAX_SECONDS)
             item = store.read()
             held = self._adopt(store, item)
@@ -404,6 +415,11 @@ class TokenProvider:
             )
         except TokenStoreError as exc:
             self._store_failed(exc)
+            if exc.operation == "Encrypt":
+                # DynamoDB works: give the lease up, so that the others need not wait for it
+                # to run out (best effort; it runs out anyway).
+                with contextlib.suppress(TokenStoreError):
+                    store.release(self.owner)
         if published:
             self._observer.shared_token("published", token_id(fetched.token))
         return self._hold_fetched(fetched, shared=published)

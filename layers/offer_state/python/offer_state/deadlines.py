@@ -156,6 +156,11 @@ def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECOND
     return client
 
 
+def is_time_limit(error: BaseException) -> bool:
+    """Whether `error` is an AWS attempt refused for lack of time (not the service failing)."""
+    return isinstance(error, _time_limit_error())
+
+
 @functools.cache
 def _time_limit_error() -> type[Exception]:
     # Built on first use: botocore is loaded with the first AWS client, never at import.

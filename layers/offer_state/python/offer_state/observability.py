@@ -138,8 +138,14 @@ class UpstreamTelemetry:
 
     def token_store_failed(self, operation: str, reason: str) -> None:
         count("TokenStoreFailures")
+        # A corrupt item is replaced under the lease; a store that fails is left for a while.
+        then = (
+            "the next token written replaces it"
+            if reason.startswith("corrupt item")
+            else "this environment uses a token of its own"
+        )
         logger.warning(
-            "shared token store failed: this environment uses a token of its own",
+            f"shared token store failed: {then}",
             extra={"operation": operation, "reason": reason},
         )
 

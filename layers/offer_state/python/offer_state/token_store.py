@@ -55,6 +55,11 @@ class CorruptTokenItem(TokenStoreError):
     """The item is there but cannot be used as it is."""
 
 
+class TokenStoreNoTime(TokenStoreError):
+    """The invocation had no time left for the store's call (offer_state.deadlines): nothing
+    was wrong with the store, which is not reported or left alone for it."""
+
+
 @dataclass(frozen=True)
 class SharedItem:
     """The item as read (the token still encrypted). `corrupt` names what is wrong with its
@@ -156,15 +161,20 @@ class TokenStore:
         again), and the lease is free at `now` (none, one past its time, or an unreadable
         one), or, `replacing`, still exactly the one `seen` showed (a holder waited on in
         vain). False: either no longer holds."""
+        # As `SharedItem.parse` reads it: no lease without both a number `leaseUntil` and a
+        # non-empty string `leaseOwner`.
         free = (
             "attribute_not_exists(leaseUntil) OR NOT attribute_type(leaseUntil, :number)"
-            " OR leaseUntil < :now"
+            " OR leaseUntil < :now OR attribute_not_exists(leaseOwner)"
+            " OR NOT attribute_type(leaseOwner, :string) OR size(leaseOwner) = :empty"
         )
         values: dict[str, Any] = {
             ":me": {"S": owner},
             ":until": {"N": _decimal(until)},
             ":now": {"N": _decimal(now)},
             ":number": {"S": "N"},
+            ":string": {"S": "S"},
+            ":empty": {"N": "0"},
         }
         if replacing and seen.lease_owner is not None and seen.lease_until_number is not None:
             free += " OR (leaseOwner = :seenOwner AND leaseUntil = :seenUntil)"
@@ -207,6 +217,15 @@ class TokenStore:
                 **seen_values,
                 **self._token_values(token, issued_at, expires_at),
             },
+        )
+
+    def release(self, owner: str) -> bool:
+        """Give the lease up, if `owner` still holds it (a holder that could not write its
+        token: the others need not wait for its lease to run out). False: it no longer does."""
+        return self._update(
+            UpdateExpression="REMOVE leaseOwner, leaseUntil",
+            ConditionExpression="leaseOwner = :me",
+            ExpressionAttributeValues={":me": {"S": owner}},
         )
 
     def invalidate(self, refused_id: str) -> bool:
@@ -266,16 +285,21 @@ class TokenStore:
             error = CorruptTokenItem if code in _NOT_OURS else TokenStoreError
             raise error(operation, code) from None
         except BotoCoreError as exc:
-            raise TokenStoreError(operation, type(exc).__name__) from None
+            from offer_state.deadlines import is_time_limit
+
+            error = TokenStoreNoTime if is_time_limit(exc) else TokenStoreError
+            raise error(operation, type(exc).__name__) from None
 
 
 def _token_unchanged(seen: SharedItem) -> tuple[str, dict[str, Any]]:
     """A condition that the item's `tokenId` is still what `seen` showed, and its values."""
     if seen.token_id is None:
-        # None, or one that is not a string (a corrupt item, replaced as if there were none).
+        # None, or one that is not a string or is empty (a corrupt item, replaced as if there
+        # were none: `SharedItem.parse` reads it so).
         return (
-            "(attribute_not_exists(tokenId) OR NOT attribute_type(tokenId, :string))",
-            {":string": {"S": "S"}},
+            "(attribute_not_exists(tokenId) OR NOT attribute_type(tokenId, :string)"
+            " OR size(tokenId) = :empty)",
+            {":string": {"S": "S"}, ":empty": {"N": "0"}},
         )
     return "tokenId = :seenToken", {":seenToken": {"S": seen.token_id}}
 
