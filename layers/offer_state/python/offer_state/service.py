@@ -162,7 +162,9 @@ class OfferStateService:
 
         return OfferStateClient(
             self.settings.client,
-            self.secrets.credentials,
+            # Read when a token is fetched, not before: an environment that takes the
+            # deployment's token from its store never builds the Secrets Manager client.
+            lambda force_refresh: self.secrets.credentials(force_refresh),
             observer=self.telemetry,
             token_store=self.token_store(),
         )
