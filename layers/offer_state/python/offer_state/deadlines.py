@@ -130,11 +130,15 @@ def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECOND
             raise refused()
 
     def needs_retry(
-        attempts: int, response: Any = None, caught_exception: Any = None, **_: Any
-    ) -> bool | None:
+        attempts: int,
+        response: Any = None,
+        caught_exception: Exception | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
         invocation = _CURRENT.get()
-        if invocation is None:
-            return None  # botocore decides
+        if invocation is None or (caught_exception is None and not _failed(response)):
+            return None  # botocore decides (an answer that did not fail is never retried)
         # The longest sleep botocore's standard mode may take before the next attempt: after
         # no answer (a connection error, a timeout) rand * 0.05 * 2**(attempts-1) s; after an
         # error answer up to 2**(attempts-1) s (throttling), and 5 s more with
@@ -144,16 +148,36 @@ def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECOND
         headers = getattr(response[0], "headers", {}) if response else {}
         if "x-amz-retry-after" in headers:
             sleep += 5.0
-        if not invocation.fits_aws_attempt(attempt_seconds, after=sleep):
-            return False  # no time for another attempt: botocore raises what it has
-        return None
+        if invocation.fits_aws_attempt(attempt_seconds, after=sleep):
+            return None
+        # No time for another attempt: the call ends with what this one got, raised here as
+        # botocore would raise it. Not by answering False: only recent botocore reads that as
+        # "no retry"; older ones (Lambda's runtime brings its own) sleep 0 s and retry.
+        if caught_exception is not None:
+            raise caught_exception
+        raise _client_error(client, response[1], operation.name)
 
     # `request-created` comes once per attempt, before anything is sent (and before any
-    # `before-send` handler: moto's, a test's), and what it raises ends the call. A handler
-    # of `needs-retry` answering False stops the retries; ours, the most specific, goes first.
+    # `before-send` handler: moto's, a test's), and what it raises ends the call. What a
+    # `needs-retry` handler raises ends the call too; ours, the most specific, goes first.
     client.meta.events.register_first("request-created.*.*", before_attempt)
     client.meta.events.register_first("needs-retry.*.*", needs_retry)
     return client
+
+
+def _failed(response: Any) -> bool:
+    """Whether botocore's (HTTP answer, parsed answer) is an error answer."""
+    http_response, parsed = response
+    return bool(http_response.status_code >= 300 or "Error" in parsed)
+
+
+def _client_error(client: Any, parsed: dict[str, Any], operation_name: str) -> Exception:
+    # What botocore's client raises for an error answer (BaseClient._make_api_call): the
+    # service's modeled exception for its code, a ClientError otherwise.
+    error = parsed.get("Error", {})
+    code = error.get("QueryErrorCode") or error.get("Code")
+    exception: Exception = client.exceptions.from_code(code)(parsed, operation_name)
+    return exception
 
 
 def is_time_limit(error: BaseException) -> bool:
