@@ -8,6 +8,7 @@ the layer's dependencies built for this machine, and the packages Lambda's runti
 Standard library only: the function must find nothing of ours but what Lambda would give it.
 """
 
+import importlib
 import json
 import os
 import sys
@@ -67,8 +68,14 @@ def framework_import(request):
     `offer_state.event_handler`, which leaves out the resolvers they do not use)."""
     _paths(request)
     started = time.perf_counter()
+    import aws_lambda_powertools.logging
+    import aws_lambda_powertools.metrics  # noqa: F401
     import pydantic  # noqa: F401
 
+    import offer_state.event_handler  # noqa: F401 - before anything of the Event Handler
+
+    # What the resolver imports when created with validation, as the functions create it.
+    importlib.import_module("aws_lambda_powertools.event_handler.middlewares.openapi_validation")
     return {"ms": (time.perf_counter() - started) * 1000}
 
 
