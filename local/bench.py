@@ -34,6 +34,7 @@ from typing import Any
 
 from local import build
 from local.bench_results import write_bench
+from local.events import sample_event
 from local.functions import FunctionSpec
 from local.stack import deploy_local, start_moto, template_parameters
 from local.table import format_table
@@ -179,14 +180,8 @@ def _child(
         return measured
 
 
-def _event(name: str) -> dict[str, Any]:
-    event = json.loads((ROOT / "events" / f"{name}.json").read_text())
-    event["headers"].pop("idempotency-key", None)  # a key would turn repeats into replays
-    return event
-
-
 def _floor_spec(function: str, sandbox_url: str, refs: dict[str, str]) -> dict[str, Any]:
-    event = _event(FUNCTIONS[function]["first"])
+    event = sample_event(FUNCTIONS[function]["first"])
     spec: dict[str, Any] = {
         "secret_id": refs["AirMilesSecret"],
         "pseudonym_key": refs["PseudonymKey"],
@@ -244,7 +239,7 @@ def _measure(
         environment = {**base_env, **spec.environment}
         sys_path = _function_path(TWIN, function)
         context = {"function_name": function, "memory": spec.memory, "timeout": spec.timeout}
-        first = {"event": _event(plan["first"]), "context": context}
+        first = {"event": sample_event(plan["first"]), "context": context}
         floor = {"sys_path": runtime_path, "floor": _floor_spec(function, sandbox_url, refs)}
         cold += [
             (
@@ -306,7 +301,7 @@ def _measure(
             {
                 "mode": "warm",
                 "sys_path": sys_path,
-                "routes": {route: _event(name) for route, name in plan["warm"].items()},
+                "routes": {route: sample_event(name) for route, name in plan["warm"].items()},
                 "requests": WARM_REQUESTS,
                 "warmup": 20,
                 "context": context,

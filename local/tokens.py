@@ -45,10 +45,11 @@ from typing import Any
 
 from local.bench_results import RESULTS_FILE, write_tokens
 from local.console import stderr_line
+from local.events import sample_event
 from local.functions import FunctionPool, FunctionSpec
 from local.serving import loopback_session
 from local.stack import deploy_local, start_moto, template_parameters
-from local.template import ROOT, Template
+from local.template import Template
 
 TARGET_PER_LIFETIME = 2
 PACE_SECONDS = 2.0  # between one environment's requests (jittered)
@@ -170,12 +171,6 @@ def one_dynamodb_request_at_a_time() -> contextlib.AbstractContextManager[None]:
     return applied()
 
 
-def _event(function: str) -> dict[str, Any]:
-    event = json.loads((ROOT / "events" / f"{EVENTS[function]}.json").read_text())
-    event["headers"].pop("idempotency-key", None)  # each PUT a change of its own
-    return event
-
-
 class Deployment:
     """The environments of both functions, started and retired."""
 
@@ -189,7 +184,7 @@ class Deployment:
         pool = FunctionPool(
             self.specs[function], max_environments=1, extra_env=self.extra_env, stdout=_discard
         )
-        return Environment(function, pool, _event(function))
+        return Environment(function, pool, sample_event(EVENTS[function]))
 
     def start(self, count: int) -> None:
         """`count` environments, alternately of each function, all imported (cold) but none
