@@ -205,19 +205,20 @@ def run() -> tuple[dict[str, Any], dict[str, Any]]:
     """(the results for bench-results.json, the reference measurements)."""
     from local.sandbox import Sandbox
 
+    layer = _built_layer()  # before minutes of measuring
     prepare()
     sandbox = Sandbox(port=0).start()
     moto, moto_url = start_moto()
     try:
         template = deploy_local(template_parameters(sandbox.url, "http://127.0.0.1:3004"), moto_url)
-        return _measure(template, sandbox.url, moto_url)
+        return _measure(template, sandbox.url, moto_url, layer)
     finally:
         moto.stop()
         sandbox.stop()
 
 
 def _measure(
-    template: Template, sandbox_url: str, moto_url: str
+    template: Template, sandbox_url: str, moto_url: str, layer: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     refs = template.resource_refs
     runtime_path = [str(TWIN / "layer" / "python"), str(RUNTIME)]
@@ -323,7 +324,7 @@ def _measure(
     results["secret_reads_per_1000"] = max(f["secret_reads"] for f in first_thousand)
     results["audit_writes_per_read"] = max(audit["read"])
     results["audit_writes_per_write"] = max(audit["write"])
-    results["layer_unzipped_mb"] = _layer_size_mb()
+    results["layer_unzipped_mb"] = build.unzipped_size_mb(layer)
     results.update(shipped_bytecode())
     for function, _plan, sys_path, _context, environment in warm_jobs:
         measured = _child({"mode": "cold_init", "sys_path": sys_path}, environment, importtime=True)
@@ -343,13 +344,8 @@ def _built_layer() -> Path:
     return layer
 
 
-def _layer_size_mb() -> float:
-    return sum(p.stat().st_size for p in _built_layer().rglob("*") if p.is_file()) / (1024 * 1024)
-
-
 def shipped_bytecode() -> dict[str, dict[str, int]]:
     """`layer_bytecode` and `function_bytecode`, read from what `make build` made."""
-    _built_layer()  # fails clearly when there is no build
     shipped = build.shipped_bytecode(SAM_BUILD)
     return {"layer_bytecode": shipped["layer"], "function_bytecode": shipped["functions"]}
 

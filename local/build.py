@@ -379,12 +379,16 @@ def shipped_bytecode(build_dir: Path) -> dict[str, dict[str, int]]:
     return counted
 
 
+def unzipped_size_mb(folder: Path) -> float:
+    """The size of the files under `folder` (an artifact as it is unzipped), in MB of 2**20."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / (1024 * 1024)
+
+
 def summary(build_dir: Path) -> tuple[list[str], bool]:
     """make build's closing lines (the layer's unzipped size, how many modules of the layer and
     of the functions have their 3.13 bytecode), and whether every module has it."""
-    layer = build_dir / "OfferStateLayer"
-    size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
-    lines = [f"built layer OfferStateLayer, unzipped: {size / 1048576:.1f} MB"]
+    size_mb = unzipped_size_mb(build_dir / "OfferStateLayer")
+    lines = [f"built layer OfferStateLayer, unzipped: {size_mb:.1f} MB"]
     shipped = shipped_bytecode(build_dir)
     for label, counts in shipped.items():
         lines.append(
