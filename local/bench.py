@@ -124,19 +124,16 @@ def _install_runtime() -> None:
     """What Lambda's Python runtime provides (boto3 and its dependencies), for this machine,
     with its bytecode; installed again only when the pins change."""
     pins = _pins()
-    wanted = "\n".join(f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES)
+    requirements = [f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES]
+    wanted = "\n".join(requirements)
     stamp = RUNTIME / ".installed"
     if stamp.exists() and stamp.read_text() == wanted:
         return
     _progress(f"installing {RUNTIME.relative_to(ROOT)} (first run only)")
-    with tempfile.TemporaryDirectory() as folder:
-        requirements = Path(folder) / "runtime.txt"
-        requirements.write_text(wanted)
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(
-            [*pip, "--no-deps", "--upgrade", "--target", str(RUNTIME), "-r", str(requirements)],
-            check=True,
-        )
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "--no-deps", "--upgrade", "--target", str(RUNTIME), *requirements], check=True
+    )
     stamp.write_text(wanted)
 
 
