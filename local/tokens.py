@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from local.bench_results import RESULTS_FILE, write_tokens
 from local.console import stderr_line
@@ -142,14 +143,13 @@ class Environment:
         self.pool.close()
 
 
-def one_dynamodb_request_at_a_time() -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def one_dynamodb_request_at_a_time() -> Iterator[None]:
     """For the duration, moto's DynamoDB backend applies one request at a time, as DynamoDB
     applies the writes to one item (a conditional write is then atomic, as there)."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()  # (re-entrant: one backend method may call another)
-    names = ("get_item", "put_item", "update_item", "delete_item")
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
 
     def serialised(original: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -158,17 +158,11 @@ def one_dynamodb_request_at_a_time() -> contextlib.AbstractContextManager[None]:
 
         return call
 
-    @contextlib.contextmanager
-    def applied() -> Iterator[None]:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, serialised(original))
-        try:
-            yield
-        finally:
-            for name, original in originals.items():
-                setattr(DynamoDBBackend, name, original)
-
-    return applied()
+    names = ("get_item", "put_item", "update_item", "delete_item")
+    with mock.patch.multiple(
+        DynamoDBBackend, **{name: serialised(getattr(DynamoDBBackend, name)) for name in names}
+    ):
+        yield
 
 
 class Deployment:
