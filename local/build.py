@@ -7,7 +7,8 @@ a twin of it for the interpreter running this file.
     python3 local/build.py summary <sam build dir>  # make build's closing lines
 
 `sam build` runs each artifact's Makefile (template.yaml: `BuildMethod: makefile`), which runs
-this file with the machine's plain `python3`: so it uses the standard library only.
+this file with `$(PYTHON)`: the SAM CLI's Python, which has pip, when `make build` runs it
+(else `python3`), never the project's virtualenv: so it uses the standard library only.
 
 Lambda mounts the layer at /opt and the function at /var/task, both read-only: a module without
 bytecode there is compiled at every cold start, and nothing is saved. So every `.py` ships with
