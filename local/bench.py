@@ -347,14 +347,14 @@ def shipped_bytecode() -> dict[str, dict[str, int]]:
     return {"layer_bytecode": shipped["layer"], "function_bytecode": shipped["functions"]}
 
 
-_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)")  # own time (us), module
 
 
 def expensive_imports(report: str, top: int = TOP_IMPORTS) -> list[tuple[str, float]]:
     """The `top` modules whose own import (without the modules they import) took longest, in
     ms, from a `-X importtime` report."""
     own = [
-        (match[4], int(match[1]) / 1000)
+        (match[2], int(match[1]) / 1000)
         for match in map(_IMPORT_LINE.match, report.splitlines())
         if match
     ]

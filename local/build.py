@@ -314,7 +314,8 @@ def _has_bytecode(source: Path, target: Target) -> bool:
     pyc = source.parent / "__pycache__" / f"{source.stem}.{target.cache_tag}.pyc"
     if not pyc.exists():
         return False
-    header = pyc.read_bytes()[:16]
+    with pyc.open("rb") as compiled:
+        header = compiled.read(16)
     hash_based = int.from_bytes(header[4:8], "little") & 0b01
     key = int.from_bytes(target.magic, "little")
     return (
