@@ -34,6 +34,7 @@ from typing import Any
 
 from local import build
 from local.bench_results import write_bench
+from local.events import sample_event
 from local.functions import FunctionSpec
 from local.stack import deploy_local, start_moto, template_parameters
 from local.table import format_table
@@ -123,19 +124,16 @@ def _install_runtime() -> None:
     """What Lambda's Python runtime provides (boto3 and its dependencies), for this machine,
     with its bytecode; installed again only when the pins change."""
     pins = _pins()
-    wanted = "\n".join(f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES)
+    requirements = [f"{name}=={pins[name]}" for name in RUNTIME_PACKAGES]
+    wanted = "\n".join(requirements)
     stamp = RUNTIME / ".installed"
     if stamp.exists() and stamp.read_text() == wanted:
         return
     _progress(f"installing {RUNTIME.relative_to(ROOT)} (first run only)")
-    with tempfile.TemporaryDirectory() as folder:
-        requirements = Path(folder) / "runtime.txt"
-        requirements.write_text(wanted)
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(
-            [*pip, "--no-deps", "--upgrade", "--target", str(RUNTIME), "-r", str(requirements)],
-            check=True,
-        )
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "--no-deps", "--upgrade", "--target", str(RUNTIME), *requirements], check=True
+    )
     stamp.write_text(wanted)
 
 
@@ -179,14 +177,8 @@ def _child(
         return measured
 
 
-def _event(name: str) -> dict[str, Any]:
-    event = json.loads((ROOT / "events" / f"{name}.json").read_text())
-    event["headers"].pop("idempotency-key", None)  # a key would turn repeats into replays
-    return event
-
-
 def _floor_spec(function: str, sandbox_url: str, refs: dict[str, str]) -> dict[str, Any]:
-    event = _event(FUNCTIONS[function]["first"])
+    event = sample_event(FUNCTIONS[function]["first"])
     spec: dict[str, Any] = {
         "secret_id": refs["AirMilesSecret"],
         "pseudonym_key": refs["PseudonymKey"],
@@ -210,19 +202,20 @@ def run() -> tuple[dict[str, Any], dict[str, Any]]:
     """(the results for bench-results.json, the reference measurements)."""
     from local.sandbox import Sandbox
 
+    layer = _built_layer()  # before minutes of measuring
     prepare()
     sandbox = Sandbox(port=0).start()
     moto, moto_url = start_moto()
     try:
         template = deploy_local(template_parameters(sandbox.url, "http://127.0.0.1:3004"), moto_url)
-        return _measure(template, sandbox.url, moto_url)
+        return _measure(template, sandbox.url, moto_url, layer)
     finally:
         moto.stop()
         sandbox.stop()
 
 
 def _measure(
-    template: Template, sandbox_url: str, moto_url: str
+    template: Template, sandbox_url: str, moto_url: str, layer: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     refs = template.resource_refs
     runtime_path = [str(TWIN / "layer" / "python"), str(RUNTIME)]
@@ -244,7 +237,7 @@ def _measure(
         environment = {**base_env, **spec.environment}
         sys_path = _function_path(TWIN, function)
         context = {"function_name": function, "memory": spec.memory, "timeout": spec.timeout}
-        first = {"event": _event(plan["first"]), "context": context}
+        first = {"event": sample_event(plan["first"]), "context": context}
         floor = {"sys_path": runtime_path, "floor": _floor_spec(function, sandbox_url, refs)}
         cold += [
             (
@@ -306,7 +299,7 @@ def _measure(
             {
                 "mode": "warm",
                 "sys_path": sys_path,
-                "routes": {route: _event(name) for route, name in plan["warm"].items()},
+                "routes": {route: sample_event(name) for route, name in plan["warm"].items()},
                 "requests": WARM_REQUESTS,
                 "warmup": 20,
                 "context": context,
@@ -328,7 +321,7 @@ def _measure(
     results["secret_reads_per_1000"] = max(f["secret_reads"] for f in first_thousand)
     results["audit_writes_per_read"] = max(audit["read"])
     results["audit_writes_per_write"] = max(audit["write"])
-    results["layer_unzipped_mb"] = _layer_size_mb()
+    results["layer_unzipped_mb"] = build.unzipped_size_mb(layer)
     results.update(shipped_bytecode())
     for function, _plan, sys_path, _context, environment in warm_jobs:
         measured = _child({"mode": "cold_init", "sys_path": sys_path}, environment, importtime=True)
@@ -348,25 +341,20 @@ def _built_layer() -> Path:
     return layer
 
 
-def _layer_size_mb() -> float:
-    return sum(p.stat().st_size for p in _built_layer().rglob("*") if p.is_file()) / (1024 * 1024)
-
-
 def shipped_bytecode() -> dict[str, dict[str, int]]:
     """`layer_bytecode` and `function_bytecode`, read from what `make build` made."""
-    _built_layer()  # fails clearly when there is no build
     shipped = build.shipped_bytecode(SAM_BUILD)
     return {"layer_bytecode": shipped["layer"], "function_bytecode": shipped["functions"]}
 
 
-_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)")  # own time (us), module
 
 
 def expensive_imports(report: str, top: int = TOP_IMPORTS) -> list[tuple[str, float]]:
     """The `top` modules whose own import (without the modules they import) took longest, in
     ms, from a `-X importtime` report."""
     own = [
-        (match[4], int(match[1]) / 1000)
+        (match[2], int(match[1]) / 1000)
         for match in map(_IMPORT_LINE.match, report.splitlines())
         if match
     ]

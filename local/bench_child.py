@@ -1,13 +1,16 @@
 """One measurement of `make bench`, in a fresh interpreter (run as a script under
-`python -I -S`, so nothing of the parent's sys.path, site-packages or environment leaks in).
+`python -B -I -S`, so nothing of the parent's sys.path, site-packages or environment leaks in,
+and no bytecode is written; with `-X importtime` too for the imports report).
 
-    python -I -S local/bench_child.py <request.json> <result.json>
+    python -B -I -S [-X importtime] local/bench_child.py <request.json> <result.json>
 
-The request names the mode and the sys.path to use (the function's code, the layer's source,
-the layer's dependencies built for this machine, and the packages Lambda's runtime provides).
+The request names the mode and the sys.path to use (the function's code, the layer as the twin
+of the build has it, `twin/layer/python`: our package and its dependencies built for this
+machine, and the packages Lambda's runtime provides).
 Standard library only: the function must find nothing of ours but what Lambda would give it.
 """
 
+import importlib
 import json
 import os
 import sys
@@ -67,8 +70,14 @@ def framework_import(request):
     `offer_state.event_handler`, which leaves out the resolvers they do not use)."""
     _paths(request)
     started = time.perf_counter()
+    import aws_lambda_powertools.logging
+    import aws_lambda_powertools.metrics  # noqa: F401
     import pydantic  # noqa: F401
 
+    import offer_state.event_handler  # noqa: F401 - before anything of the Event Handler
+
+    # What the resolver imports when created with validation, as the functions create it.
+    importlib.import_module("aws_lambda_powertools.event_handler.middlewares.openapi_validation")
     return {"ms": (time.perf_counter() - started) * 1000}
 
 

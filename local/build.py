@@ -7,7 +7,8 @@ a twin of it for the interpreter running this file.
     python3 local/build.py summary <sam build dir>  # make build's closing lines
 
 `sam build` runs each artifact's Makefile (template.yaml: `BuildMethod: makefile`), which runs
-this file with the machine's plain `python3`: so it uses the standard library only.
+this file with `$(PYTHON)`: the SAM CLI's Python, which has pip, when `make build` runs it
+(else `python3`), never the project's virtualenv: so it uses the standard library only.
 
 Lambda mounts the layer at /opt and the function at /var/task, both read-only: a module without
 bytecode there is compiled at every cold start, and nothing is saved. So every `.py` ships with
@@ -313,7 +314,8 @@ def _has_bytecode(source: Path, target: Target) -> bool:
     pyc = source.parent / "__pycache__" / f"{source.stem}.{target.cache_tag}.pyc"
     if not pyc.exists():
         return False
-    header = pyc.read_bytes()[:16]
+    with pyc.open("rb") as compiled:
+        header = compiled.read(16)
     hash_based = int.from_bytes(header[4:8], "little") & 0b01
     key = int.from_bytes(target.magic, "little")
     return (
@@ -379,12 +381,16 @@ def shipped_bytecode(build_dir: Path) -> dict[str, dict[str, int]]:
     return counted
 
 
+def unzipped_size_mb(folder: Path) -> float:
+    """The size of the files under `folder` (an artifact as it is unzipped), in MB of 2**20."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / (1024 * 1024)
+
+
 def summary(build_dir: Path) -> tuple[list[str], bool]:
     """make build's closing lines (the layer's unzipped size, how many modules of the layer and
     of the functions have their 3.13 bytecode), and whether every module has it."""
-    layer = build_dir / "OfferStateLayer"
-    size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
-    lines = [f"built layer OfferStateLayer, unzipped: {size / 1048576:.1f} MB"]
+    size_mb = unzipped_size_mb(build_dir / "OfferStateLayer")
+    lines = [f"built layer OfferStateLayer, unzipped: {size_mb:.1f} MB"]
     shipped = shipped_bytecode(build_dir)
     for label, counts in shipped.items():
         lines.append(

@@ -1,20 +1,32 @@
 """API Gateway HTTP API (payload 2.0) events, built the way API Gateway builds them.
 
 Used by the local gateway for every request and by the tests for events made in code, so
-both hand the functions exactly what Lambda would.
+both hand the functions exactly what Lambda would; `sample_event` reads one of the sample
+events in events/ for the commands that replay one many times (`make bench`, `make tokens`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
+SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    """events/<name>.json without its `idempotency-key` header: a key would turn the repeats of
+    a PUT into replays, where each is meant to be a change of its own."""
+    event: dict[str, Any] = json.loads((SAMPLE_EVENTS / f"{name}.json").read_text())
+    event["headers"].pop("idempotency-key", None)
+    return event
 
 
 def http_api_event(

@@ -345,11 +345,12 @@ class FunctionPool:
 
     def _release(self, environment: _Environment) -> None:
         with self._lock:
-            if self._closed:
-                environment.stop()
-            else:
+            closed = self._closed  # for good: _close already took every environment out
+            if not closed:
                 self._idle.append(environment)
                 self._freed.notify()
+        if closed:  # stopped outside the lock: it may take seconds
+            environment.stop()
 
     def _discard(self, environment: _Environment) -> None:
         environment.stop()

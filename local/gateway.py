@@ -141,9 +141,9 @@ class LocalGateway(HttpService):
         """One HTTP request in, one HTTP answer out (CORS as API Gateway adds it). Any
         method or path the template does not declare: `404 {"message":"Not Found"}`."""
         headers = list(request.headers.items())
-        origin = _header(headers, "origin")
+        origin = request.headers.get("origin")
         if self.cors is not None and request.method == "OPTIONS" and origin:
-            requested = _header(headers, "access-control-request-method")
+            requested = request.headers.get("access-control-request-method")
             if requested:  # a preflight: answered by the gateway itself, no route, no token
                 return HttpResponse(204, b"", self.cors.preflight_headers(origin))
         response = self._route(request, headers)
@@ -177,7 +177,7 @@ class LocalGateway(HttpService):
         scopes: list[str] | None = None
         if route.authorizer is not None:
             try:
-                claims = self.authorizer.claims(_header(headers, "authorization"))
+                claims = self.authorizer.claims(request.headers.get("authorization"))
                 scopes = self.authorizer.scopes(claims)
                 if route.scopes and not set(route.scopes) & set(scopes):
                     raise AuthorizerError(*_FORBIDDEN)
@@ -289,13 +289,6 @@ def _specificity(route: Route) -> tuple[int, int]:
     greedy = route.path.count("+}")
     variables = route.path.count("{")
     return (greedy, variables)
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 def _json_answer(status: int, body: Any, request_id: str) -> HttpResponse:

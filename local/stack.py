@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from local.console import LineWriter, stderr_line, stdout_line
 from local.demo_server import DemoServer
@@ -82,24 +84,19 @@ def _session() -> boto3.session.Session:
     )
 
 
-def aws_clients(endpoint: str) -> dict[str, Any]:
+def aws_clients(endpoint: str, config: Config | None = None) -> dict[str, Any]:
     session = _session()
     return {
-        name: session.client(name, endpoint_url=endpoint)
+        name: session.client(name, endpoint_url=endpoint, config=config)
         for name in ("dynamodb", "kms", "secretsmanager")
     }
 
 
 def existing_resources(endpoint: str) -> dict[str, str] | None:
     """What `deploy_local` made in an AWS emulation that is already running, or None."""
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    session = _session()
     quick = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=quick)
-    secrets = session.client("secretsmanager", endpoint_url=endpoint, config=quick)
-    kms = session.client("kms", endpoint_url=endpoint, config=quick)
+    clients = aws_clients(endpoint, quick)
+    dynamodb, secrets, kms = clients["dynamodb"], clients["secretsmanager"], clients["kms"]
     refs: dict[str, str] = {}
     try:
         for logical_id in resource_ids("AWS::KMS::Key"):

@@ -285,7 +285,11 @@ class Template:
     def _get_att(self, logical_id: str, attribute: str) -> str:
         # The execution role SAM generates for a function without a Role of its own.
         function = self.resources.get(logical_id.removesuffix("Role"), {})
-        if attribute == "Arn" and function.get("Type") == "AWS::Serverless::Function":
+        if (
+            logical_id.endswith("Role")
+            and attribute == "Arn"
+            and function.get("Type") == "AWS::Serverless::Function"
+        ):
             stack = self._ref("AWS::StackName")
             return f"arn:aws:iam::{self.account_id}:role/{stack}-{logical_id}"
         resource_type = self.resources[logical_id]["Type"]

@@ -42,13 +42,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from local.bench_results import RESULTS_FILE, write_tokens
 from local.console import stderr_line
+from local.events import sample_event
 from local.functions import FunctionPool, FunctionSpec
 from local.serving import loopback_session
 from local.stack import deploy_local, start_moto, template_parameters
-from local.template import ROOT, Template
+from local.template import Template
 
 TARGET_PER_LIFETIME = 2
 PACE_SECONDS = 2.0  # between one environment's requests (jittered)
@@ -141,14 +143,13 @@ class Environment:
         self.pool.close()
 
 
-def one_dynamodb_request_at_a_time() -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def one_dynamodb_request_at_a_time() -> Iterator[None]:
     """For the duration, moto's DynamoDB backend applies one request at a time, as DynamoDB
     applies the writes to one item (a conditional write is then atomic, as there)."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()  # (re-entrant: one backend method may call another)
-    names = ("get_item", "put_item", "update_item", "delete_item")
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
 
     def serialised(original: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -157,23 +158,11 @@ def one_dynamodb_request_at_a_time() -> contextlib.AbstractContextManager[None]:
 
         return call
 
-    @contextlib.contextmanager
-    def applied() -> Iterator[None]:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, serialised(original))
-        try:
-            yield
-        finally:
-            for name, original in originals.items():
-                setattr(DynamoDBBackend, name, original)
-
-    return applied()
-
-
-def _event(function: str) -> dict[str, Any]:
-    event = json.loads((ROOT / "events" / f"{EVENTS[function]}.json").read_text())
-    event["headers"].pop("idempotency-key", None)  # each PUT a change of its own
-    return event
+    names = ("get_item", "put_item", "update_item", "delete_item")
+    with mock.patch.multiple(
+        DynamoDBBackend, **{name: serialised(getattr(DynamoDBBackend, name)) for name in names}
+    ):
+        yield
 
 
 class Deployment:
@@ -189,7 +178,7 @@ class Deployment:
         pool = FunctionPool(
             self.specs[function], max_environments=1, extra_env=self.extra_env, stdout=_discard
         )
-        return Environment(function, pool, _event(function))
+        return Environment(function, pool, sample_event(EVENTS[function]))
 
     def start(self, count: int) -> None:
         """`count` environments, alternately of each function, all imported (cold) but none

@@ -147,12 +147,15 @@ class FaultRegistry:
 def wait_unless_released(
     release: threading.Event, stopping: threading.Event, seconds: float
 ) -> bool:
-    """Waits `seconds`; returns True, at once, if `release` or `stopping` is set first."""
+    """Waits `seconds`; returns True, at once, if `release` or `stopping` is set first.
+
+    Only `release` is waited on: the sandbox's stop() sets `stopping`, then the release signal
+    (`release_held`). A waiter holding that signal wakes; one holding the next signal took it
+    after `stopping` was set, so the check before waiting sees `stopping`."""
     deadline = time.monotonic() + seconds
     while not release.is_set() and not stopping.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        # `stopping` has no wait of its own here: poll it (stop() sets `release` too).
-        release.wait(min(remaining, 0.05))
+        release.wait(remaining)
     return True

@@ -38,7 +38,7 @@ class Request:
     query: dict[str, list[str]]
     headers: Message
     body: bytes = b""
-    # Filled by the server for the Offer State endpoints: the verified token's claims.
+    # Filled by dispatch (`_counted`) for the Offer State endpoints: the verified token's claims.
     claims: dict[str, Any] | None = None
 
     def header(self, name: str) -> str | None:
