@@ -207,10 +207,7 @@ class StateWrites:
         if not settings.idempotency_table:
             raise RuntimeError("IDEMPOTENCY_TABLE_NAME is not set for this function")
 
-        def apply_state_changes(**kwargs: Any) -> dict[str, Any]:
-            return self._apply(**kwargs)
-
-        apply: Callable[..., dict[str, Any]] = apply_state_changes
+        apply: Callable[..., dict[str, Any]] = self._apply
         configs = []
         collectors = ["collector"] + [
             f"retired[{i}]" for i in range(len(self.service.retired_pseudonyms))
