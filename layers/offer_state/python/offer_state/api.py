@@ -31,7 +31,7 @@ from offer_state.errors import (
     error_detail,
 )
 from offer_state.event_handler import APIGatewayHttpResolver, RequestValidationError, Response
-from offer_state.identity import resolve_identity
+from offer_state.identity import Identity, resolve_identity
 from offer_state.observability import count, logger, server_error_answered
 from offer_state.routes import COLLECTOR_ROUTES
 from offer_state.service import CallContext, OfferStateService
@@ -95,13 +95,7 @@ class PartnerApi:
         context and the Lambda invocation serving it."""
         event = self.app.current_event
         route = COLLECTOR_ROUTES[self._route_key(event.raw_event)]
-        identity = resolve_identity(
-            _jwt(event.raw_event),
-            collector_header,
-            collector_claim=self.service.settings.collector_claim,
-            required_scope=route.scope,
-            machine_client_ids=self.service.settings.machine_client_ids,
-        )
+        identity = self._identity(_jwt(event.raw_event), collector_header, route.scope)
         return CallContext(
             identity,
             self._audit_context(event.raw_event, self.correlation_id),
@@ -216,19 +210,25 @@ class PartnerApi:
         # log line already keeps the request.
         for collector_header in dict.fromkeys((header, None)):
             try:
-                identity = resolve_identity(
-                    jwt,
-                    collector_header,
-                    collector_claim=self.service.settings.collector_claim,
-                    required_scope=route.scope,
-                    machine_client_ids=self.service.settings.machine_client_ids,
-                )
+                identity = self._identity(jwt, collector_header, route.scope)
             except OfferStateError:
                 continue
             context = self._audit_context(event, correlation_id)
             deadline.finishing()  # AIR MILES is not called: the reserve may be used
             self.service.reject(CallContext(identity, context, deadline), route.action, exc)
             return
+
+    def _identity(
+        self, jwt: Mapping[str, Any], collector_header: str | None, scope: str
+    ) -> Identity:
+        settings = self.service.settings
+        return resolve_identity(
+            jwt,
+            collector_header,
+            collector_claim=settings.collector_claim,
+            required_scope=scope,
+            machine_client_ids=settings.machine_client_ids,
+        )
 
     def _route_key(self, event: Mapping[str, Any]) -> str:
         """`METHOD /path` as template.yaml declares it: API Gateway's routeKey, else the

@@ -135,9 +135,10 @@ class _Held:
     token: str
     token_id: str
     usable_until: float  # not used from then on (the margin before its expiry)
-    refresh_from: float  # its refresh window opens (== usable_until: not a shared token)
-    check_store_at: float  # in the window: when to look at the store again
-    shared: bool
+    # Until then the token is used without asking the store: first when its refresh window
+    # opens (== usable_until: not a shared token), then, in the window, a second after each
+    # look at the store (`_refresh_ahead`).
+    look_at_store_at: float
 
 
 class TokenProvider:
@@ -235,21 +236,26 @@ class TokenProvider:
 
     def _fresh(self, held: _Held) -> bool:
         now = self._clock()
-        return now < held.usable_until and (now < held.refresh_from or now < held.check_store_at)
+        return now < held.usable_until and now < held.look_at_store_at
 
     def _hold(self, token: str, *, lifetime: float, seconds_left: float, shared: bool) -> _Held:
-        """Keep `token` (of `lifetime` seconds, `seconds_left` of them left) in memory."""
-        # A margin longer than half the lifetime would make short-lived tokens unusable.
-        margin = min(self._settings.token_margin, lifetime / 2)
+        """Keep `token` (of `lifetime` seconds, `seconds_left` of them left) in memory. A
+        `shared` one (the store's) is used without looking at the store until its refresh
+        window opens."""
+        margin = self._margin(lifetime)
         usable_until = self._clock() + seconds_left - margin
         refresh_from = usable_until
         if shared:
             # The last tenth of the life, at least the margin, but never the first half.
             refresh_from -= min(max(margin, lifetime / 10), (lifetime - margin) / 2)
             self._reported_corrupt = None  # a usable item again: report the next broken one
-        held = _Held(token, token_id(token), usable_until, refresh_from, refresh_from, shared)
+        held = _Held(token, token_id(token), usable_until, refresh_from)
         self._held = held
         return held
+
+    def _margin(self, lifetime: float) -> float:
+        # A margin longer than half the lifetime would make short-lived tokens unusable.
+        return min(self._settings.token_margin, lifetime / 2)
 
     def _hold_fetched(self, fetched: _Fetched, *, shared: bool) -> str:
         self._hold(
@@ -307,7 +313,7 @@ class TokenProvider:
         assert item.expires_at is not None
         lifetime = item.expires_at - item.issued_at
         seconds_left = item.expires_at - self._wall()
-        if seconds_left <= min(self._settings.token_margin, lifetime / 2):
+        if seconds_left <= self._margin(lifetime):
             return None
         held = self._held
         if held is not None and held.token_id == item.token_id:
@@ -337,9 +343,9 @@ class TokenProvider:
     ) -> str:
         """`held` (the store's token), and in its refresh window the next token if this
         environment wins the lease and gets one."""
-        if self._clock() < held.refresh_from:
+        if self._clock() < held.look_at_store_at:
             return held.token
-        self._held = dataclasses.replace(held, check_store_at=self._clock() + _RECHECK_SECONDS)
+        self._held = dataclasses.replace(held, look_at_store_at=self._clock() + _RECHECK_SECONDS)
         if not self._cooling_down() and self._take_lease(store, item):
             # Half of what is left at most: the request still has its own call to make.
             try:

@@ -28,7 +28,6 @@ class OfferStateError(Exception):
         correlation_id: str | None = None,
         details: list[dict[str, Any]] | None = None,
         retry_after: float | None = None,
-        outcome_unknown: bool = False,
     ) -> None:
         self.message = message or self.default_message
         self.upstream_status = upstream_status
@@ -38,7 +37,7 @@ class OfferStateError(Exception):
         self.retry_after = retry_after
         # True when a change was sent to AIR MILES and its answer lost: it may have been
         # applied or not. The audit records UNKNOWN, and the caller is told to read again.
-        self.outcome_unknown = outcome_unknown
+        self.outcome_unknown = False
         super().__init__(self.message)
 
     def __repr__(self) -> str:

@@ -22,7 +22,6 @@ import os
 import re
 import sys
 import threading
-from types import ModuleType
 from typing import Any
 
 # `from .alb_event import ALBEvent` / `from x.y import (A, B)`: the re-exports of an `__init__`.
@@ -97,10 +96,9 @@ def defer_package_init(package: str) -> None:
         setattr(module, name, getattr(importlib.import_module(origins[name]), name))
 
 
-def _defer_unused_inits() -> ModuleType:
+def _defer_unused_inits() -> None:
     for package in DEFERRED_PACKAGES:
         defer_package_init(package)
-    return sys.modules[DEFERRED_PACKAGES[0]]
 
 
 _defer_unused_inits()

@@ -23,6 +23,8 @@ MAC_ALGORITHM = "HMAC_SHA_256"
 # What the audit trail's items made with the secret's `audit_pepper` (before KMS) are keyed
 # by; they carry no `pseudonymKey`.
 LEGACY_PEPPER = "legacy-pepper"
+# How many collectors' pseudonyms one `KmsPseudonyms` keeps in memory.
+_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,12 @@ class KmsPseudonyms:
     The cache is bounded (least recently used first out), so a busy environment's memory does
     not grow with the number of collectors it has served."""
 
-    def __init__(self, kms: Any, key_id: str, *, cache_size: int = 4096) -> None:
+    def __init__(self, kms: Any, key_id: str) -> None:
         self._kms = kms
         self.key_id = key_id
         # Per instance (not on the method, which would keep every instance alive); a failure
         # raises, so it is never cached.
-        self._cached = functools.lru_cache(maxsize=cache_size)(self._generate)
+        self._cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._generate)
 
     def __call__(self, collector_number: str) -> Pseudonym:
         """The collector's pseudonym; DependencyUnavailableError (503) if KMS cannot make it."""

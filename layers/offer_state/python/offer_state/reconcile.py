@@ -77,20 +77,12 @@ class PendingReconciler:
     """Finds the stale PENDING items in the index and records them as UNKNOWN (boto3's
     low-level DynamoDB client is given, not created)."""
 
-    def __init__(
-        self,
-        dynamodb: Any,
-        table_name: str,
-        stale_after: timedelta,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        page_size: int = 100,
-    ) -> None:
+    def __init__(self, dynamodb: Any, table_name: str, stale_after: timedelta) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
         self._stale_after = stale_after
-        self._clock = clock
-        self._page_size = page_size
+        self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._page_size = 100  # items per Query page (a test makes it smaller)
 
     def run(self, time_left: Callable[[], float] = lambda: math.inf) -> Reconciliation:
         """Record UNKNOWN on every item still PENDING that was created more than

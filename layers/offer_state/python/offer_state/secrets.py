@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic import ValidationError as PydanticValidationError
 
 from offer_state.config import ClientCredentials
@@ -20,32 +19,20 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 
-class GatewaySecret(BaseModel):
-    """The secret's JSON: `{"client_id", "client_secret", "audience"}`. Other keys are ignored
-    (an `audit_pepper` from before the pseudonyms moved to KMS stays unread)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr = Field(min_length=1)
-    audience: str = Field(min_length=1)
-
-    @property
-    def credentials(self) -> ClientCredentials:
-        return ClientCredentials(
-            client_id=self.client_id, client_secret=self.client_secret, audience=self.audience
-        )
-
-
 class SecretReader:
-    """Reads and validates the secret; the Parameters provider holds the cache."""
+    """Reads and validates the secret; the Parameters provider holds the cache.
+
+    The secret's JSON is `{"client_id", "client_secret", "audience"}`, validated as
+    `ClientCredentials`. Other keys are ignored (an `audit_pepper` from before the pseudonyms
+    moved to KMS stays unread)."""
 
     def __init__(self, provider: SecretsProvider, secret_id: str, max_age: int) -> None:
         self._provider = provider
         self._secret_id = secret_id
         self._max_age = max_age
 
-    def secret(self, *, force: bool = False) -> GatewaySecret:
+    def credentials(self, force: bool) -> ClientCredentials:
+        """A `CredentialsSource` for the token provider."""
         from aws_lambda_powertools.utilities.parameters.exceptions import (
             GetParameterError,
             TransformParameterError,
@@ -62,12 +49,8 @@ class SecretReader:
                 "The gateway's secret cannot be read from Secrets Manager."
             ) from None
         try:
-            return GatewaySecret.model_validate(value)
+            return ClientCredentials.model_validate(value)
         except PydanticValidationError:
             raise DependencyUnavailableError(
                 "The gateway's secret lacks client_id, client_secret or audience."
             ) from None
-
-    def credentials(self, force: bool) -> ClientCredentials:
-        """A `CredentialsSource` for the token provider."""
-        return self.secret(force=force).credentials

@@ -12,10 +12,12 @@ Before the snapshot: warm what the first request needs and what is safe to freez
 that. Not the secret, not a token, not a pseudonym, not the health cache, nothing
 time-bound, and no connection or name lookup. Hence none of the service's clients either:
 building a boto3 client resolves its AWS credentials (with SnapStart, Lambda serves them
-over HTTP), and the AIR MILES client is built with the Secrets Manager client that reads its
-credentials. So the AWS service models are loaded by a throwaway client that signs nothing,
-the modules the clients need are imported, and the clients themselves, built at the first
-request, find everything loaded (building them then takes a few milliseconds).
+over HTTP), and the AIR MILES client's token provider names its environment on the shared
+token's lease (a random owner, which every environment restored from one snapshot would
+share). So the AWS service models are loaded by a throwaway client that signs nothing, the
+modules the clients need are imported, and the clients themselves, built at the first
+request (the Secrets Manager client only when a token is fetched), find everything loaded
+(building them then takes a few milliseconds).
 
 After a restore: a new seed for `random` (retry jitter: urllib3's backoff and botocore's), and
 no connection pooled before the snapshot. Nothing else is re-read.
@@ -30,7 +32,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from offer_state.api import PartnerApi
 
-# What the service, the reads, the writes and the audit writer import on first use.
+# What the service, the reads, the writes and the audit writer import on first use, and the
+# secret's reader, imported when the environment first fetches a token (one that takes the
+# deployment's token from its store may never do).
 _FIRST_REQUEST_MODULES = (
     "aws_lambda_powertools.utilities.parameters",  # the secret's reader
     "aws_lambda_powertools.utilities.parameters.exceptions",

@@ -29,9 +29,15 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from offer_state.deadlines import is_time_limit
+
 ITEM_KEY = "airmiles-token"
 _KEY = {"pk": {"S": ITEM_KEY}}
 _TOKEN_FIELDS = ("ciphertext", "tokenId", "issuedAt", "expiresAt")
+# Writes the token's fields (their values from `_token_values`).
+_SET_FIELDS = (
+    "SET ciphertext = :ciphertext, tokenId = :tokenId, issuedAt = :issuedAt, expiresAt = :expiresAt"
+)
 # KMS's answers that say the ciphertext is not one this key made under this context.
 _NOT_OURS = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
 
@@ -191,10 +197,7 @@ class TokenStore:
         """Write `token` and release the lease, if `owner` still holds it (a holder whose lease
         was taken over must not overwrite its successor's token). False: it no longer does."""
         return self._update(
-            UpdateExpression=(
-                "SET ciphertext = :ciphertext, tokenId = :tokenId, issuedAt = :issuedAt,"
-                " expiresAt = :expiresAt REMOVE leaseOwner, leaseUntil"
-            ),
+            UpdateExpression=f"{_SET_FIELDS} REMOVE leaseOwner, leaseUntil",
             ConditionExpression="leaseOwner = :me",
             ExpressionAttributeValues={
                 ":me": {"S": owner},
@@ -208,10 +211,7 @@ class TokenStore:
         lease is left to its holder. False: someone wrote another token meanwhile."""
         unchanged, seen_values = _token_unchanged(seen)
         return self._update(
-            UpdateExpression=(
-                "SET ciphertext = :ciphertext, tokenId = :tokenId, issuedAt = :issuedAt,"
-                " expiresAt = :expiresAt"
-            ),
+            UpdateExpression=_SET_FIELDS,
             ConditionExpression=unchanged,
             ExpressionAttributeValues={
                 **seen_values,
@@ -285,8 +285,6 @@ class TokenStore:
             error = CorruptTokenItem if code in _NOT_OURS else TokenStoreError
             raise error(operation, code) from None
         except BotoCoreError as exc:
-            from offer_state.deadlines import is_time_limit
-
             error = TokenStoreNoTime if is_time_limit(exc) else TokenStoreError
             raise error(operation, type(exc).__name__) from None
 

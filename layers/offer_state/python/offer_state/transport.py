@@ -144,19 +144,19 @@ class Transport:
         self._observer = observer or _NoObserver()
         self._sleep = sleep
         self._clock = clock
-        common: dict[str, Any] = {
-            "total": settings.max_retries,
-            "backoff_factor": settings.backoff_factor,
-            "backoff_max": settings.backoff_max,
-            "backoff_jitter": settings.backoff_jitter,
-            "respect_retry_after_header": True,
-            "raise_on_status": False,
-        }
         self._policy = Retry(
-            allowed_methods=frozenset({"GET", "POST"}), status_forcelist=RETRY_STATUSES, **common
+            total=settings.max_retries,
+            allowed_methods=frozenset({"GET", "POST"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=settings.backoff_factor,
+            backoff_max=settings.backoff_max,
+            backoff_jitter=settings.backoff_jitter,
+            respect_retry_after_header=True,
+            raise_on_status=False,
         )
-        self._change_policy = Retry(
-            allowed_methods=frozenset({"PUT"}), status_forcelist=CHANGE_RETRY_STATUSES, **common
+        # The same policy for a PUT, on the statuses a change may be retried on.
+        self._change_policy = self._policy.new(
+            allowed_methods=frozenset({"PUT"}), status_forcelist=CHANGE_RETRY_STATUSES
         )
 
     @property

@@ -58,13 +58,14 @@ class StateWrites:
         audit item): that key then cannot replay, and a retry with it, once the lock expired
         with this invocation, sends the same changes again."""
         attempt = _Attempt()
-        # Too late to send the changes: not sent (504), audited, before any AWS write that the
-        # deadline would refuse anyway (a 503 for what is a lack of time).
-        if not call.deadline.leaves_time_for_a_change(self.service.settings.client.put_min_seconds):
-            self._not_sent(call, _entry(changes), attempt)
         if idempotency_key is None:
             self._apply(call=call, changes=changes, local_time=local_time, attempt=attempt)
             return self._succeeded(changes, attempt), False
+        # Too late to send the changes: not sent (504), audited, before the idempotency lock,
+        # an AWS write that the deadline would refuse anyway (a 503 for what is a lack of
+        # time). Without a key, `_apply` checks the same first.
+        if not call.deadline.leaves_time_for_a_change(self.service.settings.client.put_min_seconds):
+            self._not_sent(call, _entry(changes), attempt)
         number = call.identity.collector_number
         request = {
             # The collector is part of the key, pseudonymised like the audit key; and under
@@ -207,10 +208,7 @@ class StateWrites:
         if not settings.idempotency_table:
             raise RuntimeError("IDEMPOTENCY_TABLE_NAME is not set for this function")
 
-        def apply_state_changes(**kwargs: Any) -> dict[str, Any]:
-            return self._apply(**kwargs)
-
-        apply: Callable[..., dict[str, Any]] = apply_state_changes
+        apply: Callable[..., dict[str, Any]] = self._apply
         configs = []
         collectors = ["collector"] + [
             f"retired[{i}]" for i in range(len(self.service.retired_pseudonyms))
