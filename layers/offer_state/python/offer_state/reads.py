@@ -22,7 +22,6 @@ from offer_state.models.partner import (
     StateView,
     UpstreamHealth,
 )
-from offer_state.observability import logger
 from offer_state.service import CallContext, OfferStateService, now_iso
 
 ResultT = TypeVar("ResultT")
@@ -138,7 +137,16 @@ class StateReads:
             result = read(Collector(call.identity.collector_number))
         except OfferStateError as exc:
             call.deadline.finishing()
-            self._record_quietly(call, entry, Outcome.FAILED, exc, started)
+            # The caller gets the original error; a failed audit write is logged and counted.
+            self.service.record_quietly(
+                call,
+                entry,
+                Outcome.FAILED,
+                exc,
+                "failed read not audited",
+                upstream_status=exc.upstream_status,
+                latency_ms=(time.monotonic() - started) * 1000,
+            )
             raise
         call.deadline.finishing()
         self.service.audit.record(
@@ -151,29 +159,6 @@ class StateReads:
             latency_ms=(time.monotonic() - started) * 1000,
         )
         return result
-
-    def _record_quietly(
-        self,
-        call: CallContext,
-        entry: AuditEntry,
-        outcome: Outcome,
-        error: OfferStateError,
-        started: float,
-    ) -> None:
-        # The caller gets the original error; a failed audit write is logged and counted.
-        try:
-            self.service.audit.record(
-                call.identity,
-                call.audit,
-                entry,
-                outcome,
-                http_status=error.status,
-                upstream_status=error.upstream_status,
-                latency_ms=(time.monotonic() - started) * 1000,
-                error_code=error.code,
-            )
-        except OfferStateError:
-            logger.error("failed read not audited", extra={"errorCode": error.code})
 
 
 def _view(offer_id: UUID, entry: AirMilesOfferStates | None) -> OfferStateView:

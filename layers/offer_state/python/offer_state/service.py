@@ -206,19 +206,43 @@ class OfferStateService:
             # Clears botocore's urllib3 pools; the client stays usable and reconnects.
             client.close()
 
-    # ------------------------------------------------------------ rejections
+    # ------------------------------------------------------------ audit of failures
 
-    def reject(self, call: CallContext, action: Action, error: OfferStateError) -> None:
-        """A REJECTED item for a request refused before AIR MILES was called (best effort:
-        the caller already gets an error)."""
+    def record_quietly(
+        self,
+        call: CallContext,
+        entry: AuditEntry,
+        outcome: Outcome,
+        error: OfferStateError,
+        unaudited: str,
+        *,
+        expected: bool = False,
+        **fields: Any,
+    ) -> None:
+        """The audit item of a request that ends with `error` (best effort: the caller gets
+        `error` whatever happens here). An audit write that fails is logged as `unaudited`:
+        a warning when the request was `expected` to be refused, else an error."""
         try:
             self.audit.record(
                 call.identity,
                 call.audit,
-                AuditEntry(action),
-                Outcome.REJECTED,
+                entry,
+                outcome,
                 http_status=error.status,
                 error_code=error.code,
+                **fields,
             )
         except OfferStateError:
-            logger.warning("rejected request not audited", extra={"errorCode": error.code})
+            log = logger.warning if expected else logger.error
+            log(unaudited, extra={"errorCode": error.code})
+
+    def reject(self, call: CallContext, action: Action, error: OfferStateError) -> None:
+        """A REJECTED item for a request refused before AIR MILES was called."""
+        self.record_quietly(
+            call,
+            AuditEntry(action),
+            Outcome.REJECTED,
+            error,
+            "rejected request not audited",
+            expected=True,
+        )

@@ -160,17 +160,9 @@ class StateWrites:
         error = NotSentError.for_change(call.audit.correlation_id)
         attempt.error = error
         call.deadline.finishing()
-        try:
-            self.service.audit.record(
-                call.identity,
-                call.audit,
-                entry,
-                Outcome.FAILED,
-                http_status=error.status,
-                error_code=error.code,
-            )
-        except OfferStateError:
-            logger.error("change not sent and not audited", extra={"errorCode": error.code})
+        self.service.record_quietly(
+            call, entry, Outcome.FAILED, error, "change not sent and not audited"
+        )
         raise error
 
     def _succeeded(self, changes: StateChanges, attempt: _Attempt, **fields: Any) -> AppliedChanges:
