@@ -8,14 +8,17 @@ connections and never answers, so botocore's own timeouts and retries are what i
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
+from tests.support import leaks
 from tests.support.functions import SAVE, Function, assert_error, event, offer_event
 from tests.support.inprocess import Deployed
 from tests.support.sandbox_control import SandboxControl
@@ -26,6 +29,8 @@ from tests.support.sandbox_control import SandboxControl
 TIMEOUT = 5.0
 # 50 ms a byte: a whole answer (170 bytes at the least) takes over 8 s.
 DRIP = {"mode": "drip", "intervalMs": 50}
+# What a 503's log line names for a quiet service (the start of `dependency`).
+DEPENDENCIES = {"SECRETS_MANAGER": "secretsmanager:", "DYNAMODB": "dynamodb:", "KMS": "kms:"}
 
 
 def _answered_in_time(
@@ -109,6 +114,12 @@ def test_a_slow_aws_service_is_answered_before_the_timeout(
         answer = _answered_in_time(handler, call)
     assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox_control.calls()[endpoint] == calls
+    # The one log line says why: the dependency, botocore's error, and when.
+    [line] = leaks.log_lines("request failed")
+    assert line["dependency"].startswith(DEPENDENCIES[service])
+    assert line["awsError"] in {"ReadTimeoutError", "ConnectTimeoutError", "AwsTimeLimitReached"}
+    assert 0 < line["elapsedMs"] < TIMEOUT * 1000
+    assert line["finalLeftMs"] > 0
 
 
 @pytest.mark.parametrize(
@@ -138,3 +149,25 @@ def test_a_put_that_cannot_fit_in_the_time_left_is_not_sent_and_audited(
     assert sandbox_control.calls()["put"] == 0
     [item] = deployed.audit_items()
     assert (item["outcome"], item["errorCode"]) == ("FAILED", "UPSTREAM_TIMEOUT")
+
+
+def test_slow_work_before_air_miles_leaves_the_upstream_budget_whole(
+    get_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    """A cold environment at a 256 MB function's CPU (0.15 of a vCPU) spends seconds before
+    its first exchange with AIR MILES (building its AWS clients, making the pseudonym): only
+    the Timeout bounds that time, not the upstream budget (3 s in these tests), which starts
+    with the first exchange. Stood in for here by a pseudonym that takes longer than the
+    budget."""
+    budget = float(get_state_budget())
+    boto3.DEFAULT_SESSION.events.register_first(  # type: ignore[union-attr]
+        "before-send.kms.GenerateMac", lambda **_: time.sleep(budget + 0.5)
+    )
+    answer = get_state.call(event("GET", "/v1/offers/states/count"))
+    assert answer[0] == 200, answer
+    assert sandbox_control.calls()["count"] == 1
+    assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
+
+
+def get_state_budget() -> str:
+    return os.environ["AIRMILES_TOTAL_BUDGET"]

@@ -44,6 +44,12 @@ def take() -> list[tuple[str, str]]:
     return taken
 
 
+def log_lines(message: str) -> list[dict[str, Any]]:
+    """The gateway's log lines so far with this `message`, parsed (left for the check)."""
+    lines = [json.loads(text) for source, text in _recorded if source == "log line"]
+    return [line for line in lines if line.get("message") == message]
+
+
 def findings(source: str, text: str) -> list[str]:
     found = [f"{source}: a secret value" for s in _secrets if s in text]
     found += [

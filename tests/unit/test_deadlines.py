@@ -36,6 +36,37 @@ def test_without_a_lambda_context_the_budget_and_the_reserve_apply():
     assert deadline.final.remaining() == pytest.approx(10.0 - ANSWER_SECONDS)
 
 
+def test_the_budget_counts_from_the_first_exchange_with_air_miles_not_from_the_start():
+    clock = FakeClock()
+    deadline = _started(15_000, clock)  # the hard end keeps 13 s for AIR MILES
+    clock.advance(4.0)  # a cold environment's CPU work: building its AWS clients, say
+    assert deadline.upstream.remaining() == pytest.approx(8.0)  # the budget is still whole
+    deadline.upstream.begin()
+    clock.advance(3.0)
+    deadline.upstream.begin()  # a second exchange: the budget is not started again
+    assert deadline.upstream.remaining() == pytest.approx(5.0)
+
+
+def test_the_hard_end_caps_the_upstream_deadline_whether_or_not_the_budget_started():
+    clock = FakeClock()
+    deadline = _started(10_000, clock)  # AIR MILES must be done 8 s from now
+    clock.advance(6.5)
+    assert deadline.upstream.remaining() == pytest.approx(1.5)
+    deadline.upstream.begin()
+    assert deadline.upstream.remaining() == pytest.approx(1.5)
+
+
+def test_timings_say_how_far_the_invocation_is():
+    clock = FakeClock()
+    deadline = _started(10_000, clock)
+    clock.advance(1.25)
+    assert deadline.timings() == {
+        "elapsedMs": 1250,
+        "upstreamLeftMs": 6750,
+        "finalLeftMs": round((10.0 - ANSWER_SECONDS - 1.25) * 1000),
+    }
+
+
 def test_before_air_miles_an_aws_attempt_starts_before_its_deadline_leaving_one_for_the_outcome():
     clock = FakeClock()
     deadline = _started(10_000, clock)  # upstream in 8 s, final in 9.9 s

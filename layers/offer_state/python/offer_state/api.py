@@ -29,6 +29,7 @@ from offer_state.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
     error_detail,
+    failure_cause,
 )
 from offer_state.event_handler import APIGatewayHttpResolver, RequestValidationError, Response
 from offer_state.identity import Identity, resolve_identity
@@ -167,16 +168,19 @@ class PartnerApi:
         correlation_id: str,
         deadline: InvocationDeadline | None,
     ) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "status": exc.status,
+            "errorCode": exc.code,
+            "upstreamStatus": exc.upstream_status,
+            "upstreamResponseCode": exc.response_code,
+        }
+        if exc.status >= 500:
+            # A 5xx is diagnosed from this one line: what failed, and when in the invocation.
+            extra.update(failure_cause(exc))
+            if deadline is not None:
+                extra.update(deadline.timings())
         log = logger.warning if exc.status < 500 else logger.error
-        log(
-            "request failed",
-            extra={
-                "status": exc.status,
-                "errorCode": exc.code,
-                "upstreamStatus": exc.upstream_status,
-                "upstreamResponseCode": exc.response_code,
-            },
-        )
+        log("request failed", extra=extra)
         if (
             exc.status in _REJECTION_STATUSES
             and exc.upstream_status is None

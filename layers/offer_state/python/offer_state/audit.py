@@ -267,7 +267,9 @@ class AuditWriter:
             yield
         except (BotoCoreError, ClientError) as exc:
             self._on_failure(operation)
-            raise DependencyUnavailableError("The audit trail cannot be written.") from exc
+            raise DependencyUnavailableError(
+                "The audit trail cannot be written.", dependency="dynamodb:AuditTable"
+            ) from exc
 
 
 class AuditReader:

@@ -370,6 +370,7 @@ class TokenProvider:
     ) -> str:
         """No usable token in the store: fetch one under the lease, or wait for its holder's,
         or, when waiting has used what it may, fetch one without it."""
+        deadline.begin()  # waiting for a token is waiting on AIR MILES: the budget counts
         waited_on: str | None = None
         since = self._clock()
         keep = self._settings.total_budget / 2  # for the fallback fetch and the call itself

@@ -5,7 +5,10 @@ It works to two deadlines before it:
 
 - `upstream`: AIR MILES (every exchange, the token's included, with its retries and waits)
   ends by then. It is the end minus a reserve, and never later than the upstream budget
-  (`AIRMILES_TOTAL_BUDGET`) after the invocation started.
+  (`AIRMILES_TOTAL_BUDGET`) after the first exchange with AIR MILES began (`begin`). The
+  budget is for waiting on AIR MILES: it does not start at the invocation's start, whose
+  first moments may be CPU work (a cold environment building its AWS clients, at a 256 MB
+  function's 0.15 of a vCPU) that the hard end alone bounds.
 - `final`: every AWS call ends by then; a short margin after it is left for answering. The
   reserve between the two is for the AWS calls after AIR MILES (the audit outcome, the
   idempotency record).
@@ -55,13 +58,37 @@ class Deadline:
     def remaining(self) -> float:
         return self.at - self.clock()
 
+    def begin(self) -> None:
+        """An exchange with AIR MILES begins (see `UpstreamDeadline`): a fixed instant stays."""
+        return None
+
+
+@dataclass(frozen=True)
+class UpstreamDeadline(Deadline):
+    """`budget` seconds from the first `begin()`, and never later than `at`. Until then the
+    budget has not started: `remaining()` is the whole budget, or less when `at` is nearer.
+    (Frozen like `Deadline`; `begin` sets its one field that changes, once.)"""
+
+    budget: float = 0.0
+    begun_at: float | None = None
+
+    def remaining(self) -> float:
+        now = self.clock()
+        start = now if self.begun_at is None else self.begun_at
+        return min(start + self.budget, self.at) - now
+
+    def begin(self) -> None:
+        if self.begun_at is None:
+            object.__setattr__(self, "begun_at", self.clock())
+
 
 class InvocationDeadline:
     """One invocation's deadlines (the module docstring): `upstream`, then `final`."""
 
-    def __init__(self, upstream: Deadline, final: Deadline) -> None:
+    def __init__(self, upstream: Deadline, final: Deadline, started: float | None = None) -> None:
         self.upstream = upstream
         self.final = final
+        self.started = upstream.clock() if started is None else started
         self._finishing = False
 
     @classmethod
@@ -78,9 +105,19 @@ class InvocationDeadline:
         now = clock()
         end = now + (remaining_ms / 1000 if remaining_ms is not None else budget + reserve)
         return cls(
-            Deadline(min(now + budget, end - reserve), clock),
+            UpstreamDeadline(end - reserve, clock, budget=budget),
             Deadline(end - ANSWER_SECONDS, clock),
+            started=now,
         )
+
+    def timings(self) -> dict[str, int]:
+        """How far the invocation is (ms): spent since it started, and left before each
+        deadline (negative once past it). For the log line of a failed request."""
+        return {
+            "elapsedMs": round((self.upstream.clock() - self.started) * 1000),
+            "upstreamLeftMs": round(self.upstream.remaining() * 1000),
+            "finalLeftMs": round(self.final.remaining() * 1000),
+        }
 
     def finishing(self) -> None:
         """AIR MILES is done with (answered, failed or was never called): from now on AWS

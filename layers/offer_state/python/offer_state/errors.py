@@ -142,11 +142,51 @@ class UpstreamTimeoutError(OfferStateError):
 
 
 class DependencyUnavailableError(OfferStateError):
-    """Secrets Manager or DynamoDB cannot be used."""
+    """Secrets Manager, KMS or DynamoDB cannot be used; `dependency` names which (for the log
+    line, never the answer)."""
 
     status = 503
     code = "DEPENDENCY_UNAVAILABLE"
     default_message = "A service the gateway depends on is unavailable."
+
+    def __init__(self, message: str | None = None, *, dependency: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.dependency = dependency
+
+
+def failure_cause(error: BaseException) -> dict[str, str]:
+    """What made `error` happen, for its log line: the dependency it names, and the AWS error
+    (the service's error code, or botocore's error class: a connect or read timeout, a
+    connection refused, `AwsTimeLimitReached` when the invocation's deadline left no time for
+    an attempt) found in its chain of causes, explicit or suppressed (`raise ... from None`);
+    else the first cause's class (a read timeout of the AIR MILES call, say)."""
+    cause: dict[str, str] = {}
+    dependency = getattr(error, "dependency", None)
+    if dependency:
+        cause["dependency"] = dependency
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _aws_error(current)
+        if found is not None:
+            cause.update(found)
+            break
+        if current is not error and "cause" not in cause:
+            cause["cause"] = type(current).__name__  # the first cause (a requests error, …)
+        current = current.__cause__ or current.__context__
+    return cause
+
+
+def _aws_error(error: BaseException) -> dict[str, str] | None:
+    # By shape, not by class: botocore is loaded with the first AWS client, never here.
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = str(response["Error"].get("Code", "ClientError"))
+        return {"awsError": code, "awsOperation": str(getattr(error, "operation_name", ""))}
+    if any(cls.__module__.startswith("botocore.") for cls in type(error).__mro__):
+        return {"awsError": type(error).__name__}
+    return None
 
 
 def unknown_outcome(error: OfferStateError) -> OfferStateError:

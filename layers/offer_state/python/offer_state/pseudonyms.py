@@ -61,7 +61,9 @@ class KmsPseudonyms:
                 KeyId=self.key_id, Message=collector_number.encode(), MacAlgorithm=MAC_ALGORITHM
             )
         except (BotoCoreError, ClientError) as exc:
-            raise DependencyUnavailableError("The pseudonym key cannot be used.") from exc
+            raise DependencyUnavailableError(
+                "The pseudonym key cannot be used.", dependency="kms:GenerateMac"
+            ) from exc
         return Pseudonym(PREFIX + answer["Mac"].hex(), answer["KeyId"])
 
 

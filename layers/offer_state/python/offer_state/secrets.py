@@ -15,6 +15,8 @@ from pydantic import ValidationError as PydanticValidationError
 from offer_state.config import ClientCredentials
 from offer_state.errors import DependencyUnavailableError
 
+_SECRETS = "secretsmanager:GetSecretValue"
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
@@ -43,14 +45,17 @@ class SecretReader:
                 self._secret_id, max_age=self._max_age, transform="json", force_fetch=force
             )
         except TransformParameterError:
-            raise DependencyUnavailableError("The gateway's secret is not valid JSON.") from None
+            raise DependencyUnavailableError(
+                "The gateway's secret is not valid JSON.", dependency=_SECRETS
+            ) from None
         except GetParameterError:
             raise DependencyUnavailableError(
-                "The gateway's secret cannot be read from Secrets Manager."
+                "The gateway's secret cannot be read from Secrets Manager.", dependency=_SECRETS
             ) from None
         try:
             return ClientCredentials.model_validate(value)
         except PydanticValidationError:
             raise DependencyUnavailableError(
-                "The gateway's secret lacks client_id, client_secret or audience."
+                "The gateway's secret lacks client_id, client_secret or audience.",
+                dependency=_SECRETS,
             ) from None

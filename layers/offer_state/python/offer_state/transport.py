@@ -271,6 +271,7 @@ class Transport:
         data: Any,
     ) -> requests.Response:
         """One attempt, its body read whole; _ExchangeFailed when it could not be done."""
+        deadline.begin()  # the upstream budget counts from the first exchange (deadlines)
         remaining = deadline.remaining()
         token = _EXCHANGE_DEADLINE.set(deadline)
         response: requests.Response | None = None

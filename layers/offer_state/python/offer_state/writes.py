@@ -286,4 +286,6 @@ def _idempotency_errors_as_ours(attempt: _Attempt) -> Iterator[None]:
         if attempt.error is not None:
             logger.error("idempotency record of a failed write not deleted")
             raise attempt.error from exc
-        raise DependencyUnavailableError("The idempotency store cannot be used.") from exc
+        raise DependencyUnavailableError(
+            "The idempotency store cannot be used.", dependency="dynamodb:IdempotencyTable"
+        ) from exc
