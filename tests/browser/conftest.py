@@ -5,6 +5,7 @@ finds or provides (`make test` runs it first and says which)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,38 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 OUTPUT = ROOT / "test-output"
+# Run in every page before its own scripts: counts the calls the page makes with fetch() and
+# the answers it has read, or failed to get. An answer is counted a task after its body was
+# read (`text()` or `json()`), when the page's own code has acted on it (drawn it, or left it).
+ANSWERS_SCRIPT = """
+(() => {
+  const calls = { made: 0, answers: [] };
+  const fetch = window.fetch;
+  window.fetch = function (resource, options) {
+    calls.made += 1;
+    const [method, url] = [options?.method ?? "GET", String(resource)];
+    const answered = (status) => setTimeout(() => calls.answers.push({ method, url, status }));
+    return fetch.call(this, resource, options).then(
+      (response) => {
+        for (const read of ["text", "json"]) {
+          const original = response[read];
+          response[read] = function () {
+            const body = original.call(this);
+            body.then(() => answered(response.status), () => answered(response.status));
+            return body;
+          };
+        }
+        return response;
+      },
+      (error) => {
+        answered(0);
+        throw error;
+      },
+    );
+  };
+  window.__calls = calls;
+})();
+"""
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -46,6 +79,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1100, "height": 760})
+    context.add_init_script(ANSWERS_SCRIPT)
     opened = context.new_page()
     opened.set_default_timeout(15_000)
     yield opened
@@ -54,3 +88,15 @@ def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
         OUTPUT.mkdir(exist_ok=True)
         opened.screenshot(path=str(OUTPUT / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+def wait_for_answers(page, until: str = "true") -> list[dict[str, Any]]:
+    """Waits until the page has acted on the answer to every call it has made and `until` holds
+    (JavaScript, on `answers`: {method, url, status} of each, oldest first; status 0: no answer);
+    the answers. Calls not made yet are not waited for: wait first for what the page shows once
+    it has made them (the page number a click sets, an answer drawn)."""
+    page.wait_for_function(
+        "() => { const { made, answers } = window.__calls;"
+        f" return answers.length === made && ({until}); }}"
+    )
+    return page.evaluate("() => window.__calls.answers")

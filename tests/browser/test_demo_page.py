@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from local.demo_server import DemoServer
 from local.sandbox.seed import CATALOGUE
-from tests.browser.conftest import OUTPUT
+from tests.browser.conftest import OUTPUT, wait_for_answers
 from tests.support.stack import RunningStack, free_ports
 from tests.support.waiting import wait_until
 
@@ -73,15 +73,21 @@ def test_a_late_answer_for_an_earlier_page_does_not_replace_the_page_asked_last(
     page: Page, stack: RunningStack
 ):
     _sign_in(page, _demo_url(stack))
-    stack.sandbox_control.fault("get", "delay", delayMs=1500, count=1)  # page 2's labels come late
+    # Page 2's call is held in the browser until page 3 is drawn: its answer comes last.
+    second = f"offerId={CATALOGUE[8].offer_id},"
+    held: list[Route] = []
+    page.route(lambda url: second in url, lambda route: held.append(route))
     page.get_by_test_id("next-page").click()
     page.get_by_test_id("next-page").click()
-    expect(page.get_by_test_id("page-number")).to_have_text(re.compile("^page 3 of"))
-    page.wait_for_load_state("networkidle")  # page 2's answer has arrived too
     third = [offer.offer_id for offer in CATALOGUE[16:24]]
     rows = page.get_by_test_id("offer-row")
-    expect(rows).to_have_count(8)
-    assert [rows.nth(i).get_attribute("data-offer-id") for i in range(8)] == third
+    expect(rows.first).to_have_attribute("data-offer-id", third[0])  # page 3 is drawn
+    assert len(held) == 1  # and page 2's call is still unanswered
+    held[0].continue_()
+    answers = wait_for_answers(page)  # page 2's answer too, and the page has acted on it
+    assert [a["status"] for a in answers if second in a["url"]] == [200]
+    expect(page.get_by_test_id("page-number")).to_have_text(re.compile("^page 3 of"))
+    assert [rows.nth(i).get_attribute("data-offer-id") for i in range(rows.count())] == third
 
 
 def test_save_then_unsave_relabels_the_row_and_stores_each_state(page: Page, stack: RunningStack):
