@@ -11,6 +11,7 @@ import pytest
 
 from local import browser as chromium
 from local.template import ROOT
+from tests.support.stack import longest_answer_seconds
 
 # As the machine's probe runs it: no sandbox as root, and nothing that calls home.
 CHROMIUM_ARGS = [
@@ -23,6 +24,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 OUTPUT = ROOT / "test-output"
+# What every wait on the page (actions, `expect`, `wait_for_function`) may last before it
+# fails: each waits for the answer to a call, so the stack's limit, not Playwright's defaults
+# (5 s for `expect`): a first sign-in took 5.3 to 6.1 s with the tests capped at half a core.
+PAGE_WAIT_MS = longest_answer_seconds() * 1000
 # Run in every page before its own scripts: counts the calls the page makes with fetch() and
 # the answers it has read, or failed to get. An answer is counted a task after its body was
 # read (`text()` or `json()`), when the page's own code has acted on it (drawn it, or left it).
@@ -66,8 +71,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=PAGE_WAIT_MS)
     # Found, or provided now (a bare `pytest` run gets what `make test` would have provided).
     executable = chromium.ensure().executable
     with sync_playwright() as playwright:
@@ -81,7 +87,7 @@ def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1100, "height": 760})
     context.add_init_script(ANSWERS_SCRIPT)
     opened = context.new_page()
-    opened.set_default_timeout(15_000)
+    opened.set_default_timeout(PAGE_WAIT_MS)
     yield opened
     failed = getattr(request.node, "report_call", None)
     if failed is not None and failed.failed:
