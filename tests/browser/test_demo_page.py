@@ -3,16 +3,16 @@ change states, "My saved offers", errors with their correlation id, and CORS."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from local.demo_server import DemoServer
 from local.sandbox.seed import CATALOGUE
-from tests.browser.conftest import OUTPUT
+from tests.browser.conftest import OUTPUT, wait_for_answers
 from tests.support.stack import RunningStack, free_ports
-from tests.support.waiting import wait_until
 
 MEMBER = "80000000110"
 SEEDED_PAGE = 6  # offers 40 to 47: the seeded collector's states are there (8 per page)
@@ -59,12 +59,9 @@ def test_sign_in_labels_each_page_with_one_call(page: Page, stack: RunningStack)
         )
 
     # One call a page shown. Pages passed quickly may still have theirs on the way (only the
-    # newest answer is drawn): counted once they have all arrived.
-    def calls() -> int:
-        return stack.sandbox_control.calls()["get"] - calls_before
-
-    wait_until(lambda: calls() >= SEEDED_PAGE - 1, interval=0.1)
-    assert calls() == SEEDED_PAGE - 1
+    # newest answer is drawn): counted once the page has every answer.
+    wait_for_answers(page)
+    assert stack.sandbox_control.calls()["get"] - calls_before == SEEDED_PAGE - 1
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "demo-page.png"))  # the README's picture (docs/)
 
@@ -73,15 +70,21 @@ def test_a_late_answer_for_an_earlier_page_does_not_replace_the_page_asked_last(
     page: Page, stack: RunningStack
 ):
     _sign_in(page, _demo_url(stack))
-    stack.sandbox_control.fault("get", "delay", delayMs=1500, count=1)  # page 2's labels come late
+    # Page 2's call is held in the browser until page 3 is drawn: its answer comes last.
+    second = f"offerId={CATALOGUE[8].offer_id},"
+    held: list[Route] = []
+    page.route(lambda url: second in url, lambda route: held.append(route))
     page.get_by_test_id("next-page").click()
     page.get_by_test_id("next-page").click()
-    expect(page.get_by_test_id("page-number")).to_have_text(re.compile("^page 3 of"))
-    page.wait_for_load_state("networkidle")  # page 2's answer has arrived too
     third = [offer.offer_id for offer in CATALOGUE[16:24]]
     rows = page.get_by_test_id("offer-row")
-    expect(rows).to_have_count(8)
-    assert [rows.nth(i).get_attribute("data-offer-id") for i in range(8)] == third
+    expect(rows.first).to_have_attribute("data-offer-id", third[0])  # page 3 is drawn
+    assert len(held) == 1  # and page 2's call is still unanswered
+    held[0].continue_()
+    answers = wait_for_answers(page)  # page 2's answer too, and the page has acted on it
+    assert [a["status"] for a in answers if second in a["url"]] == [200]
+    expect(page.get_by_test_id("page-number")).to_have_text(re.compile("^page 3 of"))
+    assert [rows.nth(i).get_attribute("data-offer-id") for i in range(rows.count())] == third
 
 
 def test_save_then_unsave_relabels_the_row_and_stores_each_state(page: Page, stack: RunningStack):
@@ -109,7 +112,11 @@ def test_a_double_click_on_opt_in_changes_once(page: Page, stack: RunningStack):
     puts_before = stack.sandbox_control.calls()["put"]
     _row(page, offer).get_by_test_id("opt-in").dblclick()
     expect(_row(page, offer).get_by_test_id("label-opted-in")).to_have_count(1)
-    page.wait_for_load_state("networkidle")
+    # Both clicks' changes answered (the second may first meet the first in flight, then wait
+    # and send again), and the pages drawn after them.
+    wait_for_answers(
+        page, "answers.filter((a) => a.method === 'PUT' && a.status < 300).length >= 2"
+    )
     expect(page.get_by_test_id("error")).to_be_hidden()
     # The second click replayed the first.
     assert stack.sandbox_control.calls()["put"] - puts_before == 1
@@ -130,14 +137,14 @@ def test_the_saved_view_counts_and_pages_through_every_saved_or_opted_in_offer(
     expect(page.get_by_test_id("saved-count")).to_have_text(str(len(saved)))
     page.get_by_test_id("saved-view").click()
     shown: set[str] = set()
-    while True:
+    for number in itertools.count(1):
+        # Drawn with its answer, as are its rows and whether "Next" is enabled.
+        expect(page.locator("#saved-page-number")).to_have_text(re.compile(f"^page {number} of"))
         rows = page.get_by_test_id("saved-row")
-        expect(rows.first).to_be_visible()
         shown |= {rows.nth(i).get_attribute("data-offer-id") for i in range(rows.count())}
         if page.get_by_test_id("saved-next").is_disabled():
             break
         page.get_by_test_id("saved-next").click()
-        page.wait_for_load_state("networkidle")
     assert shown == saved
 
 
@@ -171,6 +178,7 @@ def test_a_page_from_an_origin_not_allowed_cannot_call_the_api(page: Page, stack
         expect(error).to_be_visible()
         expect(error).to_contain_text("The API could not be reached")
         expect(page.get_by_test_id("offer-row")).to_have_count(0)
+        assert [a["status"] for a in wait_for_answers(page)][-2:] == [0, 0]  # both calls failed
     finally:
         elsewhere.stop()
     assert stack.sandbox_control.calls()["get"] == 0  # the browser never sent the call

@@ -7,7 +7,6 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable
 from http.client import IncompleteRead
 from urllib.parse import urlencode
 
@@ -27,6 +26,7 @@ from tests.sandbox.helpers import (
 )
 from tests.support.raw_http import RawAnswer, raw_exchange, read_answer, request_bytes
 from tests.support.sandbox_control import SandboxControl
+from tests.support.waiting import wait_until
 
 # (the fault's endpoint, the endpoint called): every counted endpoint, and `*` on two of them.
 CASES = [
@@ -90,16 +90,6 @@ def _last_call(http: requests.Session, sandbox_server: Sandbox) -> tuple[str, in
 
 def _stored(control: SandboxControl) -> bool:
     return FRESH in [entry["offerId"] for entry in control.raw_states(MAIN)["offers"]]
-
-
-def _eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """Whether `condition` holds within `seconds` (a bound on waiting, not on speed)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ---------------------------------------------------------------------------- truncate
@@ -231,7 +221,7 @@ def test_drip_ends_when_the_client_goes_away():
             connection.sendall(request)
             assert connection.recv(1) == b"H"
 
-        assert _eventually(lambda: any("dripped, cut after" in line for line in lines))
+        assert wait_until(lambda: any("dripped, cut after" in line for line in lines))
 
 
 def test_stopping_the_sandbox_ends_a_drip():
@@ -247,7 +237,7 @@ def test_stopping_the_sandbox_ends_a_drip():
                 while connection.recv(65536):  # the socket's 5 s timeout guards the wait
                     pass
 
-        assert _eventually(lambda: any("dripped, cut after" in line for line in lines))
+        assert wait_until(lambda: any("dripped, cut after" in line for line in lines))
 
 
 def test_requests_with_a_read_timeout_reads_a_drip_to_its_end(
@@ -287,7 +277,9 @@ def test_applied_says_whether_a_put_without_an_answer_is_stored(
     sandbox_control.fault(endpoint="put", mode=mode, applied=applied, count=1, **paced)
 
     _faulted_put(sandbox_server, headers, read_timeout=1)
-    stored = _stored(sandbox_control)
+    # Applied: stored before the sandbox holds, resets or answers (`timeout`: the client may
+    # give up first on a busy machine). Not applied: not stored by the time the client is done.
+    stored = wait_until(lambda: _stored(sandbox_control)) if applied else _stored(sandbox_control)
     http.delete(sandbox_server.url + "/_sandbox/faults", timeout=5)  # lets go of a held PUT
 
     assert stored is applied
@@ -296,11 +288,12 @@ def test_applied_says_whether_a_put_without_an_answer_is_stored(
 
 def test_delay_applied_stores_the_change_before_the_wait(sandbox_control, sandbox_server, http):
     headers = m2m_headers(sandbox_server, http)
-    sandbox_control.fault(endpoint="put", mode="delay", delayMs=3000, applied=True, count=1)
+    sandbox_control.fault(endpoint="put", mode="delay", delayMs=10_000, applied=True, count=1)
 
     _faulted_put(sandbox_server, headers, read_timeout=0.5)  # gives up during the wait
 
-    assert _stored(sandbox_control)
+    assert wait_until(lambda: _stored(sandbox_control))
+    assert _last_call(http, sandbox_server) == ("put", None)  # still unanswered: in its wait
 
 
 def test_delay_not_applied_stores_the_change_only_after_the_wait(
@@ -313,7 +306,7 @@ def test_delay_not_applied_stores_the_change_only_after_the_wait(
     stored_during_the_wait = _stored(sandbox_control)
 
     assert not stored_during_the_wait
-    assert _eventually(lambda: _stored(sandbox_control))
+    assert wait_until(lambda: _stored(sandbox_control))
 
 
 def test_a_dripped_put_not_applied_still_answers_its_echo(sandbox_control, sandbox_server, http):

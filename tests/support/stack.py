@@ -21,8 +21,8 @@ import requests
 
 from local.issuer import DevIssuer
 from local.serving import free_ports
-from local.stack import RESOURCE_PREFIX, Ports
-from local.template import ROOT
+from local.stack import RESOURCE_PREFIX, Ports, template_parameters
+from local.template import ROOT, Template
 from tests.support import leaks
 from tests.support.sandbox_control import SandboxControl
 from tests.support.tables import LEAK_CHECKED_TABLES, StackTables
@@ -33,6 +33,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     behaves as one typed in a terminal: no "Entering directory" lines, no jobserver)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     return {**env, **extra}
+
+
+def longest_answer_seconds() -> float:
+    """The longest the local stack may take to answer a call to the API, with its answer or
+    an error: a wait for a free environment (up to the function's Timeout, local/functions.py),
+    the environment's cold start (up to 60 s there), the invocation (up to the Timeout). A bound
+    for a wait on an answer, not how long one takes."""
+    template = Template(parameters=template_parameters("http://127.0.0.1", "http://127.0.0.1"))
+    functions = {route.function for route in template.routes()}
+    timeouts = [template.resolve(template.function_properties(f)["Timeout"]) for f in functions]
+    return 60 + 2 * max(timeouts)
 
 
 # Every port the local stack binds, by the variable `Ports.from_env` reads it from.

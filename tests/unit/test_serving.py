@@ -4,7 +4,6 @@ requests, and the dev issuer's and demo page's use of it."""
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +84,7 @@ def test_a_connect_request_line_reaches_the_service_with_its_authority_as_path(e
 def test_a_malformed_request_line_is_refused_with_json(echo: Echo, request_line: bytes):
     answer = raw_exchange(echo.port, request_line + b"\r\nHost: x\r\n\r\n")
     _assert_json_refusal(answer, 400, "The request line is not valid.")
-    [line] = _log_lines(echo, 1)
+    [line] = _log_lines(echo)
     assert line.startswith("- - 400 ")
 
 
@@ -200,7 +199,7 @@ def test_a_service_that_raises_answers_500_and_serves_on(echo: Echo):
 
 def test_one_log_line_a_request_without_the_query(echo: Echo):
     raw_exchange(echo.port, request_bytes("FOO", "/path?secret=1"))
-    [line] = _log_lines(echo, 1)
+    [line] = _log_lines(echo)
     method, path, outcome, elapsed = line.split(" ")
     assert (method, path, outcome) == ("FOO", "/path", "200")
     assert elapsed.endswith("ms")
@@ -221,11 +220,12 @@ def test_stop_ends_idle_keep_alive_connections_and_stops_listening():
     assert listening.fileno() == -1
 
 
-def _log_lines(service: Echo, count: int) -> list[str]:
-    """The service's log lines once there are `count` (a line is written after its answer
-    is sent, so it may come just after the client has read it)."""
-    wait_until(lambda: len(service.lines) >= count)
-    time.sleep(0.05)  # room for a line too many, which the caller's unpacking would catch
+def _log_lines(service: Echo) -> list[str]:
+    """The service's log lines once it is done with every connection it took (a line is
+    written after its answer is sent, so it may come just after the client has read it)."""
+    server = service._server
+    assert server is not None
+    assert wait_until(lambda: not server._open)  # each connection's handler has returned
     return list(service.lines)
 
 
