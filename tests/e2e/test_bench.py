@@ -7,8 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from local.bench_results import OTHERS
 from local.template import ROOT
+from tests.support.built import BUILD_TEST_TIMEOUT
 from tests.support.stack import clean_env
 
 KEYS = {
@@ -32,6 +35,7 @@ KEYS = {
 FUNCTIONS = {"GetStateFunction", "UpdateStateFunction"}
 
 
+@pytest.mark.timeout(BUILD_TEST_TIMEOUT)
 def test_bench_reports_every_measure_and_its_counted_targets_hold():
     built = subprocess.run(
         ["make", "-s", "build"],

@@ -13,6 +13,11 @@ from typing import Any
 
 from local.template import ROOT, Template
 
+# What a test that needs `sam build` may take, its build included: pytest-timeout's 120 s
+# guard against a hang is too short for the first build of a fresh clone (Node tools, Pyodide,
+# the layer's wheels) on a busy 2-core machine. A guard, not a performance limit.
+BUILD_TEST_TIMEOUT = 1500
+
 # Any well-formed values do: the functions read their settings at import.
 PARAMETERS = {"JwtIssuer": "https://issuer.example/", "JwtAudience": "offer-state-gateway"}
 REFS = {

@@ -9,7 +9,9 @@ import pytest
 
 from local import build
 from local.template import ROOT
-from tests.support.built import run_import_script
+from tests.support.built import BUILD_TEST_TIMEOUT, run_import_script
+
+pytestmark = pytest.mark.timeout(BUILD_TEST_TIMEOUT)
 
 
 def test_function_artifacts_hold_only_their_own_code(built: Path):

@@ -12,7 +12,9 @@ import pytest
 
 from local import build
 from local.template import ROOT, Template
-from tests.support.built import PARAMETERS, run_import_script
+from tests.support.built import BUILD_TEST_TIMEOUT, PARAMETERS, run_import_script
+
+pytestmark = pytest.mark.timeout(BUILD_TEST_TIMEOUT)
 
 MAGIC_313 = (3571).to_bytes(2, "little") + b"\r\n"  # every CPython 3.13.x
 UNCHECKED_HASH, CHECKED_HASH = 0b01, 0b11  # PEP 552 flags

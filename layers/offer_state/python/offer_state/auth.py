@@ -370,7 +370,6 @@ class TokenProvider:
     ) -> str:
         """No usable token in the store: fetch one under the lease, or wait for its holder's,
         or, when waiting has used what it may, fetch one without it."""
-        deadline.begin()  # waiting for a token is waiting on AIR MILES: the budget counts
         waited_on: str | None = None
         since = self._clock()
         keep = self._settings.total_budget / 2  # for the fallback fetch and the call itself
@@ -388,6 +387,9 @@ class TokenProvider:
                 return self._fetch_and_publish(store, deadline, correlation_id)
             if item.lease_owner != waited_on:
                 waited_on, since = item.lease_owner, self._clock()
+            # Waiting for another environment's token is waiting on AIR MILES: from here the
+            # budget counts (not before: the lease's holder fetches under its own budget).
+            deadline.begin()
             left = deadline.remaining() - keep
             if left <= 0:
                 break
