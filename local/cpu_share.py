@@ -8,9 +8,10 @@ Here a process gets such a share from a cgroup of its own with a CPU quota over 
 
 - `LOCAL_CPU_SHARE` (`make run`, `make load`): each function environment in a group of its own
   at a fraction of a core (`0.15`), or at its function's share by the rule above (`lambda`);
-- `python -m local.cpu_share run --share 0.5 -- <command>`: the command, and every process it
-  starts, in one group at that share;
-  `python -m local.cpu_share check --share 0.5` says, in one line, whether it can.
+- `python -m local.cpu_share run --share 0.5 -- <command>`: puts itself in a group at that share
+  and execs the command, so the command and every process it starts run in it (`make
+  test-slow` runs each test worker so); `check --share 0.5` says in one line whether it can,
+  `sweep` removes the groups `run` leaves.
 
 It needs root (or a delegated cgroup) and v2's `cpu` or v1's `cpu` controller writable. Where
 the machine does not allow it, the caller prints one line saying why and runs uncapped: a
@@ -21,8 +22,9 @@ this process may run on: a quota above them never binds, so figures measured und
 claim a share they did not get; such a value is refused, not run uncapped.
 
 Groups are named `offer-state-<pid of their creator>-<n>`, at the hierarchy's root, and removed
-when their process ends; one left behind by a creator killed outright is removed by the next
-process that opens the hierarchy (once it is empty and its creator gone).
+when their process ends. The group of a creator that ended without removing it (`run`'s, whose
+creator became the command; one killed outright) is removed by the next process that opens the
+hierarchy, or by `python -m local.cpu_share sweep`, once it is empty and its creator gone.
 """
 
 from __future__ import annotations
@@ -32,13 +34,12 @@ import errno
 import itertools
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 LAMBDA_MB_PER_VCPU = 1769
 LAMBDA = "lambda"  # LOCAL_CPU_SHARE's value for Lambda's rule
@@ -223,14 +224,23 @@ class Hierarchy:
             raise
         return group
 
-    def sweep(self) -> None:
-        """Removes the groups of creators that ended without removing them (killed outright):
-        once empty, and only if their creator is gone."""
-        for path in self.root.glob(f"{GROUP_PREFIX}*"):
-            match = _GROUP_NAME.fullmatch(path.name)
-            if match and not _alive(int(match[1])):
-                with contextlib.suppress(OSError):  # not empty yet: a later sweep
-                    path.rmdir()
+    def sweep(self, wait: float = 0) -> None:
+        """Removes the groups of creators that ended without removing them: once empty (waiting
+        up to `wait` seconds for their last processes to end), and only if their creator is
+        gone."""
+        deadline = time.monotonic() + wait
+        while True:
+            busy = False
+            for path in self.root.glob(f"{GROUP_PREFIX}*"):
+                match = _GROUP_NAME.fullmatch(path.name)
+                if match and not _alive(int(match[1])):
+                    try:
+                        path.rmdir()
+                    except OSError:  # not empty yet
+                        busy = True
+            if not busy or time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
 
 
 def find_hierarchy(mounts: str | None = None) -> Hierarchy:
@@ -316,27 +326,23 @@ def function_limits(
     return {function: CpuLimit(hierarchy, share) for function, share in shares.items()}
 
 
-def _run(share: float, command: list[str], quiet: bool) -> int:
-    """The command in a group of its own at `share` (its children inherit the group), its exit
-    status, and the group removed after it. Where it cannot cap: one line (unless `quiet`),
-    then the command uncapped, in this process's place."""
+def _run(share: float, command: list[str], quiet: bool) -> NoReturn:
+    """Puts this process in a group of its own at `share` and becomes the command (exec), so
+    the command and all it starts run in the group; where it cannot cap, one line (unless
+    `quiet`) and the command uncapped.
+
+    Exec rather than wait for the command: whoever started us then signals, waits for and
+    kills the command itself. Run as each pytest-xdist worker's Python (`make test-slow`),
+    a waiting wrapper was what execnet's exit SIGKILLed after its 1 s grace, leaving the
+    worker to finish alone in a group nobody removed. The group outlives us, empty once the
+    command and what it started end; `sweep` (and any later opener) removes it."""
     try:
-        limit = CpuLimit(usable(), share)
-    except CannotCap as exc:
+        group = usable().create(share)
+        _write(group.path / "cgroup.procs", "0")  # 0: this process
+    except (CannotCap, OSError) as exc:
         if not quiet:
             print(f"cannot cap CPU here ({exc}); running uncapped", file=sys.stderr, flush=True)
-        os.execvp(command[0], command)  # noqa: S606 - the command as the caller gave it
-    # We wait for the command, rather than exec it, so that someone removes its group after it.
-    with limit.group() as group:
-        with group.joining() as join:
-            child = subprocess.Popen(command, preexec_fn=join)  # safe here: see joining()
-        # A terminal's Ctrl-C reaches the command's process group, the command included: it
-        # decides what to do; a SIGTERM or SIGHUP sent to us alone is passed on.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for passed_on in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(passed_on, lambda number, _frame: child.send_signal(number))
-        status = child.wait()
-    return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell
+    os.execvp(command[0], command)  # noqa: S606 - the command as the caller gave it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,10 +358,18 @@ def main(argv: list[str] | None = None) -> int:
         description="Run a command at a share of one CPU core (cgroup v2 cpu.max or v1 cpu).",
         epilog="run: python -m local.cpu_share run --share 0.5 -- <command>",
     )
-    parser.add_argument("action", choices=("run", "check"))
-    parser.add_argument("--share", required=True, help="a share of one core, such as 0.5")
+    parser.add_argument("action", choices=("run", "check", "sweep"))
+    parser.add_argument("--share", help="run, check: a share of one core, such as 0.5")
     parser.add_argument("--quiet", action="store_true", help="run: no line when it cannot cap")
     options = parser.parse_args(args)
+    if options.action == "sweep":
+        # The groups of ended creators, once their last processes end (10 s at most); nothing
+        # to sweep where no group can be made.
+        with contextlib.suppress(CannotCap, OSError):
+            find_hierarchy().sweep(wait=10)
+        return 0
+    if options.share is None:
+        parser.error(f"{options.action}: --share is required")
     try:
         share = parse_share(options.share, machine_cores())
     except ValueError as exc:
