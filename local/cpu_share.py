@@ -8,6 +8,7 @@ Here a process gets such a share from a cgroup of its own with a CPU quota over 
 
 - `LOCAL_CPU_SHARE` (`make run`, `make load`): each function environment in a group of its own
   at a fraction of a core (`0.15`), or at its function's share by the rule above (`lambda`);
+- `make bench`: its `lambda_cpu` figures, measured at the shares of 256 to 1,769 MB;
 - `python -m local.cpu_share run --share 0.5 -- <command>`: puts itself in a group at that share
   and execs the command, so the command and every process it starts run in it (`make
   test-slow` runs each test worker so); `check --share 0.5` says in one line whether it can,

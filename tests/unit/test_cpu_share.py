@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from local import cpu_share
+from local.bench_cpu import billed_ms, gb_seconds_per_million
 from local.cpu_share import (
     CannotCap,
     Hierarchy,
@@ -90,6 +91,22 @@ def test_lambda_for_a_memory_size_beyond_the_machines_cores_names_the_function()
     assert setting is not None
     with pytest.raises(SystemExit, match=r"Big's MemorySize 10240 MB gives 5\.789 of a core"):
         setting.share_for("Big", 10240)
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "duration_ms", "billed", "gb_seconds"),
+    [
+        (256, 12.0, 12, 3000.0),  # 0.25 GB x 0.012 s x 1e6
+        (256, 12.01, 13, 3250.0),  # billed per ms, rounded up
+        (1024, 0.2, 1, 1000.0),
+        (1769, 7.5, 8, 1769 / 1024 * 8000),
+    ],
+)
+def test_gb_seconds_per_million_bill_the_duration_rounded_up_to_the_ms(
+    memory_mb, duration_ms, billed, gb_seconds
+):
+    assert billed_ms(duration_ms) == billed
+    assert gb_seconds_per_million(memory_mb, duration_ms) == pytest.approx(gb_seconds)
 
 
 def test_the_hierarchy_is_v2_where_its_root_offers_cpu_else_v1s_cpu(tmp_path):
