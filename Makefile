@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser test unit lint fmt sandbox run token invoke build faults bench load tokens audit openapi
+.PHONY: help venv browser test test-slow unit lint fmt sandbox run token invoke build faults bench load tokens audit openapi
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -67,6 +67,20 @@ UNIT_TESTS := tests/unit tests/sandbox tests/integration tests/functions
 
 unit: $(STAMP) ## the edit loop (a minute or two): unit, sandbox, client and handler tests, no lint
 	$(BIN)/pytest -n 2 --dist loadfile $(UNIT_TESTS) $(PYTEST_ARGS)
+
+# The timing-sensitive folders on a slow CPU. `-n 2` spelled out as two execnet workers whose
+# Python is local.cpu_share's `run`, which joins a cgroup of its own and execs the worker: each
+# worker (and what it starts) at SLOW_SHARE of a core, not half a core between them. `check`
+# says in one line whether it can (where it cannot, `run` execs uncapped without a line each);
+# `sweep` then removes the workers' groups, whatever the tests' outcome.
+SLOW_TESTS := tests/functions tests/reliability
+SLOW_SHARE := 0.5
+CAPPED_PY := $(PY) -m local.cpu_share run --quiet --share $(SLOW_SHARE) -- $(PY)
+
+test-slow: $(STAMP) ## tests/functions and tests/reliability, each test process at half a core (where cgroups allow)
+	@$(PY) -m local.cpu_share check --share $(SLOW_SHARE)
+	$(BIN)/pytest --tx '2*popen//python=$(CAPPED_PY)' --dist loadfile $(SLOW_TESTS) $(PYTEST_ARGS); \
+	status=$$?; $(PY) -m local.cpu_share sweep; exit $$status
 
 audit: $(STAMP) ## audit records: COLLECTOR=80000000110 or CORRELATION=<uuid>; STACK=<name> for a deployed stack; JSON=1; LEGACY_PEPPER_FILE=<file>
 	@PYTHONPATH=layers/offer_state/python $(PY) -m local.audit_reader $(if $(COLLECTOR),--collector "$(COLLECTOR)") $(if $(CORRELATION),--correlation "$(CORRELATION)") $(if $(STACK),--stack "$(STACK)") $(if $(JSON),--json) $(if $(LEGACY_PEPPER_FILE),--legacy-pepper-file "$(LEGACY_PEPPER_FILE)")

@@ -12,6 +12,8 @@ twin with its bytecode removed: what Lambda paid before the build shipped any.
 
 AIR MILES is the sandbox and AWS is moto in server mode, both on loopback. Results: a table on
 stdout, `bench-results.json` (where `make load`'s figures, under `load`, stay as they were).
+Then the same children at the CPU Lambda gives 256 to 1,769 MB (`local.bench_cpu`:
+`lambda_cpu`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local import build
+from local import bench_cpu, build
 from local.bench_results import write_bench
 from local.events import sample_event
 from local.functions import FunctionSpec
@@ -151,11 +153,16 @@ def _writable(folder: Path) -> None:
 
 
 def _child(
-    request: dict[str, Any], environment: dict[str, str], *, importtime: bool = False
+    request: dict[str, Any],
+    environment: dict[str, str],
+    *,
+    importtime: bool = False,
+    preexec: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
     """One measurement in a fresh interpreter that writes no bytecode (`-B`), sees no user
     site-packages or environment paths (`-I -S`); with `importtime`, `-X importtime`'s report
-    on stderr comes back as `importtime`."""
+    on stderr comes back as `importtime`; `preexec`: run in the child before it starts (a
+    CPU group to join)."""
     with tempfile.TemporaryDirectory() as folder:
         job, result = Path(folder) / "job.json", Path(folder) / "result.json"
         job.write_text(json.dumps(request))
@@ -168,6 +175,7 @@ def _child(
             text=True,
             timeout=600,
             check=False,
+            preexec_fn=preexec,
         )
         if done.returncode != 0:
             raise RuntimeError(f"{request['mode']} failed:\n{done.stderr[-3000:]}")
@@ -232,6 +240,7 @@ def _measure(
         ("xray", None, {"mode": "xray_import", "sys_path": runtime_path}, base_env),
     ]
     warm_jobs = []
+    cpu_jobs = []
     for function, plan in FUNCTIONS.items():
         spec = FunctionSpec.from_template(template, function, moto_url)
         environment = {**base_env, **spec.environment}
@@ -263,6 +272,13 @@ def _measure(
             ("baseline_floor_io_ms", function, {"mode": "floor_io", **floor}, environment),
         ]
         warm_jobs.append((function, plan, sys_path, context, environment))
+        # At Lambda's CPU: the first request's route, cold and warm.
+        route = next(route for route, name in plan["warm"].items() if name == plan["first"])
+        cpu_jobs.append(
+            bench_cpu.FunctionJob(
+                function, sys_path, environment, spec.timeout, route, sample_event(plan["first"])
+            )
+        )
 
     # Rounds, each running every measurement once, so that the machine's drift (2 shared
     # cores) falls on all of them alike; the first round only warms the bytecode caches.
@@ -326,7 +342,15 @@ def _measure(
     for function, _plan, sys_path, _context, environment in warm_jobs:
         measured = _child({"mode": "cold_init", "sys_path": sys_path}, environment, importtime=True)
         reference[f"imports {function}"] = expensive_imports(measured["importtime"])
-    return _rounded(results), reference
+    results = _rounded(results)
+    results["lambda_cpu"] = bench_cpu.measure(
+        cpu_jobs,
+        sandbox_url,
+        refs["AuditTable"],
+        lambda request, environment, join: _child(request, environment, preexec=join),
+        _progress,
+    )
+    return results, reference
 
 
 def _function_path(twin: Path, function: str) -> list[str]:
@@ -486,6 +510,8 @@ def main() -> int:
         f" with validation takes {framework_ms:.0f} ms of each cold start; in Lambda, where"
         f" tracing is on, the X-Ray SDK adds {xray_ms:.0f} ms to the first request"
     )
+    print()
+    print(bench_cpu.table(results["lambda_cpu"]))
     took = time.monotonic() - started
     print(f"{met} of {len(checked)} targets met; bench-results.json written ({took:.0f} s)")
     return 0

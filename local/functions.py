@@ -18,6 +18,9 @@ A worker's stdout and stderr (the function's logs) are read from pipes and writt
 whole line at a time (`local.console`), so lines from concurrent environments never merge.
 Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the stack ends
 them by closing their stdin, all at once (`close_pools`).
+
+With a CPU limit (`LOCAL_CPU_SHARE`, `local.cpu_share`), each environment runs in a cgroup of
+its own at its share of a core, from its first instruction; the group goes when it ends.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from local.console import LineWriter, forward_lines, stderr_line, stdout_line
+from local.cpu_share import CpuGroup, CpuLimit
 from local.lambda_runtime import read_message, write_message
 from local.template import ROOT, Template
 
@@ -134,26 +138,37 @@ class _Environment:
     """One worker process: one function environment."""
 
     def __init__(
-        self, spec: FunctionSpec, extra_env: Mapping[str, str], stdout: LineWriter
+        self,
+        spec: FunctionSpec,
+        extra_env: Mapping[str, str],
+        stdout: LineWriter,
+        cpu: CpuLimit | None = None,
     ) -> None:
         self.spec = spec
+        self._group: CpuGroup | None = cpu.new_group() if cpu else None
         read_fd, write_fd = os.pipe()
         try:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(RUNTIME_SCRIPT),
-                    str(spec.task_root),
-                    str(LAYER_PYTHON),
-                    spec.handler,
-                    str(write_fd),
-                ],
-                env={**spec.environment, **extra_env},
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
-            )
+            with contextlib.ExitStack() as joining:
+                join = joining.enter_context(self._group.joining()) if self._group else None
+                self.process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(RUNTIME_SCRIPT),
+                        str(spec.task_root),
+                        str(LAYER_PYTHON),
+                        spec.handler,
+                        str(write_fd),
+                    ],
+                    env={**spec.environment, **extra_env},
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    pass_fds=(write_fd,),
+                    preexec_fn=join,  # safe with the stack's threads: see CpuGroup.joining
+                )
+        except BaseException:
+            self.leave_group()
+            raise
         finally:
             os.close(write_fd)
         assert self.process.stdout is not None
@@ -215,6 +230,13 @@ class _Environment:
         for forwarder in self._forwarders:
             forwarder.join(timeout=2)
         self._replies.close()
+        self.leave_group()
+
+    def leave_group(self) -> None:
+        """Removes its CPU group, if any, once the process has ended."""
+        if self._group is not None:
+            self._group.remove()
+            self._group = None
 
     def stop(self) -> None:
         self.end_input()
@@ -236,10 +258,13 @@ class FunctionPool:
         wait: float | None = None,
         extra_env: Mapping[str, str] | None = None,
         stdout: LineWriter = stdout_line,
+        cpu: CpuLimit | None = None,
     ) -> None:
         """`stdout`: where the lines the function prints go (default: our stdout; what it
-        writes to stderr goes to our stderr)."""
+        writes to stderr goes to our stderr); `cpu`: each environment's share of a core
+        (default: uncapped)."""
         self.spec = spec
+        self._cpu = cpu
         self.max_environments = max_environments
         self.wait = spec.timeout if wait is None else wait
         self._stdout = stdout
@@ -332,7 +357,7 @@ class FunctionPool:
     def _start(self) -> _Environment:
         """A new environment in the slot the caller reserved (given back if it fails)."""
         try:
-            environment = _Environment(self.spec, self._extra_env, self._stdout)
+            environment = _Environment(self.spec, self._extra_env, self._stdout, self._cpu)
         except BaseException:
             with self._lock:
                 self._slots -= 1
@@ -358,7 +383,9 @@ class FunctionPool:
             self._forget(environment)
 
     def _forget(self, environment: _Environment) -> None:
-        """An environment that ended gives its slot back (the lock is held)."""
+        """An environment that ended gives its slot back (the lock is held), and its CPU
+        group (an idle one found dead was never waited for)."""
+        environment.leave_group()
         if environment in self._all:
             self._all.remove(environment)
             self._slots -= 1

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local.console import LineWriter, stderr_line, stdout_line
+from local.cpu_share import function_limits
 from local.demo_server import DemoServer
 from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools
 from local.gateway import JwtAuthorizer, LocalGateway
@@ -191,14 +192,19 @@ class LocalStack:
         # The functions the gateway invokes: those that serve a route (the reconciler runs on a
         # schedule in AWS; `make invoke` runs it here).
         served = sorted({route.function for route in self.template.routes()})
+        specs = {
+            name: FunctionSpec.from_template(self.template, name, self.moto_url) for name in served
+        }
+        cpu = function_limits({name: spec.memory for name, spec in specs.items()}, self.log)
         self.pools = pools = {
             name: FunctionPool(
-                FunctionSpec.from_template(self.template, name, self.moto_url),
+                spec,
                 max_environments=limits.max_environments,
                 wait=limits.wait,
                 stdout=self.function_output,
+                cpu=cpu.get(name),
             )
-            for name in served
+            for name, spec in specs.items()
         }
         self._stoppers.append(lambda: close_pools(pools.values()))
         warming = [threading.Thread(target=pool.warm) for pool in pools.values()]
