@@ -8,7 +8,6 @@ connections and never answers, so botocore's own timeouts and retries are what i
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import uuid
@@ -20,7 +19,7 @@ import pytest
 
 from tests.support import leaks
 from tests.support.functions import SAVE, Function, assert_error, event, offer_event
-from tests.support.inprocess import Deployed
+from tests.support.inprocess import FAST_UPSTREAM, Deployed
 from tests.support.sandbox_control import SandboxControl
 
 # What Lambda leaves the invocation in these tests: less than the functions' Timeouts, and
@@ -162,7 +161,7 @@ def test_slow_work_before_air_miles_leaves_the_upstream_budget_whole(
     the secret for the token it fetches under the lease): only the Timeout bounds that time,
     not the upstream budget (3 s in these tests), which starts with the first exchange. Stood
     in for here by an AWS call that takes longer than the budget."""
-    budget = float(get_state_budget())
+    budget = float(FAST_UPSTREAM["AIRMILES_TOTAL_BUDGET"])
     boto3.DEFAULT_SESSION.events.register_first(  # type: ignore[union-attr]
         f"before-send.{slow}", lambda **_: time.sleep(budget + 0.5)
     )
@@ -170,7 +169,3 @@ def test_slow_work_before_air_miles_leaves_the_upstream_budget_whole(
     assert answer[0] == 200, answer
     assert sandbox_control.calls()["count"] == 1
     assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
-
-
-def get_state_budget() -> str:
-    return os.environ["AIRMILES_TOTAL_BUDGET"]

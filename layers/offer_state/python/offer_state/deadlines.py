@@ -85,10 +85,10 @@ class UpstreamDeadline(Deadline):
 class InvocationDeadline:
     """One invocation's deadlines (the module docstring): `upstream`, then `final`."""
 
-    def __init__(self, upstream: Deadline, final: Deadline, started: float | None = None) -> None:
+    def __init__(self, upstream: Deadline, final: Deadline) -> None:
         self.upstream = upstream
         self.final = final
-        self.started = upstream.clock() if started is None else started
+        self.started = upstream.clock()
         self._finishing = False
 
     @classmethod
@@ -107,7 +107,6 @@ class InvocationDeadline:
         return cls(
             UpstreamDeadline(end - reserve, clock, budget=budget),
             Deadline(end - ANSWER_SECONDS, clock),
-            started=now,
         )
 
     def timings(self) -> dict[str, int]:
