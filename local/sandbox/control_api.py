@@ -76,3 +76,9 @@ def add_fault(state: SandboxState, request: Request) -> Reply:
 def clear_faults(state: SandboxState, request: Request) -> Reply:
     state.faults.clear()
     return json_reply(200, {"status": "cleared"})
+
+
+def revoke_tokens(state: SandboxState, request: Request) -> Reply:
+    """Every token issued before answers 401 from now on, as after a signing-key rotation."""
+    state.tokens.rotate_key()
+    return json_reply(200, {"status": "revoked"})

@@ -70,6 +70,7 @@ ROUTES = {
     "/_sandbox/member-token": Route({"POST": control_api.member_token}),
     "/_sandbox/config": Route({"GET": control_api.get_config, "POST": control_api.set_config}),
     "/_sandbox/reset": Route({"POST": control_api.reset}),
+    "/_sandbox/tokens/revoke": Route({"POST": control_api.revoke_tokens}),
     "/_sandbox/calls": Route({"GET": control_api.calls}),
     "/_sandbox/requests": Route({"GET": control_api.requests}),
     "/_sandbox/faults": Route(

@@ -33,25 +33,40 @@ class TokenAuthority:
     """Issues and verifies this sandbox's tokens; the key lives as long as the instance."""
 
     def __init__(self) -> None:
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.public_key = self.private_key.public_key()
-        public_jwk = RSAAlgorithm.to_jwk(self.public_key, as_dict=True)
-        self.kid = _thumbprint(public_jwk)
-        self._jwk = {**public_jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
+        self.rotate_key()
         # Known once the server has its port; tokens carry it as `iss`.
         self.issuer = ""
 
+    def rotate_key(self) -> None:
+        """A new signing key: every token signed before no longer verifies (a revocation)."""
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+        kid = _thumbprint(public_jwk)
+        jwk = {**public_jwk, "kid": kid, "use": "sig", "alg": ALGORITHM}
+        # One assignment: a token is signed and verified with one key pair, never half of two.
+        self._keys = (private_key, private_key.public_key(), kid, jwk)
+
+    @property
+    def private_key(self) -> Any:
+        return self._keys[0]
+
+    @property
+    def public_key(self) -> Any:
+        return self._keys[1]
+
+    @property
+    def kid(self) -> str:
+        return self._keys[2]
+
     def jwks(self) -> dict[str, Any]:
         """The public key as a JWKS document."""
-        return {"keys": [dict(self._jwk)]}
+        return {"keys": [dict(self._keys[3])]}
 
     def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
         """Signs any claims with the sandbox key (tests use it to craft odd tokens)."""
+        private_key, _, kid, _ = self._keys
         return jwt.encode(
-            claims,
-            self.private_key,
-            algorithm=ALGORITHM,
-            headers={"kid": self.kid, **(headers or {})},
+            claims, private_key, algorithm=ALGORITHM, headers={"kid": kid, **(headers or {})}
         )
 
     def issue_m2m(self, client_id: str, ttl: int) -> str:

@@ -179,6 +179,35 @@ def test_reset_restores_seed_and_defaults_and_keeps_the_signing_key(
     assert call(http, sandbox_server, "count", headers).json() == {"count": 4}
 
 
+def test_revoking_refuses_every_token_issued_before_and_none_issued_after(
+    sandbox_server, http, sandbox_control
+):
+    machine = m2m_headers(sandbox_server, http)
+    member = {"Authorization": f"Bearer {sandbox_control.member_token(MAIN)}"}
+    old_kid = jwt.get_unverified_header(machine["Authorization"].split()[1])["kid"]
+    assert call(http, sandbox_server, "count", machine).status_code == 200
+
+    answer = http.post(sandbox_server.url + "/_sandbox/tokens/revoke", timeout=5)
+
+    assert answer.json() == {"status": "revoked"}
+    # Every token issued before, machine or member, answers 401 from now on ...
+    for headers in (machine, member):
+        refused = call(http, sandbox_server, "count", headers)
+        assert refused.status_code == 401
+    assert call(http, sandbox_server, "count", machine).status_code == 401  # and stays refused
+    # ... as after a signing-key rotation: a token issued now verifies against the new key.
+    fresh = m2m_headers(sandbox_server, http)
+    assert call(http, sandbox_server, "count", fresh).json() == {"count": 4}
+    token = fresh["Authorization"].split()[1]
+    claims = verify_with_jwks(http, sandbox_server, token, "https://offer-state.sandbox")
+    assert claims["azp"] == "sandbox-client"
+    assert jwt.get_unverified_header(token)["kid"] != old_kid
+    # A reset keeps the new key: revoked tokens stay refused.
+    sandbox_control.reset()
+    assert call(http, sandbox_server, "count", machine).status_code == 401
+    assert call(http, sandbox_server, "count", fresh).status_code == 200
+
+
 def test_calls_count_every_call_rejected_and_faulted_ones_too(
     sandbox_server, http, sandbox_control
 ):

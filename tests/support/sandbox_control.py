@@ -20,6 +20,10 @@ class SandboxControl:
     def reset(self) -> None:
         self._json("POST", "/reset")
 
+    def revoke_tokens(self) -> None:
+        """Every token issued so far is refused (401) from now on."""
+        self._json("POST", "/tokens/revoke")
+
     def calls(self) -> dict[str, int]:
         return self._json("GET", "/calls")
 
