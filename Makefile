@@ -46,7 +46,7 @@ venv: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## create the virtualenvs and insta
 lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py functions/reconcile_pending/app.py local
+	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py functions/reconcile_pending/app.py functions/refresh_token/app.py local
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet

@@ -67,6 +67,7 @@ FUNCTIONS = {
     "GetStateFunction": "functions/get_state",
     "UpdateStateFunction": "functions/update_state",
     "ReconcilePendingFunction": "functions/reconcile_pending",
+    "TokenRefresherFunction": "functions/refresh_token",
 }
 
 # Hash-based bytecode: a timestamp pyc would be judged stale in Lambda (zipping and extracting

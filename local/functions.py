@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,15 @@ class FunctionSpec:
     environment: dict[str, str]
 
     @classmethod
-    def from_template(cls, template: Template, logical_id: str, aws_endpoint: str) -> FunctionSpec:
+    def from_template(
+        cls,
+        template: Template,
+        logical_id: str,
+        aws_endpoint: str,
+        lambda_endpoint: str | None = None,
+    ) -> FunctionSpec:
+        """`lambda_endpoint`: the local Lambda Invoke API (local/lambda_api.py) the function's
+        Lambda client calls, where one runs."""
         props = template.function_properties(logical_id)
         environment = {
             **template.function_environment(logical_id),
@@ -123,6 +131,7 @@ class FunctionSpec:
             "AWS_SAM_LOCAL": "true",
             # ... and where AWS is.
             "AWS_ENDPOINT_URL": aws_endpoint,
+            **({"AWS_ENDPOINT_URL_LAMBDA": lambda_endpoint} if lambda_endpoint else {}),
         }
         return cls(
             logical_id=logical_id,
@@ -400,3 +409,17 @@ def close_pools(pools: Iterable[FunctionPool]) -> None:
         environment.end_input()
     for environment in environments:
         environment.wait()
+
+
+def invoker(pool: FunctionPool) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """`pool`'s invocations as the local Lambda Invoke API runs them: a reply, and the failure
+    of the environment itself as an error reply (never raised: a scheduled run's thread)."""
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return pool.invoke(event)
+        except Exception as failure:  # noqa: BLE001 - an environment that timed out, crashed
+            # or could not be had, or a pipe that broke while the stack stops
+            return {"errorType": type(failure).__name__, "errorMessage": str(failure)}
+
+    return invoke

@@ -3,7 +3,9 @@ event, the way `sam local invoke` runs it.
 
 The function gets the same environment as under the local gateway. If the local stack runs
 (`make run`), its sandbox and AWS emulation are used; otherwise a sandbox and moto are
-started for this one call, on free ports, and stopped after it. The handler's answer is
+started for this one call, on free ports, and stopped after it. The token refresher answers
+the function's Lambda Invoke for this call (`make invoke FUNCTION=TokenRefresherFunction
+EVENT=events/scheduled_token_refresh.json` runs the refresher itself once). The handler's answer is
 printed on stdout as JSON, its logs go to stderr; the exit code is 1 when it raised.
 """
 
@@ -16,11 +18,19 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from local.console import stderr_line
-from local.functions import FunctionCrashed, FunctionPool, FunctionSpec, FunctionTimeout
+from local.functions import (
+    FunctionCrashed,
+    FunctionPool,
+    FunctionSpec,
+    FunctionTimeout,
+    invoker,
+)
 from local.issuer import issuer_url
+from local.lambda_api import LambdaApi
 from local.sandbox import Sandbox
 from local.serving import loopback_session
 from local.stack import (
+    REFRESHER,
     REGION,
     Ports,
     deploy_local,
@@ -72,8 +82,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"started a sandbox ({sandbox_url}) and moto ({moto_url}) for this call",
                 file=sys.stderr,
             )
+        # The token refresher, which the function may ask for a token (a Lambda Invoke).
+        refresher = FunctionPool(
+            FunctionSpec.from_template(template, REFRESHER, moto_url), stdout=stderr_line
+        )
+        cleanup.callback(refresher.close)
+        name = template.resolve(template.function_properties(REFRESHER)["FunctionName"])
+        lambda_api = cleanup.enter_context(LambdaApi({name: invoker(refresher)}))
         pool = FunctionPool(
-            FunctionSpec.from_template(template, args.function, moto_url),
+            FunctionSpec.from_template(template, args.function, moto_url, lambda_api.url),
             max_environments=1,
             stdout=stderr_line,  # the function's logs; stdout is for its answer
         )

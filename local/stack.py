@@ -1,6 +1,7 @@
 """The whole product on 127.0.0.1 (`make run`): the AIR MILES sandbox, moto (Secrets Manager,
-DynamoDB and KMS) with the template's resources, the dev identity issuer, and the local gateway
-in front of the two functions. One process tree; SIGINT or SIGTERM stops all of it.
+DynamoDB and KMS) with the template's resources, the dev identity issuer, the token refresher
+(on its schedule, and behind a local Lambda Invoke API for the functions' asks), and the local
+gateway in front of the two functions. One process tree; SIGINT or SIGTERM stops all of it.
 
 Ports (docs/local-stack.md, "Ports"): GATEWAY_PORT 3000, SANDBOX_PORT 3001, MOTO_PORT 3002,
 ISSUER_PORT 3004 (the issuer is ours; 3003 is the demo page's).
@@ -23,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from local.console import LineWriter, stderr_line, stdout_line
 from local.cpu_share import function_limits
 from local.demo_server import DemoServer
-from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools
+from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools, invoker
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import (
     DEFAULT_AUDIENCE,
@@ -32,6 +33,7 @@ from local.issuer import (
     IssuerServer,
     issuer_url,
 )
+from local.lambda_api import LambdaApi, run_on_schedule, schedule_seconds
 from local.resources import key_alias, provision, resource_name
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from local.sandbox.seed import CATALOGUE
@@ -40,6 +42,27 @@ from local.template import ROOT, Template, resource_ids
 
 RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
 REGION = "us-east-1"
+REFRESHER = "TokenRefresherFunction"
+SCHEDULED_REFRESH = json.loads((ROOT / "events" / "scheduled_token_refresh.json").read_text())
+
+
+def refresh_period(template: Template) -> float:
+    """Seconds between the refresher's scheduled runs: its schedule's, or
+    `LOCAL_TOKEN_REFRESH_SECONDS` (a short token lifetime wants a short period)."""
+    override = os.environ.get("LOCAL_TOKEN_REFRESH_SECONDS", "").strip()
+    if override:
+        try:
+            seconds = float(override)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0:
+            raise SystemExit(
+                f"LOCAL_TOKEN_REFRESH_SECONDS is seconds, more than 0; not {override!r}"
+            )
+        return seconds
+    events = template.function_properties(REFRESHER)["Events"].values()
+    [schedule] = [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"]
+    return schedule_seconds(schedule)
 
 
 @dataclass(frozen=True)
@@ -189,11 +212,35 @@ class LocalStack:
         self.template = deploy_local(parameters, self.moto_url)
 
         limits = PoolLimits.from_env()
-        # The functions the gateway invokes: those that serve a route (the reconciler runs on a
-        # schedule in AWS; `make invoke` runs it here).
+        # The token refresher, behind a local Lambda Invoke API that the functions' Lambda
+        # clients call (AWS_ENDPOINT_URL_LAMBDA), and on its schedule; the reconciler runs on a
+        # schedule in AWS, and through `make invoke` here.
+        refresher = FunctionPool(
+            FunctionSpec.from_template(self.template, REFRESHER, self.moto_url),
+            max_environments=limits.max_environments,
+            wait=limits.wait,
+            stdout=self.function_output,
+        )
+        self._stoppers.append(refresher.close)
+        name = self.template.resolve(self.template.function_properties(REFRESHER)["FunctionName"])
+        self.lambda_api = LambdaApi({name: invoker(refresher)}).start()
+        self._stoppers.append(self.lambda_api.stop)
+        # Its first run before the gateway opens, as the functions' first environments start:
+        # the first requests find a token, as they would on a stack deployed a while ago.
+        invoker(refresher)(SCHEDULED_REFRESH)
+        stop_schedule = threading.Event()
+        self._stoppers.append(stop_schedule.set)
+        run_on_schedule(
+            invoker(refresher), SCHEDULED_REFRESH, refresh_period(self.template), stop_schedule
+        )
+
+        # The functions the gateway invokes: those that serve a route.
         served = sorted({route.function for route in self.template.routes()})
         specs = {
-            name: FunctionSpec.from_template(self.template, name, self.moto_url) for name in served
+            name: FunctionSpec.from_template(
+                self.template, name, self.moto_url, self.lambda_api.url
+            )
+            for name in served
         }
         cpu = function_limits({name: spec.memory for name, spec in specs.items()}, self.log)
         self.pools = pools = {
@@ -251,6 +298,7 @@ class LocalStack:
                 f"  AIR MILES sandbox  {self.sandbox_url}",
                 f"  AWS (moto)         {self.moto_url}",
                 f"  dev issuer         {self.issuer.issuer}",
+                f"  Lambda Invoke API  {self.lambda_api.url} (the token refresher)",
                 f"  partner demo page  http://127.0.0.1:{self.ports.demo}",
                 f"Offer State Gateway ready on {url} (Ctrl-C stops everything)",
                 "",

@@ -1,8 +1,9 @@
 """The code side of least privilege: every AWS call each function makes, over every path
-(reads, writes, replays, conflicts, failures, the shared token taken up, invalidated and
-renewed), is exactly the set its IAM policy (and the token key's policy) grants; each audit
-record's update stays inside the attributes its policy's condition allows; and each call on
-the shared token names its one item and its encryption context, as their conditions require."""
+(reads, writes, replays, conflicts, failures, the token read, refused, asked for and fetched
+as a fallback; the refresher's runs), is exactly the set its IAM policy (and the token key's
+policy) grants; each audit record's update stays inside the attributes its policy's condition
+allows; and each call on the token names its one item and its encryption context, as their
+conditions require."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+import pytest
 
+from offer_state.errors import UpstreamError
 from offer_state.token_store import ITEM_KEY
 from tests.support.aws_faults import stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
-from tests.support.inprocess import Deployed
+from tests.support.inprocess import Deployed, InProcessRefresher
 from tests.support.pending import begin_change, writer_at
 from tests.support.permissions import as_arns, permissions
 from tests.support.sandbox_control import SandboxControl
@@ -28,7 +31,11 @@ def _as_arns(used: list[tuple[str, dict[str, Any]]], deployed: Deployed) -> set[
 
 
 def test_get_state_uses_exactly_its_permissions(
-    aws_calls, get_state: Function, deployed: Deployed, sandbox_control: SandboxControl
+    refresher: InProcessRefresher,
+    aws_calls,
+    get_state: Function,
+    deployed: Deployed,
+    sandbox_control: SandboxControl,
 ):
     offers = sandbox_control.untouched_offers(2)
     get_state.call(event("GET", "/health"))
@@ -42,13 +49,14 @@ def test_get_state_uses_exactly_its_permissions(
     # A retried PutItem that the first attempt had stored: the item is read back.
     stored_by_an_earlier_attempt(get_state.module.service.dynamodb, deployed.refs["AuditTable"])
     get_state.call(event("GET", "/v1/offers/states/count"))
-    _another_environment_refused_the_shared_token(deployed, "GetStateFunction", sandbox_control)
+    _the_token_refused_while_the_refresher_is_down(refresher, get_state, sandbox_control)
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "GetStateFunction")
     _assert_token_calls_within_their_conditions(aws_calls, deployed)
 
 
 def test_update_state_uses_exactly_its_permissions(
+    refresher: InProcessRefresher,
     aws_calls,
     update_state: Function,
     deployed: Deployed,
@@ -82,7 +90,7 @@ def test_update_state_uses_exactly_its_permissions(
     # A retried PutItem that the first attempt had stored: the item is read back.
     stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
     update_state.call(offer_event(first, SAVE))
-    _another_environment_refused_the_shared_token(deployed, "UpdateStateFunction", sandbox_control)
+    _the_token_refused_while_the_refresher_is_down(refresher, update_state, sandbox_control)
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
     _assert_audit_updates_within_their_condition(aws_calls, deployed)
@@ -106,31 +114,51 @@ def test_reconcile_pending_uses_exactly_its_permissions(
     )
 
 
-def _another_environment_refused_the_shared_token(
-    deployed: Deployed, function: str, sandbox_control: SandboxControl
+def test_token_refresher_uses_exactly_its_permissions(
+    aws_calls, deployed: Deployed, sandbox_control: SandboxControl, monkeypatch
+):
+    refresher = deployed.start("TokenRefresherFunction", monkeypatch)
+    scheduled = json.loads((EVENTS_DIR / "scheduled_token_refresh.json").read_text())
+    assert refresher.invoke(scheduled)["outcome"] == "refreshed"  # none stored: fetched
+    assert refresher.invoke(scheduled)["outcome"] == "fresh"  # read only
+    refused = deployed.token_item()["tokenId"]["S"]
+    sandbox_control.fault("token", "status", status=500)
+    with pytest.raises(UpstreamError):  # claimed, the fetch failed: the claim released
+        refresher.invoke({"refusedTokenId": refused})
+    assert "claimOwner" not in deployed.token_item()
+
+    assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "TokenRefresherFunction")
+    _assert_token_calls_within_their_conditions(aws_calls, deployed, "kms:Encrypt")
+
+
+def _the_token_refused_while_the_refresher_is_down(
+    refresher: InProcessRefresher, function: Function, sandbox_control: SandboxControl
 ) -> None:
-    """A second environment of `function` takes up the shared token (decrypting it), which AIR
-    MILES refuses once: it is removed from the store (compare-and-swap) and replaced under the
-    lease (a new token, encrypted)."""
-    other = deployed.load(function)
-    endpoint = "count" if function == "GetStateFunction" else "put"
+    """AIR MILES refuses the stored token once, and the refresher cannot run: the function
+    reads the item again (strongly consistent), asks the refresher, and when no token comes,
+    fetches its own with the credentials it reads from the secret."""
+    refresher.down = True
+    endpoint = "count" if function.logical_id == "GetStateFunction" else "put"
     sandbox_control.fault(endpoint, "status", status=401, count=1)
-    if function == "GetStateFunction":
-        answer = other.call(event("GET", "/v1/offers/states/count"))
+    if endpoint == "count":
+        answer = function.call(event("GET", "/v1/offers/states/count"))
     else:
-        answer = other.call(offer_event(sandbox_control.untouched_offers(4)[3], SAVE))
+        answer = function.call(offer_event(sandbox_control.untouched_offers(4)[3], SAVE))
     assert answer[0] == 200
-    assert sandbox_control.calls()["token"] == 2  # the first environment's, and the renewal
+    assert sandbox_control.calls()["token"] == 2  # the refresher's, and the fallback
+    assert refresher.outcomes()[-1] == "RuntimeError"
 
 
 def _assert_token_calls_within_their_conditions(
-    aws_calls: list[tuple[str, dict[str, Any]]], deployed: Deployed
+    aws_calls: list[tuple[str, dict[str, Any]]],
+    deployed: Deployed,
+    crypto_action: str = "kms:Decrypt",
 ) -> None:
     """Every call on the token table names its one item (`dynamodb:LeadingKeys`), and every
     use of the token key the encryption context its key policy requires."""
     table = deployed.refs["TokenTable"]
     items = [params for _, params in aws_calls if params.get("TableName") == table]
-    crypto = [params for action, params in aws_calls if action in ("kms:Encrypt", "kms:Decrypt")]
+    crypto = [params for action, params in aws_calls if action == crypto_action]
     assert items and crypto
     assert all(params["Key"] == {"pk": {"S": ITEM_KEY}} for params in items)
     context = {"tokenTable": table, "item": ITEM_KEY}

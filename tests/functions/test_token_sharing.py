@@ -1,21 +1,21 @@
-"""Both functions share one AIR MILES token through the token table (offer_state.auth), and say
-so when they cannot: a store that fails is a `TokenStoreFailures` metric and a log line, a wait
-for another environment's token that runs out a `TokenFallbackFetches` and a log line; the
-request is answered either way. (The shared token's fault cases: tests/reliability.)"""
+"""Both functions read the one AIR MILES token the refresher writes (offer_state.auth,
+offer_state.refresher), and say so when they cannot: the store or the refresher failing is a
+`TokenStoreFailures` metric and a log line; a token of the environment's own is a
+`TokenFallbackFetches` and a log line; the request is answered either way. (The token's
+scenarios, counted at the sandbox: tests/reliability/test_shared_token.py.)"""
 
 from __future__ import annotations
 
 import socket
 import sys
 import time
+from collections.abc import Callable
 
-import boto3
 import pytest
 
-from offer_state.token_store import ITEM_KEY
 from tests.support import aws_faults, leaks
 from tests.support.functions import SAVE, Function, event, offer_event
-from tests.support.inprocess import Deployed
+from tests.support.inprocess import PATIENT_TIMEOUT, Deployed, InProcessRefresher
 from tests.support.metrics import emitted
 from tests.support.sandbox_control import SandboxControl
 
@@ -39,40 +39,58 @@ def _said(capsys: pytest.CaptureFixture[str]) -> tuple[str, list[str]]:
     return out, [text for source, text in recorded if source == "log line"]
 
 
-def test_every_environment_of_both_functions_uses_one_token(
+def test_every_environment_of_both_functions_reads_the_one_token_the_refresher_wrote(
+    refresher: InProcessRefresher,
+    environments: Callable[..., list[Function]],
     deployed: Deployed,
-    get_state: Function,
-    update_state: Function,
-    sandbox_control: SandboxControl,
-):
-    offer = sandbox_control.untouched_offers(1)[0]
-    assert get_state.call(event(*COUNT))[0] == 200
-    another_reader = deployed.load("GetStateFunction")  # the environment has get-state's
-    assert another_reader.call(event(*COUNT))[0] == 200
-    assert update_state.call(offer_event(offer, SAVE))[0] == 200
-    # Each environment its own token, as before: three. One deployment, one token.
-    assert sandbox_control.calls()["token"] == 1
-
-
-def test_a_store_that_fails_is_counted_logged_and_the_request_answered(
-    deployed: Deployed,
-    get_state: Function,
     sandbox_control: SandboxControl,
     capsys: pytest.CaptureFixture[str],
 ):
-    # The store's DynamoDB client (built now rather than at the first token need) cannot reach
-    # DynamoDB; the audit trail's can.
-    dynamodb, _kms = get_state.module.service._token_store_clients
-    aws_faults.unreachable(dynamodb, "GetItem")
+    offer = sandbox_control.untouched_offers(1)[0]
+    readers = environments(2)
+    [writer] = environments(1, "UpdateStateFunction")
+    _from_now_on(capsys)
+    for reader in readers:  # the first found none stored: it asked, and waited
+        assert reader.call(event(*COUNT), timeout=PATIENT_TIMEOUT)[0] == 200
+    assert writer.call(offer_event(offer, SAVE), timeout=PATIENT_TIMEOUT)[0] == 200
+    assert sandbox_control.calls()["token"] == 1
+    assert refresher.outcomes() == ["refreshed"]
+    out, logged = _said(capsys)
+    assert emitted(out, "TokenFallbackFetches") == []
+    assert emitted(out, "TokenStoreFailures") == []
+    # The refresher logs the token by its id only, and says how fresh the stored one is.
+    [line] = [text for text in logged if "token refresher: refreshed" in text]
+    assert f'"tokenId":"{deployed.token_item()["tokenId"]["S"]}"' in line
+    assert [value for _, value in emitted(out, "StoredTokenOverdueSeconds")] == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("operation", "reason"),
+    [("Invoke", "ResourceNotFoundException"), ("GetItem", "EndpointConnectionError")],
+    ids=["no refresher", "the store unreachable"],
+)
+def test_a_store_or_refresher_that_fails_is_counted_logged_and_the_request_answered(
+    get_state: Function,
+    sandbox_control: SandboxControl,
+    capsys: pytest.CaptureFixture[str],
+    operation: str,
+    reason: str,
+):
+    # No refresher answers the Invoke (moto runs no function), or the store's DynamoDB client
+    # (built now rather than at the first token need) cannot reach DynamoDB (the audit
+    # trail's can): the environment does not wait for a token that cannot come.
+    if operation == "GetItem":
+        aws_faults.unreachable(get_state.module.service._token_client("dynamodb"), "GetItem")
     _from_now_on(capsys)
     for _ in range(3):
         assert get_state.call(event(*COUNT))[0] == 200
     out, logged = _said(capsys)
-    # Once: the store is left alone for its cool-down, and the environment's own token serves.
+    # Once: its own token then serves for the store's cool-down.
     assert [value for _, value in emitted(out, "TokenStoreFailures")] == [1.0]
-    [line] = [text for text in logged if "shared token store failed" in text]
-    assert '"operation":"GetItem"' in line
-    assert '"reason":"EndpointConnectionError"' in line
+    assert [value for _, value in emitted(out, "TokenFallbackFetches")] == [1.0]
+    [line] = [text for text in logged if "token store failed" in text]
+    assert f'"operation":"{operation}"' in line and f'"reason":"{reason}"' in line
+    assert any("fetches its own" in text for text in logged)
     assert sandbox_control.calls()["token"] == 1
 
 
@@ -89,7 +107,7 @@ def test_a_store_that_goes_quiet_is_left_in_time_and_the_request_answered(
             patched.setenv(
                 "AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{quiet.getsockname()[1]}"
             )
-            get_state.module.service._token_store_clients  # noqa: B018 - built here
+            get_state.module.service._token_client("dynamodb")
         _from_now_on(capsys)
         invocation = 5.0
         started = time.monotonic()
@@ -101,44 +119,29 @@ def test_a_store_that_goes_quiet_is_left_in_time_and_the_request_answered(
     assert took < invocation, f"answered after the invocation's {invocation} s: {took:.1f} s"
     out, logged = _said(capsys)
     assert [value for _, value in emitted(out, "TokenStoreFailures")] == [1.0]
-    [line] = [text for text in logged if "shared token store failed" in text]
+    [line] = [text for text in logged if "token store failed" in text]
     assert '"operation":"GetItem"' in line and '"reason":"ReadTimeoutError"' in line
     assert sandbox_control.calls()["token"] == 1
 
 
-def test_a_wait_that_runs_out_is_counted_logged_and_the_request_answered(
-    deployed: Deployed,
-    get_state: Function,
+def test_no_token_in_time_is_a_fallback_counted_logged_and_answered(
+    refresher: InProcessRefresher,
+    environments: Callable[..., list[Function]],
     sandbox_control: SandboxControl,
     capsys: pytest.CaptureFixture[str],
 ):
-    # Another environment holds the lease and has not written its token; this invocation has
-    # no time to wait for it (3.6 s: the upstream deadline 1.6 s, half the budget kept).
-    boto3.client("dynamodb").put_item(
-        TableName=deployed.refs["TokenTable"],
-        Item={
-            "pk": {"S": ITEM_KEY},
-            "leaseOwner": {"S": "busy"},
-            "leaseUntil": {"N": str(time.time() + 60)},
-        },
-    )
+    # The refresher does not run before this invocation has waited what it may (half of its
+    # 3 s budget): it fetches a token of its own; the refresher's comes later and is stored.
+    [reader] = environments(1, AIRMILES_TOTAL_BUDGET="3")
+    refresher.hold.clear()
     _from_now_on(capsys)
-    assert get_state.call(event(*COUNT), timeout=3.6)[0] == 200
+    assert reader.call(event(*COUNT))[0] == 200
+    refresher.hold.set()
+    refresher.api.wait()
     out, logged = _said(capsys)
     assert [value for _, value in emitted(out, "TokenFallbackFetches")] == [1.0]
-    assert any("no shared token came in time" in text for text in logged)
-    assert sandbox_control.calls()["token"] == 1
-    # Its token is offered to the store: the next environment takes it.
-    assert deployed.load("GetStateFunction").call(event(*COUNT))[0] == 200
-    assert sandbox_control.calls()["token"] == 1
-
-
-def test_a_new_token_is_logged_by_its_id_only(
-    deployed: Deployed, get_state: Function, capsys: pytest.CaptureFixture[str]
-):
-    _from_now_on(capsys)
-    assert get_state.call(event(*COUNT))[0] == 200
-    _, logged = _said(capsys)
-    [line] = [text for text in logged if "shared token published" in text]
-    [item] = deployed.table_items("TokenTable")
-    assert f'"tokenId":"{item["tokenId"]}"' in line
+    assert emitted(out, "TokenStoreFailures") == []
+    [line] = [text for text in logged if "fetches its own" in text]
+    assert '"reason":"no token came in time"' in line
+    assert sandbox_control.calls()["token"] == 2
+    assert refresher.outcomes() == ["refreshed"]

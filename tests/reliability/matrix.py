@@ -431,6 +431,7 @@ def _aws_fault(kind: str | None, deployed: Deployed) -> Iterator[None]:
                 "tokenId": {"S": "0123456789abcdef"},
                 "issuedAt": {"N": "0"},
                 "expiresAt": {"N": "4102444800"},
+                "refreshAt": {"N": "4102441200"},
             },
         )
     elif kind == "idempotency-unreachable":

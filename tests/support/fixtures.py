@@ -6,7 +6,8 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
   for the test;
 - `aws`, `deployed`, `get_state`, `update_state`, `reconcile_pending`: the functions
   in-process, AWS through moto (`mock_aws`, resources created from template.yaml), AIR MILES
-  through `sandbox_control`;
+  through `sandbox_control`; `refresher`: the token refresher in-process, behind a local Lambda
+  Invoke API (without it a function's Invoke fails, and it fetches a token of its own);
 - `aws_calls`: every AWS call made from the test's start on, by clients made from then on;
 - `stack`: the whole local stack as a subprocess (`RunningStack`), one per module, its sandbox
   reset to its seed for the test.
@@ -14,7 +15,7 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from moto import mock_aws
 from local.sandbox import Sandbox
 from tests.support import leaks
 from tests.support.functions import Function
-from tests.support.inprocess import FAKE_AWS, Deployed, fresh_boto3_session
+from tests.support.inprocess import FAKE_AWS, Deployed, InProcessRefresher, fresh_boto3_session
 from tests.support.permissions import recorded_aws_calls
 from tests.support.sandbox_control import SandboxControl
 from tests.support.stack import RunningStack, listening, start_stack
@@ -67,7 +68,18 @@ def deployed(aws: None, sandbox_control: SandboxControl) -> Iterator[Deployed]:
     leak check afterwards."""
     resources = Deployed.create(sandbox_control.url)
     yield resources
+    if resources.refresher is not None:
+        resources.refresher.stop()
     resources.record_tables()
+
+
+@pytest.fixture
+def refresher(deployed: Deployed) -> InProcessRefresher:
+    """The stack's token refresher, in-process behind a local Lambda Invoke API: the functions
+    started from now on ask it for tokens (without it, their Invoke fails: moto runs no
+    function, and each fetches a token of its own)."""
+    deployed.refresher = InProcessRefresher(deployed)
+    return deployed.refresher
 
 
 @pytest.fixture
@@ -78,6 +90,35 @@ def aws_calls(deployed: Deployed) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     with recorded_aws_calls() as recorded:
         yield recorded
     fresh_boto3_session()
+
+
+@pytest.fixture
+def environments(
+    refresher: InProcessRefresher, deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., list[Function]]:
+    """`environments(n, function=…, **env)`: n execution environments of a function (each its
+    own module, service and clients, initialised), asking `refresher` for tokens, patient
+    with AIR MILES (a 12 s budget: an invocation of PATIENT_TIMEOUT waits 6 s for a token),
+    and `env` over the stack's environment."""
+
+    def start(count: int, function: str = "GetStateFunction", **env: str) -> list[Function]:
+        patient = {
+            "AIRMILES_TOTAL_BUDGET": "12",
+            "AIRMILES_CONNECT_TIMEOUT": "2",  # the deployed defaults: the sandbox in this
+            "AIRMILES_READ_TIMEOUT": "5",  # process shares its cores with the whole burst
+            **env,
+        }
+        for name, value in {**deployed.function_environment(function), **patient}.items():
+            monkeypatch.setenv(name, value)
+        started = [deployed.load(function) for _ in range(count)]
+        for environment in started:  # initialised, as Lambda does before the first request
+            service = environment.module.service
+            for name in ("dynamodb", "kms", "lambda"):
+                service._token_client(name)
+            service.dynamodb, service.kms  # noqa: B018 - the audit trail's, built now
+        return started
+
+    return start
 
 
 @pytest.fixture

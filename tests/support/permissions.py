@@ -11,6 +11,9 @@ import boto3
 
 from local.template import Template
 
+# The API operations whose IAM action has another name.
+IAM_ACTIONS = {"lambda:Invoke": "lambda:InvokeFunction"}
+
 
 def permissions(template: Template, function: str) -> set[tuple[str, str]]:
     """What a function's policies grant, and what the template's KMS key policies grant its
@@ -66,7 +69,8 @@ def recorded_aws_calls() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     recorded: list[tuple[str, dict[str, Any]]] = []
 
     def record(model: Any, params: dict[str, Any], **_kwargs: Any) -> None:
-        recorded.append((f"{model.service_model.signing_name}:{model.name}", dict(params)))
+        action = f"{model.service_model.signing_name}:{model.name}"
+        recorded.append((IAM_ACTIONS.get(action, action), dict(params)))
 
     session.events.register("before-parameter-build.*.*", record)
     try:
@@ -94,6 +98,9 @@ def as_arns(
                 resource += f"/index/{params['IndexName']}"
         elif "KeyId" in params:
             resource = arns.get(params["KeyId"], params["KeyId"])
+        elif "FunctionName" in params:
+            lambda_arn = "arn:aws:lambda:{}:{}:function:{}".format
+            resource = lambda_arn(template.region, template.account_id, params["FunctionName"])
         else:
             resource = params.get("SecretId") or params.get("StackName") or "?"
         pairs.add((action, resource))

@@ -32,13 +32,13 @@ SECRET_ARN = REFS["AirMilesSecret"]
 KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{REFS['PseudonymKey']}"
 TOKEN_TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/token"
 TOKEN_KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{REFS['TokenKey']}"
-# The shared AIR MILES token: both functions read and write its item, and encrypt and decrypt
-# its token (the key's own policy grants that to their roles).
-SHARED_TOKEN = {
+REFRESHER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:offer-state-local-token-refresher"
+# The AIR MILES token: both functions read its item and decrypt its token (the key's own policy
+# grants that to their roles), and ask the refresher for a new one; none of them writes it.
+READ_TOKEN = {
     ("dynamodb:GetItem", TOKEN_TABLE_ARN),
-    ("dynamodb:UpdateItem", TOKEN_TABLE_ARN),
-    ("kms:Encrypt", TOKEN_KEY_ARN),
     ("kms:Decrypt", TOKEN_KEY_ARN),
+    ("lambda:InvokeFunction", REFRESHER_ARN),
 }
 
 # What each function's code calls (tests/functions/test_least_privilege.py checks the code
@@ -49,7 +49,7 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:GetItem", AUDIT_ARN),  # a retried PutItem's item read back
         ("dynamodb:PutItem", AUDIT_ARN),
         ("kms:GenerateMac", KEY_ARN),
-        *SHARED_TOKEN,
+        *READ_TOKEN,
     },
     "UpdateStateFunction": {
         ("secretsmanager:GetSecretValue", SECRET_ARN),
@@ -61,7 +61,13 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:PutItem", IDEMPOTENCY_ARN),
         ("dynamodb:UpdateItem", IDEMPOTENCY_ARN),
         ("dynamodb:DeleteItem", IDEMPOTENCY_ARN),
-        *SHARED_TOKEN,
+        *READ_TOKEN,
+    },
+    "TokenRefresherFunction": {
+        ("secretsmanager:GetSecretValue", SECRET_ARN),
+        ("dynamodb:GetItem", TOKEN_TABLE_ARN),
+        ("dynamodb:UpdateItem", TOKEN_TABLE_ARN),
+        ("kms:Encrypt", TOKEN_KEY_ARN),
     },
     "ReconcilePendingFunction": {
         ("dynamodb:Query", f"{AUDIT_ARN}/index/PendingIndex"),
@@ -94,7 +100,7 @@ def test_no_wildcard_in_our_policies(template: Template, function: str):
 def test_a_customer_managed_secret_key_adds_only_decrypt_through_secrets_manager():
     key = "arn:aws:kms:us-east-1:123456789012:key/abc"
     template = Template(parameters={**PARAMS, "SecretKmsKeyArn": key}, resource_refs=REFS)
-    for function in FUNCTIONS:
+    for function in (*FUNCTIONS, "TokenRefresherFunction"):
         added = permissions(template, function) - EXPECTED_PERMISSIONS[function]
         assert added == {("kms:Decrypt", key)}
         statements = template.resolve(template.function_properties(function)["Policies"])[0][
@@ -172,6 +178,9 @@ def test_alarms_cover_errors_throttles_upstream_5xx_and_audit_failures(template:
         "AuditWriteFailures",
         "Handled5xx",
         "StalePendingReconciled",
+        "TokenFallbackFetches",
+        "TokenStoreFailures",
+        "StoredTokenOverdueSeconds",
     } <= metrics
     with_topic = Template(
         parameters={**PARAMS, "AlarmTopicArn": "arn:aws:sns:us-east-1:1:t"}, resource_refs=REFS
@@ -377,7 +386,7 @@ def test_support_staff_policy_reads_the_trail_and_makes_macs_but_never_reads_the
     assert ("kms:GenerateMac", KEY_ARN) in granted
 
 
-def test_the_shared_token_is_one_encrypted_item_of_a_table_of_its_own(template: Template):
+def test_the_token_is_one_encrypted_item_that_only_the_refresher_writes(template: Template):
     from offer_state.token_store import ITEM_KEY
 
     table = template.resolve(template.resources["TokenTable"]["Properties"])
@@ -390,33 +399,49 @@ def test_the_shared_token_is_one_encrypted_item_of_a_table_of_its_own(template: 
         "ENCRYPT_DECRYPT",
         True,
     )
+    # Its one item, whatever else the table might hold.
+    one_item = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ITEM_KEY]}}
     for function in FUNCTIONS:
-        share = _statement(template, function, "ShareTheAirMilesToken")
-        # Its one item, whatever else the table might hold.
-        assert share["Condition"] == {
-            "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ITEM_KEY]}
-        }
+        read = _statement(template, function, "ReadTheAirMilesToken")
+        assert (read["Action"], read["Condition"]) == ("dynamodb:GetItem", one_item)
         environment = template.function_environment(function)
         assert environment["TOKEN_TABLE_NAME"] == "token"
         assert environment["TOKEN_KEY_ID"] == TOKEN_KEY_ARN
+        assert environment["TOKEN_REFRESHER_FUNCTION"] == REFRESHER_ARN.rsplit(":", 1)[1]
+    write = _statement(template, "TokenRefresherFunction", "WriteTheAirMilesToken")
+    assert write["Condition"] == one_item
+    refresher = template.function_properties("TokenRefresherFunction")
+    assert template.resolve(refresher["FunctionName"]) == REFRESHER_ARN.rsplit(":", 1)[1]
+    # Runs that overlap are excluded by the claim, not by reserved concurrency; an ask is not
+    # retried nor kept long; a run's claim lasts its Timeout at most.
+    resolved = template.resolve(refresher)
+    assert "ReservedConcurrentExecutions" not in resolved
+    assert resolved["EventInvokeConfig"] == {
+        "MaximumEventAgeInSeconds": 60,
+        "MaximumRetryAttempts": 0,
+    }
+    assert resolved["Events"]["EveryFiveMinutes"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert resolved["Timeout"] == 30
 
 
-def test_only_the_two_functions_may_use_the_token_key_and_only_for_that_item(
+def test_only_the_refresher_encrypts_and_the_two_functions_decrypt_only_that_item(
     template: Template,
 ):
     from tests.support.permissions import key_policy_permissions
 
     policy = template.resolve(template.resources["TokenKey"]["Properties"]["KeyPolicy"])
-    administer, use = policy["Statement"]
-    roles = {f"arn:aws:iam::123456789012:role/offer-state-local-{f}Role" for f in FUNCTIONS}
-    assert set(use["Principal"]["AWS"]) == roles
-    assert set(use["Action"]) == {"kms:Encrypt", "kms:Decrypt"}
-    assert use["Condition"] == {
-        "StringEquals": {
-            "kms:EncryptionContext:tokenTable": "token",
-            "kms:EncryptionContext:item": "airmiles-token",
+    administer, encrypt, decrypt = policy["Statement"]
+    role = "arn:aws:iam::123456789012:role/offer-state-local-{}Role".format
+    assert encrypt["Principal"]["AWS"] == role("TokenRefresherFunction")
+    assert set(decrypt["Principal"]["AWS"]) == {role(f) for f in FUNCTIONS}
+    assert (encrypt["Action"], decrypt["Action"]) == ("kms:Encrypt", "kms:Decrypt")
+    for use in (encrypt, decrypt):
+        assert use["Condition"] == {
+            "StringEquals": {
+                "kms:EncryptionContext:tokenTable": "token",
+                "kms:EncryptionContext:item": "airmiles-token",
+            }
         }
-    }
     # The account administers the key, and through IAM it can do nothing else with it: no
     # encrypting, decrypting or granting (KMS would otherwise let any IAM policy in the
     # account decrypt, a support role's or an administrator's).
@@ -433,7 +458,47 @@ def test_only_the_two_functions_may_use_the_token_key_and_only_for_that_item(
     assert on_the_token_key == {(action, TOKEN_KEY_ARN) for action in administer["Action"]}
 
 
-def test_make_audit_and_the_reconciler_get_nothing_of_the_shared_token(template: Template):
+def test_token_alarms_fallbacks_store_failures_refresher_errors_and_an_overdue_token(
+    template: Template,
+):
+    def alarm(name: str) -> dict:
+        return template.resolve(template.resources[name]["Properties"])
+
+    service = [{"Name": "service", "Value": "offer-state-gateway"}]
+    fallbacks = alarm("TokenFallbackFetchesAlarm")
+    assert (fallbacks["MetricName"], fallbacks["Dimensions"]) == ("TokenFallbackFetches", service)
+    # Any fallback fetch in 15 minutes.
+    assert (fallbacks["Statistic"], fallbacks["Period"], fallbacks["EvaluationPeriods"]) == (
+        "Sum",
+        900,
+        1,
+    )
+    assert (fallbacks["Threshold"], fallbacks["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    failures = alarm("TokenStoreFailuresAlarm")
+    assert (failures["MetricName"], failures["Dimensions"]) == ("TokenStoreFailures", service)
+    errors = alarm("TokenRefresherErrorsAlarm")
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [
+        {"Name": "FunctionName", "Value": "offer-state-local-token-refresher"}
+    ]
+    # Every run of 15 minutes found the token past its refresh time, or none ran at all.
+    overdue = alarm("StoredTokenOverdueAlarm")
+    assert (overdue["MetricName"], overdue["Dimensions"]) == ("StoredTokenOverdueSeconds", service)
+    assert (overdue["Statistic"], overdue["Period"], overdue["Threshold"]) == ("Minimum", 900, 0)
+    assert overdue["ComparisonOperator"] == "GreaterThanThreshold"
+    assert overdue["TreatMissingData"] == "breaching"
+    for name in (
+        "TokenFallbackFetchesAlarm",
+        "TokenStoreFailuresAlarm",
+        "TokenRefresherErrorsAlarm",
+    ):
+        assert alarm(name)["TreatMissingData"] == "notBreaching"
+
+
+def test_make_audit_and_the_reconciler_get_nothing_of_the_token(template: Template):
     from tests.support.permissions import policy_permissions
 
     token_resources = {TOKEN_TABLE_ARN, TOKEN_KEY_ARN}

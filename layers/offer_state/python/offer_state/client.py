@@ -101,9 +101,8 @@ Caller = Collector | MemberToken
 
 class OfferStateClient:
     """One instance per process (or Lambda container): it pools connections and caches
-    the token, shared with the other processes through `token_store` where one is given
-    (offer_state.auth). Thread-safe. An `observer` that is also a `TokenObserver` is told
-    about the store too."""
+    the token, read from `token_store` where one is given (offer_state.auth). Thread-safe.
+    An `observer` that is also a `TokenObserver` is told about the store too."""
 
     def __init__(
         self,

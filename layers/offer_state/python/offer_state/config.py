@@ -70,10 +70,8 @@ class ClientSettings(BaseModel):
     # long; calls needing one fail at once with the same error (no amplification).
     token_failure_cooldown: float = Field(default=5.0, ge=0)
     token_refused_cooldown: float = Field(default=30.0, ge=0)
-    # The deployment's shared token (offer_state.auth): how long an environment waits for the
-    # lease holder's token before replacing it, and how long after the store failed it uses a
-    # token of its own before trying the store again.
-    token_wait: float = Field(default=2.0, ge=0)
+    # The deployment's token store (offer_state.auth): how long an environment uses a token of
+    # its own after the store failed it before looking at the store again.
     token_store_cooldown: float = Field(default=30.0, ge=0)
     # A PUT is not sent with less than this left of the deadline (it would likely time out
     # with its outcome unknown); the caller is told that nothing was sent.
@@ -121,7 +119,7 @@ class ClientSettings(BaseModel):
         """Read `AIRMILES_*` variables: AIRMILES_ENV (uat, prod or a URL), AIRMILES_TOKEN_URL,
         AIRMILES_ORIGIN_CLIENT, AIRMILES_CONNECT_TIMEOUT, AIRMILES_READ_TIMEOUT,
         AIRMILES_TOTAL_BUDGET, AIRMILES_MAX_RETRIES, AIRMILES_TOKEN_MARGIN,
-        AIRMILES_TOKEN_WAIT, AIRMILES_PUT_MIN_SECONDS, AIRMILES_PUT_PATH ..."""
+        AIRMILES_TOKEN_STORE_COOLDOWN, AIRMILES_PUT_MIN_SECONDS, AIRMILES_PUT_PATH ..."""
         # By hand rather than with pydantic-settings: a dozen variables do not justify another
         # package in the layer and on the cold path.
         env = os.environ if environ is None else environ
@@ -153,10 +151,12 @@ class GatewaySettings(BaseModel):
     # The identity provider's machine clients (`client_id` or `azp`) that may name a collector.
     machine_client_ids: frozenset[str] = frozenset()
     idempotency_table: str | None = None  # update-state only
-    # The deployment's shared AIR MILES token (offer_state.token_store): its table and the KMS
-    # key its token is encrypted with; both or neither (then each environment has its own).
+    # The deployment's AIR MILES token (offer_state.token_store): its table and the KMS key its
+    # token is encrypted with, both or neither (then each environment has its own), and the
+    # refresher function that writes it.
     token_table: str | None = None
     token_key_id: str | None = None
+    token_refresher: str | None = None
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     health_cache_seconds: float = Field(default=30.0, ge=0)
     # A failed health check is answered again for this long without calling AIR MILES.
@@ -184,6 +184,7 @@ class GatewaySettings(BaseModel):
             "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
             "token_table": "TOKEN_TABLE_NAME",
             "token_key_id": "TOKEN_KEY_ID",
+            "token_refresher": "TOKEN_REFRESHER_FUNCTION",
             "deadline_reserve": "DEADLINE_RESERVE_SECONDS",
         }
         values: dict[str, Any] = {

@@ -93,7 +93,7 @@ def count(name: str, value: float = 1) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-def _dimensioned(metric: str, unit: MetricUnit, amount: float, dimensions: dict[str, str]) -> None:
+def dimensioned(metric: str, unit: MetricUnit, amount: float, dimensions: dict[str, str]) -> None:
     """One metric with its own dimensions (one EMF line): per endpoint, per state."""
     with single_metric(
         name=metric,
@@ -108,7 +108,7 @@ def _dimensioned(metric: str, unit: MetricUnit, amount: float, dimensions: dict[
 
 class UpstreamTelemetry:
     """The client's `CallObserver`: latency and errors per AIR MILES endpoint, token fetches;
-    and its `TokenObserver`: the shared token's store (offer_state.auth), by token id only.
+    and its `TokenObserver`: the token store (offer_state.auth), never naming a token.
 
     Also keeps the time spent waiting on AIR MILES in this invocation, so that benchmarks can
     subtract it from the handler's time.
@@ -121,7 +121,7 @@ class UpstreamTelemetry:
         self, endpoint: str, status: int | None, seconds: float, attempt: int
     ) -> None:
         self.seconds_in_calls += seconds
-        _dimensioned(
+        dimensioned(
             "UpstreamLatency", MetricUnit.Milliseconds, seconds * 1000, {"endpoint": endpoint}
         )
         count("UpstreamCalls")
@@ -130,40 +130,30 @@ class UpstreamTelemetry:
         if status is None or status >= 500:
             # Connection failures count as 5xx: for the alarm, AIR MILES was not there.
             count("Upstream5xx")
-            _dimensioned("UpstreamErrors", MetricUnit.Count, 1, {"endpoint": endpoint})
+            dimensioned("UpstreamErrors", MetricUnit.Count, 1, {"endpoint": endpoint})
         elif status >= 400:
-            _dimensioned("UpstreamErrors", MetricUnit.Count, 1, {"endpoint": endpoint})
+            dimensioned("UpstreamErrors", MetricUnit.Count, 1, {"endpoint": endpoint})
         if attempt > 1:
             count("UpstreamRetries")
 
     def token_store_failed(self, operation: str, reason: str) -> None:
         count("TokenStoreFailures")
-        # A corrupt item is replaced under the lease; a store that fails is left for a while.
-        then = (
-            "the next token written replaces it"
-            if reason.startswith("corrupt item")
-            else "this environment uses a token of its own"
-        )
-        logger.warning(
-            f"shared token store failed: {then}",
-            extra={"operation": operation, "reason": reason},
-        )
+        logger.warning("token store failed", extra={"operation": operation, "reason": reason})
 
-    def token_fallback(self) -> None:
+    def token_fallback(self, reason: str) -> None:
         count("TokenFallbackFetches")
-        logger.warning("no shared token came in time: this environment fetches its own")
-
-    def shared_token(self, event: str, token_id: str) -> None:
-        logger.info(f"shared token {event}", extra={"tokenId": token_id})
+        logger.warning(
+            "no stored token: this environment fetches its own", extra={"reason": reason}
+        )
 
 
 def server_error_answered(function: str, route: str, status: int) -> None:
     """One 5xx answer given by our code, as `Handled5xx` twice: per function (the alarms
     that roll a deployment back divide it by the function's invocations) and per route and
     status (dashboards). An alarm names a metric's dimensions exactly, hence the two."""
-    _dimensioned("Handled5xx", MetricUnit.Count, 1, {"function": function})
-    _dimensioned("Handled5xx", MetricUnit.Count, 1, {"route": route, "status": str(status)})
+    dimensioned("Handled5xx", MetricUnit.Count, 1, {"function": function})
+    dimensioned("Handled5xx", MetricUnit.Count, 1, {"route": route, "status": str(status)})
 
 
 def state_changed(name: str, value: str) -> None:
-    _dimensioned("StateChanges", MetricUnit.Count, 1, {"name": name, "value": value})
+    dimensioned("StateChanges", MetricUnit.Count, 1, {"name": name, "value": value})

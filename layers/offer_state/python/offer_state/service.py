@@ -27,7 +27,7 @@ from offer_state.errors import OfferStateError
 from offer_state.identity import Identity
 from offer_state.observability import UpstreamTelemetry, count, logger
 
-# The shared token's store: DynamoDB and KMS answer in milliseconds inside a region.
+# The token store: DynamoDB, KMS and Lambda answer in milliseconds inside a region.
 TOKEN_STORE_CONNECT_SECONDS = 0.5
 TOKEN_STORE_READ_SECONDS = 0.5
 
@@ -115,34 +115,38 @@ class OfferStateService:
         return client
 
     @cached_property
-    def _token_store_clients(self) -> tuple[Any, Any]:
-        """DynamoDB and KMS clients of the shared token's store, built at the first token
-        need. Clients of their own, quick to give up (one attempt of at most 1 s): a store
-        that fails costs this environment one token of its own, while waiting on it would
-        cost the request its time."""
-        import boto3
-        from botocore.config import Config
+    def _token_clients(self) -> dict[str, Any]:
+        return {}
 
-        config = Config(
-            connect_timeout=TOKEN_STORE_CONNECT_SECONDS,
-            read_timeout=TOKEN_STORE_READ_SECONDS,
-            retries={"mode": "standard", "total_max_attempts": 1},
-        )
-        attempt = TOKEN_STORE_CONNECT_SECONDS + TOKEN_STORE_READ_SECONDS
-        return (
-            bound_by_invocation(boto3.client("dynamodb", config=config), attempt),
-            bound_by_invocation(boto3.client("kms", config=config), attempt),
-        )
+    def _token_client(self, service: str) -> Any:
+        """An AWS client of the token store (DynamoDB, KMS, and Lambda for the refresher),
+        built at its first use. Quick to give up (one attempt of at most 1 s): the caller
+        retries a throttled read itself, and a store that fails costs a token of its own,
+        while waiting on it would cost the request its time."""
+        if service not in self._token_clients:
+            import boto3
+            from botocore.config import Config
 
-    def token_store(self) -> TokenStore | None:
-        """The deployment's shared token (None where the environment names no store); its
-        clients are built on its first use."""
+            config = Config(
+                connect_timeout=TOKEN_STORE_CONNECT_SECONDS,
+                read_timeout=TOKEN_STORE_READ_SECONDS,
+                retries={"mode": "standard", "total_max_attempts": 1},
+            )
+            attempt = TOKEN_STORE_CONNECT_SECONDS + TOKEN_STORE_READ_SECONDS
+            client = bound_by_invocation(boto3.client(service, config=config), attempt)
+            self._token_clients[service] = client
+        return self._token_clients[service]
+
+    def token_store(self, *, patient: bool = False) -> TokenStore | None:
+        """The deployment's token (None where the environment names no store); `patient`
+        (the refresher, which nobody waits on): through the service's usual AWS clients."""
         table, key_id = self.settings.token_table, self.settings.token_key_id
         if table is None or key_id is None:
             return None
         from offer_state.token_store import TokenStore
 
-        return TokenStore(lambda: self._token_store_clients, table, key_id)
+        clients = (lambda name: getattr(self, name)) if patient else self._token_client
+        return TokenStore(clients, table, key_id, self.settings.token_refresher)
 
     @cached_property
     def secrets(self) -> SecretReader:
@@ -201,7 +205,7 @@ class OfferStateService:
         if "client" in built:
             self.client.transport.renew_session()
         clients = [built[name] for name in ("dynamodb", "kms", "secretsmanager") if name in built]
-        clients += built.get("_token_store_clients", ())
+        clients += built.get("_token_clients", {}).values()
         for client in clients:
             # Clears botocore's urllib3 pools; the client stays usable and reconnects.
             client.close()

@@ -1,45 +1,30 @@
-"""The deployment's shared AIR MILES token: one DynamoDB item that every execution environment
-of both functions reads, so that the deployment asks AIR MILES for one token per token
-lifetime instead of one per environment (offer_state.auth uses it; docs/architecture.md,
-"One token per deployment").
+"""The deployment's AIR MILES token: one DynamoDB item, written by the token refresher alone
+(offer_state.refresher), read by every execution environment of the functions (offer_state.auth).
 
-The item (key `pk` = `airmiles-token`) holds:
-
-- the token, encrypted by its writer with a KMS key of its own (`ciphertext`, under an
-  encryption context naming the table and the item, so that it cannot be decrypted as
-  anything else): reading the item alone reveals nothing;
-- `tokenId`, the first 16 hex digits of the token's SHA-256 (safe to log, and what a 401
-  invalidates by compare-and-swap), `issuedAt` and `expiresAt` (epoch seconds, absolute, from
-  the writer's clock);
-- the refresh lease, `leaseOwner` and `leaseUntil` (epoch seconds): the one environment that
-  fetches the next token holds it, taken and released by conditional writes.
-
-Only GetItem and UpdateItem are used (UpdateItem creates the item the first time). Every
-failure to use the store is a `TokenStoreError` (its `operation` and `reason` say what failed,
-never with the token); an item that cannot be used as it is (a field missing or of the wrong
-type, a ciphertext that does not decrypt to a token of its `tokenId`) is a
-`CorruptTokenItem`, which a new token written under the lease repairs.
+The item (`pk` = `airmiles-token`): `ciphertext`, the token encrypted with a KMS key under an
+encryption context naming the table and the item (the item alone reveals nothing); `tokenId`,
+16 hex digits of its SHA-256 (safe to log); `issuedAt`, `expiresAt` and `refreshAt` (epoch
+seconds, the refresher's clock); and while a refresher fetches, its claim (`claimOwner`,
+`claimUntil`). A failure is a `TokenStoreError`: an operation and an AWS code, never the token.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from offer_state.deadlines import is_time_limit
 
 ITEM_KEY = "airmiles-token"
 _KEY = {"pk": {"S": ITEM_KEY}}
-_TOKEN_FIELDS = ("ciphertext", "tokenId", "issuedAt", "expiresAt")
-# Writes the token's fields (their values from `_token_values`).
-_SET_FIELDS = (
-    "SET ciphertext = :ciphertext, tokenId = :tokenId, issuedAt = :issuedAt, expiresAt = :expiresAt"
-)
-# KMS's answers that say the ciphertext is not one this key made under this context.
-_NOT_OURS = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
+_TIMES = ("issuedAt", "expiresAt", "refreshAt")
+_SERVICES = {"get_item": "dynamodb", "update_item": "dynamodb", "invoke": "lambda"}
+_SERVICES.update(encrypt="kms", decrypt="kms")
+_THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException"}
 
 
 def token_id(token: str) -> str:
@@ -48,275 +33,149 @@ def token_id(token: str) -> str:
 
 
 class TokenStoreError(Exception):
-    """The store could not be used. `operation` (GetItem, UpdateItem, Encrypt, Decrypt) and
-    `reason` (an AWS error code or botocore's error class) never name the token."""
+    """The store, or the refresher's Invoke, failed; `reason` is an AWS code or botocore's
+    error class (`AwsTimeLimitReached`: the invocation had no time left for the call)."""
 
     def __init__(self, operation: str, reason: str) -> None:
         super().__init__(f"token store {operation}: {reason}")
-        self.operation = operation
-        self.reason = reason
+        self.operation, self.reason = operation, reason
+        self.no_time = reason == "AwsTimeLimitReached"
+        # Worth reading again: throttled, or an ask that timed out (it may have been taken).
+        self.passing = reason in _THROTTLED or (operation == "Invoke" and "Timeout" in reason)
 
 
 class CorruptTokenItem(TokenStoreError):
-    """The item is there but cannot be used as it is."""
-
-
-class TokenStoreNoTime(TokenStoreError):
-    """The invocation had no time left for the store's call (offer_state.deadlines): nothing
-    was wrong with the store, which is not reported or left alone for it."""
+    """The ciphertext is not the token of its `tokenId` under this key and context."""
 
 
 @dataclass(frozen=True)
-class SharedItem:
-    """The item as read (the token still encrypted). `corrupt` names what is wrong with its
-    token fields, if anything (then only a readable `token_id` is kept); a lease field of the
-    wrong type reads as no lease, which the lease condition also treats as free."""
+class StoredToken:
+    """The item as read (its token encrypted): `token_id` is its `tokenId` if a string (what
+    a claim's condition names), `whole` whether the rest is usable too."""
 
-    lease_owner: str | None = None
-    lease_until: float | None = None
-    # `leaseUntil` as DynamoDB gave it: the replacing condition names the very same number.
-    lease_until_number: str | None = None
     token_id: str | None = None
-    ciphertext: bytes | None = None
-    issued_at: float | None = None
-    expires_at: float | None = None
-    corrupt: str | None = None
+    ciphertext: bytes = b""
+    issued_at: float = 0.0
+    expires_at: float = 0.0
+    refresh_at: float = 0.0
+    claim_until: float = 0.0  # a refresher at work until then (its claim)
 
-    def lease_free(self, now: float) -> bool:
-        """Whether no lease is held at `now` (the reader's clock)."""
-        return self.lease_until is None or self.lease_until < now
+    @property
+    def whole(self) -> bool:
+        return bool(self.token_id and self.ciphertext) and self.issued_at < self.expires_at
 
     @classmethod
-    def parse(cls, item: dict[str, Any] | None) -> SharedItem:
-        if not item:
-            return cls()
-        lease_owner = _text(item.get("leaseOwner"))
-        lease_until = _number(item.get("leaseUntil"))
-        # Both or neither: a lease half there is none (the lease condition agrees).
-        held = lease_owner is not None and lease_until is not None
-        lease = cls(lease_owner, lease_until, item["leaseUntil"]["N"]) if held else cls()
-        if not any(name in item for name in _TOKEN_FIELDS):
-            return lease
-        ciphertext = item.get("ciphertext", {}).get("B")
-        token = _text(item.get("tokenId"))
-        issued_at, expires_at = _number(item.get("issuedAt")), _number(item.get("expiresAt"))
-        # A corrupt item keeps its readable tokenId: the conditions that replace it name it.
-        corrupt = None
-        if not all(name in item for name in _TOKEN_FIELDS):
-            corrupt = "a token field is missing"
-        elif token is None or issued_at is None or expires_at is None:
-            corrupt = "a token field has the wrong type"
-        elif not isinstance(ciphertext, bytes):
-            corrupt = "the ciphertext is not binary"
-        elif expires_at <= issued_at:
-            corrupt = "it expires before it was issued"
-        if corrupt is not None:
-            return replace(lease, token_id=token, corrupt=corrupt)
-        return replace(
-            lease, token_id=token, ciphertext=ciphertext, issued_at=issued_at, expires_at=expires_at
-        )
+    def parse(cls, item: dict[str, Any] | None) -> StoredToken:
+        item = item or {}
+        token = item.get("tokenId", {}).get("S")
+        claim = _number(item.get("claimUntil"))
+        try:
+            issued, expires, refresh = (float(Decimal(item[name]["N"])) for name in _TIMES)
+            ciphertext = item["ciphertext"]["B"]
+        except (KeyError, TypeError, ArithmeticError):
+            return cls(token, claim_until=claim)  # none, or one replaced as if there were none
+        ciphertext = ciphertext if isinstance(ciphertext, bytes) else b""
+        return cls(token, ciphertext, issued, expires, refresh, claim)
 
 
 class TokenStore:
-    """The shared token's item in `table`, its token encrypted with KMS key `key_id`.
+    """The item in `table`, its token encrypted with KMS key `key_id`; `clients(service)`
+    gives an AWS client (built at its first use); `refresher`: the function to Invoke."""
 
-    `clients` gives (DynamoDB client, KMS client); it is called at the first operation, so
-    that an environment that never needs a token never builds them."""
-
-    def __init__(self, clients: Callable[[], tuple[Any, Any]], table: str, key_id: str) -> None:
-        self._clients = clients
-        self.table = table
-        self._key_id = key_id
+    def __init__(
+        self, clients: Callable[[str], Any], table: str, key_id: str, refresher: str | None = None
+    ) -> None:
+        self._clients, self.table, self._key_id, self._refresher = clients, table, key_id, refresher
         self._context = {"tokenTable": table, "item": ITEM_KEY}
 
-    def read(self) -> SharedItem:
-        """The item now (a strongly consistent read); empty when there is none."""
-        answer = self._call(
-            "GetItem",
-            lambda dynamodb, _kms: dynamodb.get_item(
-                TableName=self.table, Key=_KEY, ConsistentRead=True
-            ),
-        )
-        return SharedItem.parse(answer.get("Item"))
+    def read(self, *, consistent: bool = False) -> StoredToken:
+        item = self._call("get_item", TableName=self.table, Key=_KEY, ConsistentRead=consistent)
+        return StoredToken.parse(item.get("Item"))
 
-    def decrypt(self, item: SharedItem) -> str:
-        """The token of `item` (which has one); CorruptTokenItem when its ciphertext is not
-        a token of its `tokenId` under this key and context."""
-        assert item.ciphertext is not None
-        assert item.token_id is not None
-        ciphertext = item.ciphertext
-        answer = self._call(
-            "Decrypt",
-            lambda _dynamodb, kms: kms.decrypt(
-                KeyId=self._key_id, CiphertextBlob=ciphertext, EncryptionContext=self._context
-            ),
-        )
-        try:
-            token = answer["Plaintext"].decode()
-        except UnicodeDecodeError:
-            raise CorruptTokenItem("Decrypt", "not a token") from None
-        if token_id(token) != item.token_id:
+    def decrypt(self, stored: StoredToken) -> str:
+        plaintext = self._call("decrypt", CiphertextBlob=stored.ciphertext)["Plaintext"]
+        token = plaintext.decode(errors="replace")
+        if token_id(token) != stored.token_id:
             raise CorruptTokenItem("Decrypt", "not the token of its tokenId")
         return token
 
-    def take_lease(
-        self, owner: str, now: float, until: float, *, seen: SharedItem, replacing: bool = False
-    ) -> bool:
-        """Take the refresh lease for `owner` until `until`, if the item's token is still the
-        one `seen` showed (a reader that saw a token replaced meanwhile must not replace it
-        again), and the lease is free at `now` (none, one past its time, or an unreadable
-        one), or, `replacing`, still exactly the one `seen` showed (a holder waited on in
-        vain). False: either no longer holds."""
-        # As `SharedItem.parse` reads it: no lease without both a number `leaseUntil` and a
-        # non-empty string `leaseOwner`.
-        free = (
-            "attribute_not_exists(leaseUntil) OR NOT attribute_type(leaseUntil, :number)"
-            " OR leaseUntil < :now OR attribute_not_exists(leaseOwner)"
-            " OR NOT attribute_type(leaseOwner, :string) OR size(leaseOwner) = :empty"
-        )
-        values: dict[str, Any] = {
-            ":me": {"S": owner},
-            ":until": {"N": _decimal(until)},
-            ":now": {"N": _decimal(now)},
-            ":number": {"S": "N"},
-            ":string": {"S": "S"},
-            ":empty": {"N": "0"},
-        }
-        if replacing and seen.lease_owner is not None and seen.lease_until_number is not None:
-            free += " OR (leaseOwner = :seenOwner AND leaseUntil = :seenUntil)"
-            values[":seenOwner"] = {"S": seen.lease_owner}
-            values[":seenUntil"] = {"N": seen.lease_until_number}
-        unchanged, seen_values = _token_unchanged(seen)
-        return self._update(
-            UpdateExpression="SET leaseOwner = :me, leaseUntil = :until",
-            ConditionExpression=f"({free}) AND {unchanged}",
-            ExpressionAttributeValues={**values, **seen_values},
-        )
+    def ask_refresher(self, refused: str | None) -> None:
+        """Asks the refresher for a new token (an asynchronous Invoke); `refused`: the id of
+        the stored token that AIR MILES refused or that does not decrypt."""
+        if self._refresher is None:
+            raise TokenStoreError("Invoke", "no refresher")
+        payload = json.dumps({"refusedTokenId": refused} if refused else {}).encode()
+        self._call("invoke", FunctionName=self._refresher, InvocationType="Event", Payload=payload)
 
-    def publish(self, owner: str, token: str, issued_at: float, expires_at: float) -> bool:
-        """Write `token` and release the lease, if `owner` still holds it (a holder whose lease
-        was taken over must not overwrite its successor's token). False: it no longer does."""
-        return self._update(
-            UpdateExpression=f"{_SET_FIELDS} REMOVE leaseOwner, leaseUntil",
-            ConditionExpression="leaseOwner = :me",
-            ExpressionAttributeValues={
-                ":me": {"S": owner},
-                **self._token_values(token, issued_at, expires_at),
-            },
-        )
+    # ------------------------------------------------------------ the refresher's writes
 
-    def offer(self, token: str, issued_at: float, expires_at: float, *, seen: SharedItem) -> bool:
-        """Write `token`, fetched without the lease (a waiter that gave up waiting), if the
-        item's token is still the one `seen` showed (none, or one unusable to the reader); the
-        lease is left to its holder. False: someone wrote another token meanwhile."""
-        unchanged, seen_values = _token_unchanged(seen)
-        return self._update(
-            UpdateExpression=_SET_FIELDS,
-            ConditionExpression=unchanged,
-            ExpressionAttributeValues={
-                **seen_values,
-                **self._token_values(token, issued_at, expires_at),
-            },
-        )
+    def claim(self, owner: str, now: float, until: float, seen: StoredToken) -> bool:
+        """Claims the refresh for `owner` until `until`, if no unexpired claim is held and the
+        token is still the one `seen` showed. False: either no longer holds."""
+        values = {":me": {"S": owner}, ":until": {"N": f"{until:.3f}"}, ":now": {"N": f"{now:.3f}"}}
+        if seen.token_id:
+            unchanged, values[":seen"] = "tokenId = :seen", {"S": seen.token_id}
+        else:  # none, or one not a string (read as none)
+            unchanged, values[":string"] = "NOT attribute_type(tokenId, :string)", {"S": "S"}
+        fresh = "attribute_not_exists(claimUntil) OR claimUntil < :now"
+        return self._update("SET claimOwner = :me, claimUntil = :until", fresh, unchanged, values)
+
+    def publish(self, owner: str, token: str, times: tuple[float, float, float]) -> bool:
+        """Writes `token` (issued, expires and refresh times) and ends `owner`'s claim, if
+        `owner` still holds it."""
+        encrypted = self._call("encrypt", Plaintext=token.encode())["CiphertextBlob"]
+        values = {f":{name}": {"N": f"{t:.3f}"} for name, t in zip(_TIMES, times, strict=True)}
+        values.update({":c": {"B": encrypted}, ":id": {"S": token_id(token)}, ":me": {"S": owner}})
+        fields = "".join(f", {name} = :{name}" for name in _TIMES)
+        update = f"SET ciphertext = :c, tokenId = :id{fields} REMOVE claimOwner, claimUntil"
+        return self._update(update, "claimOwner = :me", "", values)
 
     def release(self, owner: str) -> bool:
-        """Give the lease up, if `owner` still holds it (a holder that could not write its
-        token: the others need not wait for its lease to run out). False: it no longer does."""
+        """Ends `owner`'s claim without a token (its fetch failed)."""
         return self._update(
-            UpdateExpression="REMOVE leaseOwner, leaseUntil",
-            ConditionExpression="leaseOwner = :me",
-            ExpressionAttributeValues={":me": {"S": owner}},
+            "REMOVE claimOwner, claimUntil", "claimOwner = :me", "", {":me": {"S": owner}}
         )
 
-    def invalidate(self, refused_id: str) -> bool:
-        """Remove the token named `refused_id` (AIR MILES refused it), only if it is still
-        the item's token (compare-and-swap). False: it had been replaced already."""
-        return self._update(
-            UpdateExpression="REMOVE ciphertext, tokenId, issuedAt, expiresAt",
-            ConditionExpression="tokenId = :refused",
-            ExpressionAttributeValues={":refused": {"S": refused_id}},
-        )
-
-    # ------------------------------------------------------------ plumbing
-
-    def _token_values(self, token: str, issued_at: float, expires_at: float) -> dict[str, Any]:
-        answer = self._call(
-            "Encrypt",
-            lambda _dynamodb, kms: kms.encrypt(
-                KeyId=self._key_id, Plaintext=token.encode(), EncryptionContext=self._context
-            ),
-        )
-        return {
-            ":ciphertext": {"B": answer["CiphertextBlob"]},
-            ":tokenId": {"S": token_id(token)},
-            ":issuedAt": {"N": _decimal(issued_at)},
-            ":expiresAt": {"N": _decimal(expires_at)},
-        }
-
-    def _update(self, **request: Any) -> bool:
-        """One conditional UpdateItem of the item: True when written, False when its condition
-        did not hold."""
-        from botocore.exceptions import ClientError  # loaded with the clients
-
+    def _update(self, update: str, condition: str, also: str, values: dict[str, Any]) -> bool:
         try:
             self._call(
-                "UpdateItem",
-                lambda dynamodb, _kms: dynamodb.update_item(
-                    TableName=self.table, Key=_KEY, **request
-                ),
-                conditional=True,
+                "update_item",
+                TableName=self.table,
+                Key=_KEY,
+                UpdateExpression=update,
+                ConditionExpression=f"({condition}) AND {also}" if also else condition,
+                ExpressionAttributeValues=values,
             )
-        except ClientError:  # only the failed condition comes out of _call as a ClientError
+        except _ConditionFailed:
             return False
         return True
 
-    def _call(
-        self, operation: str, call: Callable[[Any, Any], Any], *, conditional: bool = False
-    ) -> Any:
+    def _call(self, method: str, **params: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        operation = method.title().replace("_", "")  # the AWS name: get_item is GetItem
+        service = _SERVICES[method]
+        if service == "kms":
+            params.update(KeyId=self._key_id, EncryptionContext=self._context)
         try:
-            dynamodb, kms = self._clients()
-            return call(dynamodb, kms)
+            return getattr(self._clients(service), method)(**params)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
-            if conditional and code == "ConditionalCheckFailedException":
-                raise
-            error = CorruptTokenItem if code in _NOT_OURS else TokenStoreError
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from None
+            error = CorruptTokenItem if code == "InvalidCiphertextException" else TokenStoreError
             raise error(operation, code) from None
         except BotoCoreError as exc:
-            error = TokenStoreNoTime if is_time_limit(exc) else TokenStoreError
-            raise error(operation, type(exc).__name__) from None
+            reason = "AwsTimeLimitReached" if is_time_limit(exc) else type(exc).__name__
+            raise TokenStoreError(operation, reason) from None
 
 
-def _token_unchanged(seen: SharedItem) -> tuple[str, dict[str, Any]]:
-    """A condition that the item's `tokenId` is still what `seen` showed, and its values."""
-    if seen.token_id is None:
-        # None, or one that is not a string or is empty (a corrupt item, replaced as if there
-        # were none: `SharedItem.parse` reads it so).
-        return (
-            "(attribute_not_exists(tokenId) OR NOT attribute_type(tokenId, :string)"
-            " OR size(tokenId) = :empty)",
-            {":string": {"S": "S"}, ":empty": {"N": "0"}},
-        )
-    return "tokenId = :seenToken", {":seenToken": {"S": seen.token_id}}
-
-
-def _text(value: Any) -> str | None:
-    text = value.get("S") if isinstance(value, dict) else None
-    return text if isinstance(text, str) and text else None
-
-
-def _number(value: Any) -> float | None:
-    number = value.get("N") if isinstance(value, dict) else None
-    if not isinstance(number, str):
-        return None
+def _number(value: Any) -> float:
     try:
-        return float(Decimal(number))
-    except (InvalidOperation, ValueError):
-        return None
+        return float(Decimal(value["N"]))
+    except (KeyError, TypeError, ArithmeticError):
+        return 0.0
 
 
-def _decimal(seconds: float) -> str:
-    """Epoch seconds as DynamoDB numbers: milliseconds are plenty."""
-    return f"{seconds:.3f}"
+class _ConditionFailed(Exception):
+    """A conditional write whose condition did not hold."""

@@ -1,0 +1,71 @@
+"""The token refresher: the one writer of the deployment's AIR MILES token
+(offer_state.token_store), run by its schedule and on demand by the functions.
+
+A run reads the item (strongly consistent) and fetches a token only when the stored one is due:
+none (or unusable), past its refresh time (an hour before it expires, or a fifth of a short
+life), or the one a function reports refused (`{"refusedTokenId": …}` after a 401 or a
+ciphertext that does not decrypt). It first claims the refresh, a conditional write (no
+unexpired claim, the token still the one read; the claim lasts what the run has left, at most
+its Timeout), so runs that overlap fetch once; the token is written under the claim, which
+that write ends. Each run emits `StoredTokenOverdueSeconds`: how far past its refresh time the
+stored token is after the run (0 while fresh, a day when there is none), which an alarm watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from offer_state.auth import TokenProvider
+from offer_state.observability import dimensioned, logger
+from offer_state.service import OfferStateService
+from offer_state.token_store import StoredToken, TokenStoreError, token_id
+from offer_state.transport import Transport
+
+NO_TOKEN_OVERDUE = 86400.0
+
+
+def refresh_time(issued_at: float, expires_at: float) -> float:
+    return expires_at - min(3600.0, (expires_at - issued_at) / 5)
+
+
+class TokenRefresher:
+    def __init__(self, service: OfferStateService) -> None:
+        settings = service.settings.client
+        self._service = service
+        self.store = service.token_store(patient=True)
+        assert self.store is not None, "TOKEN_TABLE_NAME and TOKEN_KEY_ID name the token store"
+        self.tokens = TokenProvider(
+            settings, Transport(settings), lambda force: service.secrets.credentials(force)
+        )
+
+    def run(self, event: dict[str, Any], context: Any, wall: Any = time.time) -> dict[str, Any]:
+        assert self.store is not None
+        refused = event.get("refusedTokenId")
+        deadline = self._service.deadline(context)
+        with deadline.current():
+            stored, now = self.store.read(consistent=True), wall()
+            outcome = "fresh"
+            if not stored.whole or now >= stored.refresh_at or stored.token_id == refused:
+                owner, outcome = uuid.uuid4().hex, "claimed by another run"
+                if self.store.claim(owner, now, now + deadline.final.remaining(), stored):
+                    try:
+                        fetched = self.tokens.fetch(deadline.upstream)
+                        issued, expires = fetched.issued_at, fetched.expires_at
+                        times = (issued, expires, refresh_time(issued, expires))
+                        written = self.store.publish(owner, fetched.token, times)
+                    except BaseException:
+                        with contextlib.suppress(TokenStoreError):
+                            self.store.release(owner)
+                        raise
+                    outcome = "refreshed" if written else "claim lost"
+                    stored = StoredToken(token_id(fetched.token), b"-", *times)
+        overdue = max(0.0, wall() - stored.refresh_at) if stored.whole else NO_TOKEN_OVERDUE
+        dimensioned("StoredTokenOverdueSeconds", MetricUnit.Seconds, overdue, {})
+        answer = {"outcome": outcome, "tokenId": stored.token_id, "overdueSeconds": overdue}
+        logger.info(f"token refresher: {outcome}", extra={**answer, "refusedTokenId": refused})
+        return answer
