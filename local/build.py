@@ -47,6 +47,10 @@ TOOLS = ROOT / ".venv" / "tools"
 NODE_TOOL = TOOLS / "node"
 NODE_REQUIREMENTS = ROOT / "requirements" / "node.txt"
 PYODIDE_RUNNER = Path(__file__).with_name("pyodide_python.mjs")
+# dynalite (npm), a DynamoDB stand-in whose conditional writes are atomic, for the tests of the
+# token refresher's claim: requirements/dynalite's lockfile pins it and every dependency.
+DYNALITE_PACKAGE = ROOT / "requirements" / "dynalite"
+DYNALITE_TOOL = TOOLS / "dynalite"
 
 # Pyodide: CPython 3.13.2 compiled to WebAssembly, run by Node. It is here only to write
 # CPython 3.13 bytecode on machines that have no Python 3.13 (its compileall writes standard
@@ -271,6 +275,35 @@ def _installed_pyodide() -> Path:
     (partial / "package").rename(folder)
     shutil.rmtree(partial)
     return folder
+
+
+def installed_dynalite() -> tuple[str, Path]:
+    """(node, dynalite's cli.js), installed once into .venv/tools/dynalite by `npm ci` from
+    requirements/dynalite (every package pinned by its lockfile's integrity hash; no install
+    script is run), under Node from PATH, else the pinned one."""
+    found = node_on_path()
+    node = found[0] if found is not None else _installed_node()[0]
+    cli = DYNALITE_TOOL / "node_modules" / "dynalite" / "cli.js"
+    stamp = DYNALITE_TOOL / ".installed"
+    lock = (DYNALITE_PACKAGE / "package-lock.json").read_text()
+    if cli.exists() and stamp.exists() and stamp.read_text() == lock:
+        return node, cli
+    npm = shutil.which("npm", path=str(Path(node).parent)) or shutil.which("npm")
+    if npm is None:
+        raise BuildError(f"no npm next to {node} or on PATH to install dynalite")
+    print(f"installing dynalite (requirements/dynalite) into {DYNALITE_TOOL}")
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix="dynalite.", dir=TOOLS))
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(DYNALITE_PACKAGE / name, partial / name)
+    ci = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
+    done = subprocess.run(ci, cwd=partial, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError(f"npm ci of dynalite failed:\n{done.stdout}{done.stderr}")
+    (partial / ".installed").write_text(lock)
+    shutil.rmtree(DYNALITE_TOOL, ignore_errors=True)
+    partial.rename(DYNALITE_TOOL)
+    return node, cli
 
 
 def _run(command: list[str], stdin: str | None = None) -> str:
