@@ -95,7 +95,7 @@ bench: $(STAMP) build ## cold start, per-request overhead, calls per request, th
 	@$(PY) -m local.bench
 	@$(PY) -m local.tokens
 
-tokens: $(STAMP) ## AIR MILES tokens per token lifetime: 32 environments of both functions with churn; bench-results.json (tokens)
+tokens: $(STAMP) ## AIR MILES token requests: steady (32 environments with churn), cold burst, revocation, throttled store; bench-results.json (tokens)
 	@$(PY) -m local.tokens
 
 load: $(STAMP) ## the local stack under load at concurrency 1, 4, 16: req/s, p50/p95/p99, audit checks; bench-results.json (load)

@@ -76,13 +76,12 @@ def schedule_seconds(expression: str) -> float:
 def run_on_schedule(
     invoke: Invoker, event: dict[str, Any], seconds: float, stop: threading.Event
 ) -> threading.Thread:
-    """Invokes `invoke(event)` now and then every `seconds` until `stop` is set, as an
-    EventBridge schedule does (without waiting for a run that is late: runs may overlap)."""
+    """Invokes `invoke(event)` every `seconds` from now until `stop` is set, as an EventBridge
+    schedule does (without waiting for a run that is late: runs may overlap)."""
 
     def loop() -> None:
-        while not stop.is_set():
+        while not stop.wait(seconds):
             threading.Thread(target=invoke, args=(event,), daemon=True).start()
-            stop.wait(seconds)
 
     thread = threading.Thread(target=loop, daemon=True, name="schedule")
     thread.start()

@@ -269,11 +269,11 @@ def run(plan: Plan) -> dict[str, Any]:
             template = deploy_local(
                 template_parameters(sandbox.url, "http://127.0.0.1:3004"), moto_url
             )
-            refresher = _refresher(template, moto_url, plan, stack)
             control.post(f"{sandbox.url}/_sandbox/reset", timeout=5).raise_for_status()
             control.post(
                 f"{sandbox.url}/_sandbox/config", json={"tokenTtl": plan.ttl}, timeout=5
             ).raise_for_status()
+            refresher = _refresher(template, moto_url, plan, stack)
             bench = _Bench(sandbox.url, control, template, moto_url, plan, refresher)
             steady = bench.steady()
             scenarios = {
@@ -303,6 +303,7 @@ def _refresher(template: Template, moto_url: str, plan: Plan, stack: Any) -> Any
     pool.warm()
     name = template.resolve(template.function_properties(REFRESHER)["FunctionName"])
     api = stack.enter_context(LambdaApi({name: invoker(pool)}))
+    invoker(pool)(SCHEDULED_REFRESH)  # the first token, then every plan.refresh_seconds
     stop = threading.Event()
     stack.callback(stop.set)
     run_on_schedule(invoker(pool), SCHEDULED_REFRESH, plan.refresh_seconds, stop)

@@ -1,15 +1,8 @@
-"""The token refresher: the one writer of the deployment's AIR MILES token
-(offer_state.token_store), run by its schedule and on demand by the functions.
-
-A run reads the item (strongly consistent) and fetches a token only when the stored one is due:
-none (or unusable), past its refresh time (an hour before it expires, or a fifth of a short
-life), or the one a function reports refused (`{"refusedTokenId": …}` after a 401 or a
-ciphertext that does not decrypt). It first claims the refresh, a conditional write (no
-unexpired claim, the token still the one read; the claim lasts what the run has left, at most
-its Timeout), so runs that overlap fetch once; the token is written under the claim, which
-that write ends. Each run emits `StoredTokenOverdueSeconds`: how far past its refresh time the
-stored token is after the run (0 while fresh, a day when there is none), which an alarm watches.
-"""
+"""The token refresher, the one writer of the deployment's AIR MILES token, on its schedule and
+when a function asks (`refusedTokenId`: a token refused or not decryptable). It fetches only a
+token due (none, past `refreshAt`, the one refused), under a claim (a conditional write: no
+unexpired claim, `tokenId` unchanged; lasting the run's time left) so that overlapping runs fetch
+once. Each run emits `StoredTokenOverdueSeconds` (0 while fresh, a day without a token)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""The deployment's AIR MILES token: one DynamoDB item, written by the token refresher alone
-(offer_state.refresher), read by every execution environment of the functions (offer_state.auth).
-
-The item (`pk` = `airmiles-token`): `ciphertext`, the token encrypted with a KMS key under an
-encryption context naming the table and the item (the item alone reveals nothing); `tokenId`,
-16 hex digits of its SHA-256 (safe to log); `issuedAt`, `expiresAt` and `refreshAt` (epoch
-seconds, the refresher's clock); and while a refresher fetches, its claim (`claimOwner`,
-`claimUntil`). A failure is a `TokenStoreError`: an operation and an AWS code, never the token.
-"""
+"""The deployment's AIR MILES token: one DynamoDB item that the token refresher alone writes
+(offer_state.refresher) and the functions read (offer_state.auth): the token encrypted with KMS
+under the context {tokenTable, item}, `tokenId` (16 hex digits of its SHA-256, safe to log),
+`issuedAt`, `expiresAt`, `refreshAt`, and a refresher's claim (`claimOwner`, `claimUntil`).
+Failures are `TokenStoreError`s naming an operation and an AWS code, never the token."""
 
 from __future__ import annotations
 
@@ -33,8 +29,7 @@ def token_id(token: str) -> str:
 
 
 class TokenStoreError(Exception):
-    """The store, or the refresher's Invoke, failed; `reason` is an AWS code or botocore's
-    error class (`AwsTimeLimitReached`: the invocation had no time left for the call)."""
+    """The store, or the refresher's Invoke, failed (`AwsTimeLimitReached`: no time left)."""
 
     def __init__(self, operation: str, reason: str) -> None:
         super().__init__(f"token store {operation}: {reason}")
@@ -50,8 +45,7 @@ class CorruptTokenItem(TokenStoreError):
 
 @dataclass(frozen=True)
 class StoredToken:
-    """The item as read (its token encrypted): `token_id` is its `tokenId` if a string (what
-    a claim's condition names), `whole` whether the rest is usable too."""
+    """The item as read: `token_id` its `tokenId` if a string, `whole` if the rest is too."""
 
     token_id: str | None = None
     ciphertext: bytes = b""
