@@ -113,6 +113,9 @@ class Deployed(StackTables):
         )
         deployed = cls(Template(parameters=parameters, resource_refs=refs), refs)
         leaks.remember_secret(deployed.secret()["audit_pepper"])
+        # moto's Lambda (which runs no function: a function's ask for a token fails) loads its
+        # backend at its first call, half a second: now, not inside a timed invocation.
+        boto3.client("lambda").list_functions()
         return deployed
 
     @property
