@@ -27,6 +27,8 @@ from tests.support import leaks
 from tests.support.sandbox_control import SandboxControl
 from tests.support.tables import LEAK_CHECKED_TABLES, StackTables
 
+READY = "Offer State Gateway ready on "  # local/stack.py's line once the gateway listens
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """Our environment minus what a parent `make` passes down (so a `make` run from a test
@@ -158,7 +160,7 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Runn
         assert process.stdout is not None
         for line in process.stdout:
             stack.output.append(line)
-            if "ready" in line:
+            if READY in line:
                 ready.set()
         ready.set()
 
@@ -166,7 +168,7 @@ def start_stack(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Runn
     deadline = time.monotonic() + 60
     while not ready.wait(0.1) and time.monotonic() < deadline:
         pass
-    if process.poll() is not None or not any("ready" in line for line in stack.output):
+    if process.poll() is not None or not any(READY in line for line in stack.output):
         stack.stop()
         raise RuntimeError("the local stack did not start:\n" + "".join(stack.output[-40:]))
     return stack
