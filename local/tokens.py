@@ -20,10 +20,6 @@ comparison it estimates what a token per environment (the design before) would h
 in the same run: one at each environment's first request, and another each time that token's
 usable life (its lifetime less the margin) ran out. It exits 1 when the target is missed or a
 request was not answered 200.
-
-moto applies a conditional write in steps that a concurrent request may interleave with; DynamoDB
-applies each write to an item atomically. The lease is such a write, so while this runs moto
-applies one DynamoDB request at a time (`one_dynamodb_request_at_a_time`).
 """
 
 from __future__ import annotations
@@ -38,7 +34,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -167,28 +162,6 @@ class Environment:
         self.pool.close()
 
 
-@contextlib.contextmanager
-def one_dynamodb_request_at_a_time() -> Iterator[None]:
-    """For the duration, moto's DynamoDB backend applies one request at a time, as DynamoDB
-    applies the writes to one item (a conditional write is then atomic, as there)."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()  # (re-entrant: one backend method may call another)
-
-    def serialised(original: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(*args, **kwargs)
-
-        return call
-
-    names = ("get_item", "put_item", "update_item", "delete_item")
-    with mock.patch.multiple(
-        DynamoDBBackend, **{name: serialised(getattr(DynamoDBBackend, name)) for name in names}
-    ):
-        yield
-
-
 class Deployment:
     """The environments of both functions, started and retired."""
 
@@ -257,8 +230,16 @@ def per_environment_estimate(environments: list[Environment], plan: Plan) -> int
     )
 
 
-def _discard(_line: str) -> None:
-    """The functions' logs and metrics (several lines a request) are not shown."""
+_LOG_LOCK = threading.Lock()
+
+
+def _discard(line: str) -> None:
+    """The functions' logs and metrics (several lines a request) are not shown; with
+    `TOKENS_LOG=<file>` they are appended to that file, to see why an answer was not 200."""
+    path = os.environ.get("TOKENS_LOG")
+    if path:
+        with _LOG_LOCK, open(path, "a", encoding="utf-8") as log:
+            log.write(line.rstrip("\n") + "\n")
 
 
 def run(plan: Plan) -> dict[str, Any]:
@@ -268,7 +249,7 @@ def run(plan: Plan) -> dict[str, Any]:
     (`revoked`), the token store's reads throttled (`store_throttled`)."""
     from local.sandbox import Sandbox
 
-    with Sandbox(port=0) as sandbox, one_dynamodb_request_at_a_time():
+    with Sandbox(port=0) as sandbox:
         moto, moto_url = start_moto()
         control = loopback_session()
         stack = contextlib.ExitStack()
