@@ -51,6 +51,10 @@ PYODIDE_RUNNER = Path(__file__).with_name("pyodide_python.mjs")
 # token refresher's claim: requirements/dynalite's lockfile pins it and every dependency.
 DYNALITE_PACKAGE = ROOT / "requirements" / "dynalite"
 DYNALITE_TOOL = TOOLS / "dynalite"
+# @cloud-copilot/iam-simulate (npm), an IAM policy evaluator (identity and key policies, their
+# conditions), for the least-privilege tests: moto evaluates neither. Pinned the same way.
+IAM_SIMULATE_PACKAGE = ROOT / "requirements" / "iam-simulate"
+IAM_SIMULATE_TOOL = TOOLS / "iam-simulate"
 
 # Pyodide: CPython 3.13.2 compiled to WebAssembly, run by Node. It is here only to write
 # CPython 3.13 bytecode on machines that have no Python 3.13 (its compileall writes standard
@@ -281,29 +285,42 @@ def installed_dynalite() -> tuple[str, Path]:
     """(node, dynalite's cli.js), installed once into .venv/tools/dynalite by `npm ci` from
     requirements/dynalite (every package pinned by its lockfile's integrity hash; no install
     script is run), under Node from PATH, else the pinned one."""
+    node, folder = _installed_npm_tool("dynalite", DYNALITE_PACKAGE, DYNALITE_TOOL)
+    return node, folder / "node_modules" / "dynalite" / "cli.js"
+
+
+def installed_iam_simulate() -> tuple[str, Path]:
+    """(node, the folder whose node_modules holds @cloud-copilot/iam-simulate), installed once
+    into .venv/tools/iam-simulate as dynalite is, from requirements/iam-simulate."""
+    return _installed_npm_tool("iam-simulate", IAM_SIMULATE_PACKAGE, IAM_SIMULATE_TOOL)
+
+
+def _installed_npm_tool(name: str, package: Path, tool: Path) -> tuple[str, Path]:
+    """(node, `tool`): `npm ci --ignore-scripts` of `package` (its package.json and lockfile)
+    into `tool`, once per lockfile, under Node from PATH, else the pinned one."""
     found = node_on_path()
     node = found[0] if found is not None else _installed_node()[0]
-    cli = DYNALITE_TOOL / "node_modules" / "dynalite" / "cli.js"
-    stamp = DYNALITE_TOOL / ".installed"
-    lock = (DYNALITE_PACKAGE / "package-lock.json").read_text()
-    if cli.exists() and stamp.exists() and stamp.read_text() == lock:
-        return node, cli
+    stamp = tool / ".installed"
+    lock = (package / "package-lock.json").read_text()
+    if stamp.exists() and stamp.read_text() == lock:
+        return node, tool
     npm = shutil.which("npm", path=str(Path(node).parent)) or shutil.which("npm")
     if npm is None:
-        raise BuildError(f"no npm next to {node} or on PATH to install dynalite")
-    print(f"installing dynalite (requirements/dynalite) into {DYNALITE_TOOL}")
+        raise BuildError(f"no npm next to {node} or on PATH to install {name}")
+    print(f"installing {name} ({package.relative_to(ROOT)}) into {tool}")
     TOOLS.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix="dynalite.", dir=TOOLS))
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy(DYNALITE_PACKAGE / name, partial / name)
+    partial = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=TOOLS))
+    for file in ("package.json", "package-lock.json"):
+        shutil.copy(package / file, partial / file)
     ci = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
     done = subprocess.run(ci, cwd=partial, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise BuildError(f"npm ci of dynalite failed:\n{done.stdout}{done.stderr}")
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BuildError(f"npm ci of {name} failed:\n{done.stdout}{done.stderr}")
     (partial / ".installed").write_text(lock)
-    shutil.rmtree(DYNALITE_TOOL, ignore_errors=True)
-    partial.rename(DYNALITE_TOOL)
-    return node, cli
+    shutil.rmtree(tool, ignore_errors=True)
+    partial.rename(tool)
+    return node, tool
 
 
 def _run(command: list[str], stdin: str | None = None) -> str:

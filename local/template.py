@@ -283,12 +283,14 @@ class Template:
         raise KeyError(f"no local value for Ref {name}")
 
     def _get_att(self, logical_id: str, attribute: str) -> str:
-        # The execution role SAM generates for a function without a Role of its own.
+        # The execution role SAM generates for a function without a Role of its own (or that
+        # role in the translated template, tests/support/sam_translate.py).
         function = self.resources.get(logical_id.removesuffix("Role"), {})
+        role = self.resources.get(logical_id, {}).get("Type") == "AWS::IAM::Role"
         if (
             logical_id.endswith("Role")
             and attribute == "Arn"
-            and function.get("Type") == "AWS::Serverless::Function"
+            and (function.get("Type") == "AWS::Serverless::Function" or role)
         ):
             stack = self._ref("AWS::StackName")
             return f"arn:aws:iam::{self.account_id}:role/{stack}-{logical_id}"

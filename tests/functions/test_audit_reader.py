@@ -13,6 +13,7 @@ import pytest
 from local import audit_reader
 from offer_state.pseudonyms import KmsPseudonyms, pepper_pseudonym
 from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
+from tests.support.iam import AUDIT_READER, Evaluator, assert_evaluated
 from tests.support.inprocess import Deployed, fresh_boto3_session
 from tests.support.pending import begin_change, writer_at
 from tests.support.permissions import as_arns, policy_permissions, recorded_aws_calls
@@ -155,6 +156,7 @@ def test_the_reader_needs_only_its_policy_and_never_reads_the_secret(
     update_state: Function,
     sandbox_control: SandboxControl,
     capsys,
+    iam: Evaluator,
 ):
     offer = sandbox_control.untouched_offers(1)[0]
     correlation = str(uuid.uuid4())
@@ -178,6 +180,8 @@ def test_the_reader_needs_only_its_policy_and_never_reads_the_secret(
         for action, resource in policy_permissions(deployed.template, "AuditReaderPolicy")
     }
     assert used == policy
+    # Evaluated (iam-simulate): allowed to its holder, denied to every function's role.
+    assert_evaluated(calls, deployed.template, iam, AUDIT_READER)
 
 
 def test_records_keyed_by_a_retired_key_are_found_with_the_current_ones(

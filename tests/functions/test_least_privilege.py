@@ -1,14 +1,14 @@
 """The code side of least privilege: every AWS call each function makes, over every path
 (reads, writes, replays, conflicts, failures, the token read, refused, asked for and fetched
 as a fallback; the refresher's runs), is exactly the set its IAM policy (and the token key's
-policy) grants; each audit record's update stays inside the attributes its policy's condition
-allows; and each call on the token names its one item and its encryption context, as their
-conditions require."""
+policy) grants; and each call, decided by a real IAM evaluator (iam-simulate, with the context
+keys the call carries) against the roles' policies as SAM generates them and the key policies,
+is allowed to its function, denied to the other roles and AuditReaderPolicy unless the template
+shares it, and denied outside its conditions (tests/support/iam.py)."""
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -17,9 +17,9 @@ import boto3
 import pytest
 
 from offer_state.errors import UpstreamError
-from offer_state.token_store import ITEM_KEY
 from tests.support.aws_faults import stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
+from tests.support.iam import Evaluator, assert_evaluated
 from tests.support.inprocess import Deployed, InProcessRefresher
 from tests.support.pending import begin_change, writer_at
 from tests.support.permissions import as_arns, permissions
@@ -36,6 +36,7 @@ def test_get_state_uses_exactly_its_permissions(
     get_state: Function,
     deployed: Deployed,
     sandbox_control: SandboxControl,
+    iam: Evaluator,
 ):
     offers = sandbox_control.untouched_offers(2)
     get_state.call(event("GET", "/health"))
@@ -52,7 +53,7 @@ def test_get_state_uses_exactly_its_permissions(
     _the_token_refused_while_the_refresher_is_down(refresher, get_state, sandbox_control)
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "GetStateFunction")
-    _assert_token_calls_within_their_conditions(aws_calls, deployed)
+    assert_evaluated(aws_calls, deployed.template, iam, "GetStateFunction")
 
 
 def test_update_state_uses_exactly_its_permissions(
@@ -62,6 +63,7 @@ def test_update_state_uses_exactly_its_permissions(
     deployed: Deployed,
     sandbox_control: SandboxControl,
     monkeypatch,
+    iam: Evaluator,
 ):
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
         DynamoDBPersistenceLayer,
@@ -93,12 +95,11 @@ def test_update_state_uses_exactly_its_permissions(
     _the_token_refused_while_the_refresher_is_down(refresher, update_state, sandbox_control)
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
-    _assert_audit_updates_within_their_condition(aws_calls, deployed)
-    _assert_token_calls_within_their_conditions(aws_calls, deployed)
+    assert_evaluated(aws_calls, deployed.template, iam, "UpdateStateFunction")
 
 
 def test_reconcile_pending_uses_exactly_its_permissions(
-    aws_calls, reconcile_pending: Function, deployed: Deployed
+    aws_calls, reconcile_pending: Function, deployed: Deployed, iam: Evaluator
 ):
     table = deployed.refs["AuditTable"]
     begin_change(writer_at(boto3.client("dynamodb"), table, timedelta(days=1)))
@@ -112,10 +113,11 @@ def test_reconcile_pending_uses_exactly_its_permissions(
     assert _as_arns(aws_calls, deployed) == permissions(
         deployed.template, "ReconcilePendingFunction"
     )
+    assert_evaluated(aws_calls, deployed.template, iam, "ReconcilePendingFunction")
 
 
 def test_token_refresher_uses_exactly_its_permissions(
-    aws_calls, deployed: Deployed, sandbox_control: SandboxControl, monkeypatch
+    aws_calls, deployed: Deployed, sandbox_control: SandboxControl, monkeypatch, iam: Evaluator
 ):
     refresher = deployed.start("TokenRefresherFunction", monkeypatch)
     scheduled = json.loads((EVENTS_DIR / "scheduled_token_refresh.json").read_text())
@@ -128,7 +130,7 @@ def test_token_refresher_uses_exactly_its_permissions(
     assert "claimOwner" not in deployed.token_item()
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "TokenRefresherFunction")
-    _assert_token_calls_within_their_conditions(aws_calls, deployed, "kms:Encrypt")
+    assert_evaluated(aws_calls, deployed.template, iam, "TokenRefresherFunction")
 
 
 def _the_token_refused_while_the_refresher_is_down(
@@ -147,50 +149,3 @@ def _the_token_refused_while_the_refresher_is_down(
     assert answer[0] == 200
     assert sandbox_control.calls()["token"] == 2  # the refresher's, and the fallback
     assert refresher.outcomes()[-1] == "RuntimeError"
-
-
-def _assert_token_calls_within_their_conditions(
-    aws_calls: list[tuple[str, dict[str, Any]]],
-    deployed: Deployed,
-    crypto_action: str = "kms:Decrypt",
-) -> None:
-    """Every call on the token table names its one item (`dynamodb:LeadingKeys`), and every
-    use of the token key the encryption context its key policy requires."""
-    table = deployed.refs["TokenTable"]
-    items = [params for _, params in aws_calls if params.get("TableName") == table]
-    crypto = [params for action, params in aws_calls if action == crypto_action]
-    assert items and crypto
-    assert all(params["Key"] == {"pk": {"S": ITEM_KEY}} for params in items)
-    context = {"tokenTable": table, "item": ITEM_KEY}
-    assert all(params["EncryptionContext"] == context for params in crypto)
-
-
-# Words of DynamoDB's expression language: anything else bare in an expression is an attribute.
-_EXPRESSION_WORDS = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "IN", "BETWEEN"}
-
-
-def _assert_audit_updates_within_their_condition(
-    aws_calls: list[tuple[str, dict[str, Any]]], deployed: Deployed
-) -> None:
-    """Every UpdateItem on the audit table names only attributes the policy's
-    `dynamodb:Attributes` lists, and asks nothing back (`dynamodb:ReturnValues`)."""
-    statements = deployed.template.resolve(
-        deployed.template.function_properties("UpdateStateFunction")["Policies"]
-    )[0]["Statement"]
-    [finish] = [s for s in statements if s.get("Sid") == "FinishAuditRecords"]
-    allowed = set(finish["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
-    assert finish["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"] == "NONE"
-    updates = [
-        params
-        for action, params in aws_calls
-        if action == "dynamodb:UpdateItem" and params["TableName"] == deployed.refs["AuditTable"]
-    ]
-    assert updates, "the paths above finish PENDING records"
-    for params in updates:
-        expressions = " ".join(
-            params.get(k, "") for k in ("UpdateExpression", "ConditionExpression")
-        )
-        bare = set(re.findall(r"(?<![#:\w])[A-Za-z_]\w*\b(?!\s*\()", expressions))
-        named = set(params.get("ExpressionAttributeNames", {}).values())
-        assert named | set(params["Key"]) | (bare - _EXPRESSION_WORDS) <= allowed
-        assert params.get("ReturnValues", "NONE") == "NONE"

@@ -9,6 +9,8 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
   through `sandbox_control`; `refresher`: the token refresher in-process, behind a local Lambda
   Invoke API (without it a function's Invoke fails, and it fetches a token of its own);
 - `aws_calls`: every AWS call made from the test's start on, by clients made from then on;
+- `iam`: a real IAM policy evaluator (iam-simulate) over the template as SAM translates it,
+  one per session (tests/support/iam.py);
 - `stack`: the whole local stack as a subprocess (`RunningStack`), one per module, its sandbox
   reset to its seed for the test.
 """
@@ -24,6 +26,7 @@ from moto import mock_aws
 from local.sandbox import Sandbox
 from tests.support import leaks
 from tests.support.functions import Function
+from tests.support.iam import Evaluator, translated_template
 from tests.support.inprocess import FAKE_AWS, Deployed, InProcessRefresher, fresh_boto3_session
 from tests.support.permissions import recorded_aws_calls
 from tests.support.sandbox_control import SandboxControl
@@ -90,6 +93,15 @@ def aws_calls(deployed: Deployed) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     with recorded_aws_calls() as recorded:
         yield recorded
     fresh_boto3_session()
+
+
+@pytest.fixture(scope="session")
+def iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evaluator]:
+    """iam-simulate in one Node process for the session, and template.yaml as SAM translates
+    it: `iam.policies(deployed.template)`, then `iam.decide(simulations)`."""
+    evaluator = Evaluator(translated_template(tmp_path_factory.mktemp("iam")))
+    yield evaluator
+    evaluator.close()
 
 
 @pytest.fixture
