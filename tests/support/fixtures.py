@@ -17,7 +17,9 @@ conftest's `pytest_plugins`). One name, one meaning across the suite:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,15 +153,25 @@ def reconcile_pending(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Fu
 # ------------------------------------------------------------------ the local stack
 
 
-@pytest.fixture(scope="module")
-def _module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack"))
+@contextlib.contextmanager
+def checked_stack(
+    tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningStack]:
+    """A local stack for a module's tests; stopped after them, it must leave no leak (in its
+    output or its tables) and no port open."""
+    running = start_stack(tmp_path, extra_env)
     yield running
     found = running.leak_findings()  # while moto still answers
     assert running.stop() == 0
     assert not any(listening(port) for port in running.ports.values())
     found += leaks.findings("stack output", "".join(running.output))
     assert not found, "leaked: " + "; ".join(sorted(set(found)))
+
+
+@pytest.fixture(scope="module")
+def _module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with checked_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture
