@@ -12,12 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
 
 from local.lambda_runtime import LambdaContext
-from local.tokens import one_dynamodb_request_at_a_time
 from offer_state.client import Collector
 from offer_state.refresher import refresh_time
 from offer_state.token_store import ITEM_KEY, token_id
@@ -32,8 +32,23 @@ COUNT = ("GET", "/v1/offers/states/count")
 
 @pytest.fixture
 def atomic_writes() -> Iterator[None]:
-    """moto applies one DynamoDB request at a time, as DynamoDB applies writes to an item."""
-    with one_dynamodb_request_at_a_time():
+    """In-process moto applies one DynamoDB request at a time, as DynamoDB applies the writes
+    to one item: its conditional writes are otherwise steps that other threads interleave
+    (the claim's exclusion itself is shown against dynalite, test_token_claim.py)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # (re-entrant: one backend method may call another)
+
+    def serialised(original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return call
+
+    names = ("get_item", "put_item", "update_item", "delete_item")
+    originals = {name: serialised(getattr(DynamoDBBackend, name)) for name in names}
+    with mock.patch.multiple(DynamoDBBackend, **originals):
         yield
 
 
