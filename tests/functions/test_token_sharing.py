@@ -114,9 +114,8 @@ def test_a_store_that_goes_quiet_is_left_in_time_and_the_request_answered(
         status, _, _ = get_state.call(event(*COUNT), timeout=invocation)
         took = time.monotonic() - started
     assert status == 200
-    # Attempts of at most 1 s (0.5 s to connect, 0.5 s to read) while half the budget is
-    # left, then a token of its own: within the invocation's time (botocore's defaults would
-    # wait 60 s, three times).
+    # One attempt of at most 1 s (0.5 s to connect, 0.5 s to read), then a token of its own:
+    # within the invocation's time (botocore's defaults would wait 60 s, three times).
     assert took < invocation, f"answered after the invocation's {invocation} s: {took:.1f} s"
     out, logged = _said(capsys)
     assert [value for _, value in emitted(out, "TokenStoreFailures")] == [1.0]

@@ -35,9 +35,8 @@ class TokenStoreError(Exception):
         super().__init__(f"token store {operation}: {reason}")
         self.operation, self.reason = operation, reason
         self.no_time = reason == "AwsTimeLimitReached"
-        # Worth trying again within the budget: throttled, or no answer in time (a busy store,
-        # or an ask that may have been taken) rather than an answer that refuses.
-        self.passing = reason in _THROTTLED or "Timeout" in reason
+        # Worth reading again: throttled, or an ask that timed out (it may have been taken).
+        self.passing = reason in _THROTTLED or (operation == "Invoke" and "Timeout" in reason)
 
 
 class CorruptTokenItem(TokenStoreError):
