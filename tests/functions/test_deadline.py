@@ -28,8 +28,10 @@ from tests.support.sandbox_control import SandboxControl
 TIMEOUT = 5.0
 # 50 ms a byte: a whole answer (170 bytes at the least) takes over 8 s.
 DRIP = {"mode": "drip", "intervalMs": 50}
-# What a 503's log line names for a quiet service (the start of `dependency`).
+# What a 503's log line names for a quiet service (the start of `dependency`), and the name
+# its answer gives it.
 DEPENDENCIES = {"SECRETS_MANAGER": "secretsmanager:", "DYNAMODB": "dynamodb:", "KMS": "kms:"}
+SERVICE_NAMES = {"SECRETS_MANAGER": "Secrets Manager", "DYNAMODB": "DynamoDB", "KMS": "KMS"}
 
 
 def _answered_in_time(
@@ -111,12 +113,18 @@ def test_a_slow_aws_service_is_answered_before_the_timeout(
     with monkeypatch.context() as patched:  # for the function's clients, built at its call
         patched.setenv(f"AWS_ENDPOINT_URL_{service}", quiet_endpoint)
         answer = _answered_in_time(handler, call)
-    assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
+    body = assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
     assert sandbox_control.calls()[endpoint] == calls
     # The one log line says why: the dependency, botocore's error, and when.
     [line] = leaks.log_lines("request failed")
     assert line["dependency"].startswith(DEPENDENCIES[service])
     assert line["awsError"] in {"ReadTimeoutError", "ConnectTimeoutError", "AwsTimeLimitReached"}
+    # And the answer says it was slow, not that the key, the secret or the table is bad.
+    name = SERVICE_NAMES[service]
+    slow = f"{name} did not answer in time."
+    if line["awsError"] == "AwsTimeLimitReached":
+        slow = f"too little of the request's time was left to wait for {name}."
+    assert body["error"]["message"].endswith(": " + slow)
     assert 0 < line["elapsedMs"] < TIMEOUT * 1000
     assert line["finalLeftMs"] > 0
 

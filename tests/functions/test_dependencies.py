@@ -7,6 +7,7 @@ import json
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import botocore.client
@@ -14,6 +15,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET
+from tests.support import leaks
+from tests.support.aws_faults import error_answer
 from tests.support.functions import MEMBER, SAVE, Function, assert_error, event, offer_event
 from tests.support.inprocess import Deployed, fresh_boto3_session
 from tests.support.sandbox_control import SandboxControl
@@ -35,6 +38,97 @@ def unreachable(aws: None) -> Iterator[Callable[[str], None]]:
 
     yield block
     fresh_boto3_session()
+
+
+@pytest.fixture
+def answered(aws: None) -> Iterator[Callable[..., None]]:
+    """`answered("kms.GenerateMac", "ThrottlingException")`: that operation (on `table`, when
+    given) is answered with that AWS error code, for every client created afterwards."""
+    fresh_boto3_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+
+    def answer(operation: str, code: str, table: str | None = None) -> None:
+        def refuse(params: dict[str, Any], **_: Any) -> Any:
+            if table is None or json.loads(params.get("body") or b"{}").get("TableName") == table:
+                return error_answer(code)
+            return None
+
+        session.events.register_first(f"before-call.{operation}", refuse)
+
+    yield answer
+    fresh_boto3_session()
+
+
+# (what fails, the AWS error code, the answer's message): each says what happened.
+SAYS_WHAT_HAPPENED = [
+    (
+        "kms.GenerateMac",
+        "ThrottlingException",
+        "The pseudonym key could not be used: KMS is throttling the gateway's calls.",
+    ),
+    (
+        "kms.GenerateMac",
+        "AccessDeniedException",
+        "The pseudonym key could not be used: KMS denied the gateway access to the key.",
+    ),
+    (
+        "kms.GenerateMac",
+        "DisabledException",
+        "The pseudonym key could not be used: the key is disabled or pending deletion in KMS.",
+    ),
+    (
+        "secrets-manager.GetSecretValue",
+        "AccessDeniedException",
+        "The gateway's secret could not be read: Secrets Manager denied the gateway access to "
+        "the secret.",
+    ),
+    (
+        "AuditTable",
+        "ProvisionedThroughputExceededException",
+        "The audit trail could not be written: DynamoDB is throttling the gateway's calls.",
+    ),
+    (
+        "IdempotencyTable",
+        "ThrottlingException",
+        "The idempotency store could not be used: DynamoDB is throttling the gateway's calls.",
+    ),
+]
+DEPENDENCY_OF = {
+    "kms.GenerateMac": "kms:GenerateMac",
+    "secrets-manager.GetSecretValue": "secretsmanager:GetSecretValue",
+    "AuditTable": "dynamodb:AuditTable",
+    "IdempotencyTable": "dynamodb:IdempotencyTable",
+}
+
+
+@pytest.mark.parametrize(
+    ("failing", "code", "message"),
+    SAYS_WHAT_HAPPENED,
+    ids=[f"{failing} {code}" for failing, code, _ in SAYS_WHAT_HAPPENED],
+)
+def test_a_dependency_failure_says_what_happened_and_its_log_line_names_the_aws_error(
+    answered,
+    update_state: Function,
+    deployed: Deployed,
+    sandbox_control: SandboxControl,
+    failing: str,
+    code: str,
+    message: str,
+):
+    if failing in deployed.refs:  # a table: its PutItem (the write-ahead item, or the lock)
+        answered("dynamodb.PutItem", code, deployed.refs[failing])
+    else:
+        answered(failing, code)
+    headers = {"idempotency-key": str(uuid.uuid4())}
+    answer = update_state.call(
+        offer_event(sandbox_control.untouched_offers(1)[0], SAVE, headers=headers)
+    )
+    body = assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
+    assert body["error"]["message"] == message
+    assert sandbox_control.calls()["put"] == 0
+    [line] = leaks.log_lines("request failed")
+    assert (line["dependency"], line["awsError"]) == (DEPENDENCY_OF[failing], code)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from offer_state.errors import DependencyUnavailableError
+from offer_state.errors import AUDIT_TRAIL, DependencyUnavailableError, dependency_unavailable
 from offer_state.identity import Identity
 from offer_state.pseudonyms import Pseudonym
 
@@ -267,9 +267,7 @@ class AuditWriter:
             yield
         except (BotoCoreError, ClientError) as exc:
             self._on_failure(operation)
-            raise DependencyUnavailableError(
-                "The audit trail cannot be written.", dependency="dynamodb:AuditTable"
-            ) from exc
+            raise dependency_unavailable(AUDIT_TRAIL, exc) from exc
 
 
 class AuditReader:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class OfferStateError(Exception):
@@ -143,7 +143,7 @@ class UpstreamTimeoutError(OfferStateError):
 
 class DependencyUnavailableError(OfferStateError):
     """Secrets Manager, KMS or DynamoDB cannot be used; `dependency` names which (for the log
-    line, never the answer)."""
+    line, never the answer). `dependency_unavailable` makes one that says how it failed."""
 
     status = 503
     code = "DEPENDENCY_UNAVAILABLE"
@@ -152,6 +152,88 @@ class DependencyUnavailableError(OfferStateError):
     def __init__(self, message: str | None = None, *, dependency: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.dependency = dependency
+
+
+class Dependency(NamedTuple):
+    """An AWS dependency whose failure is a 503: `name` is the log line's `dependency`; the
+    rest make the answer's message."""
+
+    name: str
+    service: str
+    failed: str  # what its failure means, a sentence without its full stop
+    resource: str  # what the service holds for the gateway
+
+
+PSEUDONYM_KEY = Dependency("kms:GenerateMac", "KMS", "The pseudonym key could not be used", "key")
+SECRET = Dependency(
+    "secretsmanager:GetSecretValue",
+    "Secrets Manager",
+    "The gateway's secret could not be read",
+    "secret",
+)
+AUDIT_TRAIL = Dependency(
+    "dynamodb:AuditTable", "DynamoDB", "The audit trail could not be written", "table"
+)
+IDEMPOTENCY_STORE = Dependency(
+    "dynamodb:IdempotencyTable", "DynamoDB", "The idempotency store could not be used", "table"
+)
+
+# How an AWS call failed, by the service's error code or botocore's error class (the
+# `awsError` of `failure_cause`), in the words of a 503's message.
+_HOW_IT_FAILED: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"ReadTimeoutError", "ConnectTimeoutError"}), "{service} did not answer in time"),
+    (
+        frozenset({"AwsTimeLimitReached"}),
+        "too little of the request's time was left to wait for {service}",
+    ),
+    (
+        frozenset(
+            {
+                "ThrottlingException",
+                "Throttling",
+                "ThrottledException",
+                "TooManyRequestsException",
+                "ProvisionedThroughputExceededException",
+                "RequestLimitExceeded",
+                "LimitExceededException",
+            }
+        ),
+        "{service} is throttling the gateway's calls",
+    ),
+    (
+        frozenset({"AccessDeniedException", "AccessDenied"}),
+        "{service} denied the gateway access to the {resource}",
+    ),
+    (
+        frozenset({"DisabledException", "KMSInvalidStateException", "KeyUnavailableException"}),
+        "the {resource} is disabled or pending deletion in {service}",
+    ),
+    (
+        frozenset({"ResourceNotFoundException", "NotFoundException"}),
+        "{service} has no such {resource}",
+    ),
+    (
+        frozenset({"EndpointConnectionError", "ConnectionClosedError", "ConnectionError"}),
+        "{service} could not be reached",
+    ),
+)
+
+
+def dependency_unavailable(
+    dependency: Dependency, failure: BaseException
+) -> DependencyUnavailableError:
+    """The 503 of `dependency` failing with `failure` (a botocore error, or an error whose
+    chain of causes holds one: Powertools wraps them), its message saying what happened: a
+    timeout, a throttle, a denial, a disabled key, ... Raise it `from failure`: its log line
+    then names the AWS error too (`failure_cause`)."""
+    aws_error = failure_cause(failure).get("awsError")
+    how = next((how for codes, how in _HOW_IT_FAILED if aws_error in codes), None)
+    if how is None and aws_error is not None:
+        how = "{service} answered with an error"
+    message = dependency.failed
+    if how is not None:
+        message += ": " + how.format(service=dependency.service, resource=dependency.resource)
+    return DependencyUnavailableError(message + ".", dependency=dependency.name)
 
 
 def failure_cause(error: BaseException) -> dict[str, str]:

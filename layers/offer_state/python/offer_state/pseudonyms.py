@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from offer_state.errors import DependencyUnavailableError
+from offer_state.errors import PSEUDONYM_KEY, dependency_unavailable
 
 PREFIX = "COLLECTOR#"
 MAC_ALGORITHM = "HMAC_SHA_256"
@@ -61,9 +61,7 @@ class KmsPseudonyms:
                 KeyId=self.key_id, Message=collector_number.encode(), MacAlgorithm=MAC_ALGORITHM
             )
         except (BotoCoreError, ClientError) as exc:
-            raise DependencyUnavailableError(
-                "The pseudonym key cannot be used.", dependency="kms:GenerateMac"
-            ) from exc
+            raise dependency_unavailable(PSEUDONYM_KEY, exc) from exc
         return Pseudonym(PREFIX + answer["Mac"].hex(), answer["KeyId"])
 
 

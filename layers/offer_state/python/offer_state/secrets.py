@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError as PydanticValidationError
 
 from offer_state.config import ClientCredentials
-from offer_state.errors import DependencyUnavailableError
+from offer_state.errors import SECRET, DependencyUnavailableError, dependency_unavailable
 
-_SECRETS = "secretsmanager:GetSecretValue"
+_SECRETS = SECRET.name
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -48,10 +48,8 @@ class SecretReader:
             raise DependencyUnavailableError(
                 "The gateway's secret is not valid JSON.", dependency=_SECRETS
             ) from None
-        except GetParameterError:
-            raise DependencyUnavailableError(
-                "The gateway's secret cannot be read from Secrets Manager.", dependency=_SECRETS
-            ) from None
+        except GetParameterError as exc:  # Powertools' wrapper of the AWS error
+            raise dependency_unavailable(SECRET, exc) from None  # its context keeps it
         try:
             return ClientCredentials.model_validate(value)
         except PydanticValidationError:

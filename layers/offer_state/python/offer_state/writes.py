@@ -15,7 +15,13 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome, PendingRecord
-from offer_state.errors import DependencyUnavailableError, IdempotencyConflictError, OfferStateError
+from offer_state.errors import (
+    IDEMPOTENCY_STORE,
+    DependencyUnavailableError,
+    IdempotencyConflictError,
+    OfferStateError,
+    dependency_unavailable,
+)
 from offer_state.models.airmiles_requests import StateChanges
 from offer_state.models.partner import AppliedChange, AppliedChanges, AppliedState
 from offer_state.observability import count, logger, state_changed
@@ -286,6 +292,4 @@ def _idempotency_errors_as_ours(attempt: _Attempt) -> Iterator[None]:
         if attempt.error is not None:
             logger.error("idempotency record of a failed write not deleted")
             raise attempt.error from exc
-        raise DependencyUnavailableError(
-            "The idempotency store cannot be used.", dependency="dynamodb:IdempotencyTable"
-        ) from exc
+        raise dependency_unavailable(IDEMPOTENCY_STORE, exc) from exc
