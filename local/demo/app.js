@@ -49,8 +49,14 @@ function showError(error) {
   box.hidden = false;
 }
 
+function showStatus(text) {
+  const box = $("status");
+  box.textContent = text ?? "";
+  box.hidden = !text;
+}
+
 async function guarded(action) {
-  try { showError(null); await action(); } catch (error) { showError(error); }
+  try { showError(null); showStatus(null); await action(); } catch (error) { showError(error); }
 }
 
 // ---------------------------------------------------------------- sign in (local dev issuer)
@@ -114,6 +120,10 @@ async function change(offerId, name, value) {
       await api("PUT", `/v1/offers/${offerId}/states`, { body, idempotencyKey: key });
       break;
     } catch (error) {
+      if (error.code === "OUTCOME_UNKNOWN") {
+        await checkApplied(offerId, name, value, intent, error);
+        break;
+      }
       // The first click's request is still running: wait for its answer, then replay it.
       const inFlight = error.code === "IDEMPOTENCY_CONFLICT" && /in flight/.test(error.message);
       if (!inFlight || attempt >= 10) throw error;
@@ -125,6 +135,23 @@ async function change(offerId, name, value) {
     if (other.startsWith(`${offerId}:`) && other !== intent) state.keys.delete(other);
   }
   await Promise.all([showCatalogue(), refreshCount(), $("saved").hidden ? null : showSaved()]);
+}
+
+// The change was sent and its answer lost: AIR MILES may or may not have applied it. Its key
+// keeps that answer (a repeat would only get it again), so read the offer's states: applied,
+// done; not applied, the next click sends it again with a new key.
+async function checkApplied(offerId, name, value, intent, unknown) {
+  showStatus("The answer to this change was lost on the way: checking whether it was applied…");
+  const data = await api("GET", `/v1/offers/states?offerId=${offerId}`);
+  const applied = data.offers.some((offer) => offer.offerId === offerId
+    && offer.states.some((s) => s.name === name && s.value === value));
+  if (!applied) {
+    state.keys.delete(intent);
+    showStatus(null);
+    throw new ApiError("The change was not applied (its answer was lost on the way): click again to send it.",
+      unknown.correlationId, unknown.code);
+  }
+  showStatus("Checked: the change was applied (its answer had been lost on the way).");
 }
 
 // ---------------------------------------------------------------- my saved offers

@@ -122,6 +122,41 @@ def test_a_double_click_on_opt_in_changes_once(page: Page, stack: RunningStack):
     assert stack.sandbox_control.calls()["put"] - puts_before == 1
 
 
+def _save_with_its_answer_lost(page: Page, stack: RunningStack, offer: str, applied: bool) -> None:
+    """Signed in, a click on Save whose PUT AIR MILES stores (or not, as `applied` says)
+    before the connection closes: OUTCOME_UNKNOWN."""
+    _sign_in(page, _demo_url(stack))
+    stack.sandbox_control.fault("put", "reset", applied=applied, count=1)
+    _row(page, offer).get_by_test_id("save").click()
+
+
+def test_a_change_whose_answer_is_lost_is_checked_and_shown_applied(
+    page: Page, stack: RunningStack
+):
+    offer = CATALOGUE[6].offer_id
+    _save_with_its_answer_lost(page, stack, offer, applied=True)
+    expect(page.get_by_test_id("status")).to_contain_text("Checked: the change was applied")
+    expect(_row(page, offer).get_by_test_id("label-saved")).to_have_count(1)
+    expect(page.get_by_test_id("error")).to_be_hidden()
+    assert stack.sandbox_control.calls()["put"] == 1
+
+
+def test_a_change_whose_answer_is_lost_and_not_applied_is_sent_again_with_a_new_key(
+    page: Page, stack: RunningStack
+):
+    offer = CATALOGUE[7].offer_id
+    _save_with_its_answer_lost(page, stack, offer, applied=False)
+    error = page.get_by_test_id("error")
+    expect(error).to_contain_text("The change was not applied")
+    expect(_row(page, offer).get_by_test_id("label-saved")).to_have_count(0)
+    # Clicked again: a new key, so a new PUT (the old key would only replay the lost answer).
+    _row(page, offer).get_by_test_id("save").click()
+    expect(_row(page, offer).get_by_test_id("label-saved")).to_have_count(1)
+    expect(error).to_be_hidden()
+    assert stack.sandbox_control.calls()["put"] == 2
+    assert stack.sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+
+
 def test_the_saved_view_counts_and_pages_through_every_saved_or_opted_in_offer(
     page: Page, stack: RunningStack
 ):

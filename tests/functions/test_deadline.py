@@ -77,7 +77,7 @@ def test_a_dripping_write_is_answered_before_the_timeout_its_outcome_unknown(
     sandbox_control.fault("put", **DRIP, applied=True)
     request = offer_event(sandbox_control.untouched_offers(1)[0], SAVE)
     answer = _answered_in_time(unhurried["UpdateStateFunction"], request)
-    body = assert_error(answer, 504, "UPSTREAM_TIMEOUT")
+    body = assert_error(answer, 504, "OUTCOME_UNKNOWN")
     assert "may or may not have been applied" in body["error"]["message"]
     assert [i["outcome"] for i in deployed.audit_items()] == ["UNKNOWN"]
     assert sandbox_control.calls()["put"] == 1

@@ -77,7 +77,9 @@ def test_update_state_uses_exactly_its_permissions(
     update_state.call(
         offer_event(second, {"states": [{"name": "OPT_IN", "value": "OPTED_IN"}]}, headers=key)
     )
-    sandbox_control.fault("put", "status", status=500)
+    sandbox_control.fault("put", "status", status=404)  # refused: its record is deleted
+    update_state.call(offer_event(third, SAVE, headers={"idempotency-key": str(uuid.uuid4())}))
+    sandbox_control.fault("put", "status", status=500)  # outcome unknown: its record is kept
     update_state.call(offer_event(third, SAVE, headers={"idempotency-key": str(uuid.uuid4())}))
     sandbox_control.clear_faults()
     # A runtime whose boto3 cannot return the old item on a failed condition reads it instead.

@@ -293,7 +293,7 @@ def test_a_repeat_while_the_first_is_in_flight_is_a_conflict(
 
     body = assert_error(answer, 409, "IDEMPOTENCY_CONFLICT")
     assert "in flight" in body["error"]["message"]
-    assert_error(first["answer"], 502, "UPSTREAM_ERROR")
+    assert_error(first["answer"], 502, "OUTCOME_UNKNOWN")
     puts = [r for r in sandbox_control.requests() if r["endpoint"] == "put"]
     assert {r["headers"]["x-correlation-id"] for r in puts} == {first_id}  # the repeat's: none
 
@@ -374,16 +374,76 @@ def test_a_put_answered_502_is_sent_once_and_audited_unknown(
     # A gateway in front of AIR MILES may answer 502 after AIR MILES applied the change.
     sandbox_control.fault("put", "status", status=502, retryAfter=0)
     answer = update_state.call(offer_event(sandbox_control.untouched_offers(1)[0], SAVE))
-    body = assert_error(answer, 502, "UPSTREAM_ERROR")
-    assert "read the states again before retrying" in body["error"]["message"]
+    body = assert_error(answer, 502, "OUTCOME_UNKNOWN")
+    assert body["error"]["message"] == (
+        "AIR MILES answered HTTP 502. The change may or may not have been applied: read the "
+        "states again and, if the change is not there, send it again with a new "
+        "Idempotency-Key."
+    )
     assert sandbox_control.calls()["put"] == 1
     [item] = deployed.audit_items()
     assert (item["outcome"], item["httpStatus"], item["upstreamStatus"], item["errorCode"]) == (
         "UNKNOWN",
         502,
         502,
-        "UPSTREAM_ERROR",
+        "OUTCOME_UNKNOWN",
     )
+
+
+# A PUT sent and its answer lost, stored by AIR MILES all the same: (fault, status).
+LOST_ANSWERS = [
+    ({"mode": "timeout"}, 504),  # held unanswered past the read timeout
+    ({"mode": "reset"}, 502),  # the connection closed after the request went out
+    ({"mode": "drip", "intervalMs": 50}, 504),  # an answer too slow for the budget
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"), LOST_ANSWERS, ids=[f["mode"] for f, _ in LOST_ANSWERS]
+)
+def test_a_change_of_unknown_outcome_keeps_its_key_and_a_repeat_is_replayed(
+    update_state: Function,
+    sandbox_control: SandboxControl,
+    deployed: Deployed,
+    fault: dict,
+    status: int,
+):
+    offer = sandbox_control.untouched_offers(1)[0]
+    key = {"idempotency-key": str(uuid.uuid4())}
+    sandbox_control.fault("put", **fault, applied=True, count=1)
+    first = update_state.call(offer_event(offer, SAVE, headers=key))
+    first_body = assert_error(first, status, "OUTCOME_UNKNOWN")
+    assert "Idempotent-Replayed" not in first[1]
+    assert sandbox_control.calls()["put"] == 1
+
+    repeat = update_state.call(offer_event(offer, SAVE, headers=key))
+
+    body = assert_error(repeat, status, "OUTCOME_UNKNOWN")
+    assert body["error"]["message"] == first_body["error"]["message"]
+    assert repeat[1]["Idempotent-Replayed"] == "true"
+    assert repeat[1]["X-Correlation-Id"] == body["correlationId"]  # the repeat's own
+    assert sandbox_control.calls()["put"] == 1  # nothing more reached AIR MILES
+    assert [i["outcome"] for i in deployed.audit_items()] == ["UNKNOWN"]  # the replay: none
+    # AIR MILES did apply it: the partner reads the states again, and finds the change there.
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+
+
+def test_after_an_unknown_outcome_a_change_not_applied_is_sent_again_with_a_new_key(
+    update_state: Function, sandbox_control: SandboxControl, deployed: Deployed
+):
+    offer = sandbox_control.untouched_offers(1)[0]
+    sandbox_control.fault("put", "reset", applied=False, count=1)
+    first = update_state.call(offer_event(offer, SAVE, headers={"idempotency-key": KEY}))
+    assert_error(first, 502, "OUTCOME_UNKNOWN")
+    assert offer not in sandbox_control.states(MEMBER)  # read again: not there
+    status, headers, _ = update_state.call(
+        offer_event(offer, SAVE, headers={"idempotency-key": str(uuid.uuid4())})
+    )
+    assert status == 200
+    assert "Idempotent-Replayed" not in headers
+    assert sandbox_control.calls()["put"] == 2
+    assert sandbox_control.states(MEMBER)[offer] == {"SAVE": "SAVED"}
+    assert [i["outcome"] for i in deployed.audit_items()] == ["UNKNOWN", "SUCCEEDED"]
 
 
 def test_an_applied_change_is_answered_as_applied_when_its_idempotency_record_is_lost(

@@ -12,6 +12,7 @@ from offer_state.auth import TokenProvider
 from offer_state.client import Collector, OfferStateClient
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
+    OutcomeUnknownError,
     RateLimitedError,
     UpstreamAuthError,
     UpstreamError,
@@ -208,9 +209,9 @@ def test_a_reset_after_a_put_was_sent_is_not_sent_again_and_its_outcome_is_unkno
 ):
     offer = sandbox_control.untouched_offers(1)[0]
     sandbox_control.fault("put", "reset", count=1, applied=applied)
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(OutcomeUnknownError) as caught:
         client.put(Collector(COLLECTOR), _save(offer))
-    assert caught.value.outcome_unknown
+    assert (caught.value.status, caught.value.code) == (502, "OUTCOME_UNKNOWN")
     assert "may or may not have been applied" in caught.value.message
     assert sandbox_control.calls()["put"] == 1
     assert (offer in sandbox_control.states(COLLECTOR)) is applied
@@ -289,7 +290,7 @@ def test_a_put_answered_200_with_a_malformed_body_is_not_reported_as_applied(
     client: OfferStateClient, sandbox_control: SandboxControl
 ):
     sandbox_control.fault("put", "malformed")
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(OutcomeUnknownError) as caught:
         client.put(Collector(COLLECTOR), _save(sandbox_control.untouched_offers(1)[0]))
     assert caught.value.upstream_status == 200
     assert sandbox_control.calls()["put"] == 1

@@ -82,7 +82,9 @@ class Cell:
     calls: dict[str, int]  # AIR MILES calls per endpoint (only those named are checked)
     faults: tuple[dict[str, Any], ...] = ()
     aws_fault: str | None = None
-    before: str | None = None  # "success": the same request succeeded once before (replay)
+    # The same request was made once before: "success", "failure" (refused by AIR MILES), or
+    # "unknown" (its answer lost: outcome unknown).
+    before: str | None = None
     replayed: bool = False
 
     @property
@@ -197,16 +199,18 @@ UPSTREAM_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
 # it did not process it (429, 503). A 502 (a gateway in front of AIR MILES may answer it after
 # AIR MILES processed the change), an answer lost after the PUT was sent (no answer, a reset
 # after the request went out, past the deadline) or a 200 that is not well-formed leave the
-# outcome unknown: sent once, audited UNKNOWN. (A 500 is AIR MILES's own answer: FAILED.)
+# outcome unknown: sent once, audited UNKNOWN, answered OUTCOME_UNKNOWN (502, or 504 when
+# AIR MILES did not answer in time).
 # scenario -> (scenario on a PUT, status, code, PUT calls, audit outcome)
+UNKNOWN = "OUTCOME_UNKNOWN"
 PUT_RULES: dict[str, tuple[str, int, str, int, str]] = {
     # A 500 may come after AIR MILES applied part or all of the change: unknown, as a 502.
-    "500": ("500, not sent again", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
-    "502, retried": ("502, not sent again", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
-    "delay 5 s (past budget)": ("delay 5 s (past budget)", 504, "UPSTREAM_TIMEOUT", 1, "UNKNOWN"),
-    "timeout (no answer)": ("timeout (no answer)", 504, "UPSTREAM_TIMEOUT", 1, "UNKNOWN"),
-    "malformed 200": ("malformed 200", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
-    "connection reset": ("connection reset", 502, "UPSTREAM_ERROR", 1, "UNKNOWN"),
+    "500": ("500, not sent again", 502, UNKNOWN, 1, "UNKNOWN"),
+    "502, retried": ("502, not sent again", 502, UNKNOWN, 1, "UNKNOWN"),
+    "delay 5 s (past budget)": ("delay 5 s (past budget)", 504, UNKNOWN, 1, "UNKNOWN"),
+    "timeout (no answer)": ("timeout (no answer)", 504, UNKNOWN, 1, "UNKNOWN"),
+    "malformed 200": ("malformed 200", 502, UNKNOWN, 1, "UNKNOWN"),
+    "connection reset": ("connection reset", 502, UNKNOWN, 1, "UNKNOWN"),
 }
 # Answers that misbehave on the wire. A read retries a cut or mislabelled answer like any
 # transient failure, then 502; only the call's deadline stops a drip (each byte comes inside
@@ -221,15 +225,15 @@ WIRE_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
     ("drip (past budget)", DRIP, 504, "UPSTREAM_TIMEOUT", 1, "FAILED"),
 ]
 # A PUT that reached AIR MILES and got no usable answer: whether the change was stored cannot
-# be known, so it is never re-sent and is audited UNKNOWN, with 502 or 504.
-# The sandbox stores it, or not, as `applied` says: the gateway must not care which.
-# (scenario, fault, status, code)
-UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("truncated answer", {"mode": "truncate"}, 502, "UPSTREAM_ERROR"),
-    ("drip (past budget)", DRIP, 504, "UPSTREAM_TIMEOUT"),
-    ("timeout (no answer)", {"mode": "timeout"}, 504, "UPSTREAM_TIMEOUT"),
-    ("connection reset", {"mode": "reset"}, 502, "UPSTREAM_ERROR"),
-    ("delay 5 s (past budget)", {"mode": "delay", "delayMs": 5000}, 504, "UPSTREAM_TIMEOUT"),
+# be known, so it is never re-sent and is audited UNKNOWN, answered OUTCOME_UNKNOWN with 502 or
+# 504. The sandbox stores it, or not, as `applied` says: the gateway must not care which.
+# (scenario, fault, status)
+UNKNOWN_WRITE_FAULTS: list[tuple[str, dict[str, Any], int]] = [
+    ("truncated answer", {"mode": "truncate"}, 502),
+    ("drip (past budget)", DRIP, 504),
+    ("timeout (no answer)", {"mode": "timeout"}, 504),
+    ("connection reset", {"mode": "reset"}, 502),
+    ("delay 5 s (past budget)", {"mode": "delay", "delayMs": 5000}, 504),
 ]
 SECRET_FAULTS = ("secrets-unreachable", "secret-missing", "secret-not-json", "secret-missing-field")
 # The deployment's shared token cannot be used: the environment's own token serves instead.
@@ -333,6 +337,17 @@ def _cells() -> Iterator[Cell]:
         {"put": 1},
         before="failure",
     )
+    # A write of unknown outcome keeps its key: a repeat gets its answer again, sends nothing.
+    yield Cell(
+        "repeat after an unknown outcome, same key",
+        keyed,
+        502,
+        UNKNOWN,
+        (),
+        {"put": 0, "token": 0},
+        before="unknown",
+        replayed=True,
+    )
 
 
 def _wire_fault_cells() -> Iterator[Cell]:
@@ -344,15 +359,13 @@ def _wire_fault_cells() -> Iterator[Cell]:
             spec = ({"endpoint": endpoint, **fault},)
             yield Cell(scenario, route, status, code, audit, {endpoint: calls}, spec)
     for route in ("PUT one", "PUT batch (m2m)"):
-        for scenario, fault, status, code in UNKNOWN_WRITE_FAULTS:
+        for scenario, fault, status in UNKNOWN_WRITE_FAULTS:
             for applied in (True, False):
                 spec = ({"endpoint": "put", **fault, "applied": applied},)
                 named = f"{scenario}, {'applied' if applied else 'not applied'}"
-                yield Cell(named, route, status, code, ("UNKNOWN",), {"put": 1}, spec)
+                yield Cell(named, route, status, UNKNOWN, ("UNKNOWN",), {"put": 1}, spec)
         spec = ({"endpoint": "put", "mode": "badGzip"},)  # stored, as a correct answer says
-        yield Cell(
-            "bad gzip, applied", route, 502, "UPSTREAM_ERROR", ("UNKNOWN",), {"put": 1}, spec
-        )
+        yield Cell("bad gzip, applied", route, 502, UNKNOWN, ("UNKNOWN",), {"put": 1}, spec)
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
         for scenario, fault, status, code, calls, outcome in WIRE_FAULTS:
@@ -453,7 +466,10 @@ def run_cell(cell: Cell, sandbox_control: SandboxControl) -> Observation:
             if cell.before == "success":
                 function.call(make_event())
             elif cell.before == "failure":  # AIR MILES refused it once: the key stays usable
-                sandbox_control.fault("put", "status", status=500, count=1)
+                sandbox_control.fault("put", "status", status=404, count=1)
+                function.call(make_event())
+            elif cell.before == "unknown":  # its answer lost once: the key keeps that answer
+                sandbox_control.fault("put", "reset", applied=True, count=1)
                 function.call(make_event())
             audited_before = len(deployed.audit_items())
             before = sandbox_control.calls()

@@ -161,3 +161,25 @@ def test_each_dependency_says_what_it_could_not_do_and_finds_a_wrapped_aws_error
     error = errors.dependency_unavailable(dependency, wrapper)
     assert error.message == f"{start} is throttling the gateway's calls."
     assert error.dependency == dependency.name
+
+
+@pytest.mark.parametrize(
+    ("cause", "status"), [(errors.UpstreamError("Cut."), 502), (errors.UpstreamTimeoutError(), 504)]
+)
+def test_an_unknown_outcome_has_its_own_code_and_its_causes_status(cause, status):
+    cause.upstream_status = 502
+    unknown = errors.unknown_outcome(cause)
+    assert (unknown.status, unknown.code, unknown.upstream_status) == (
+        status,
+        "OUTCOME_UNKNOWN",
+        502,
+    )
+    assert unknown.message.startswith(cause.message + " The change may or may not")
+    assert unknown.__cause__ is cause
+    assert unknown.answer_headers() == {}
+    replayed = errors.OutcomeUnknownError.replay(unknown.saved(), "c2")
+    assert replayed.to_body("c2") == unknown.to_body("c2")
+    assert (replayed.status, replayed.answer_headers()) == (
+        status,
+        {"Idempotent-Replayed": "true"},
+    )

@@ -174,6 +174,8 @@ class PartnerApi:
             "upstreamStatus": exc.upstream_status,
             "upstreamResponseCode": exc.response_code,
         }
+        if exc.replayed:
+            extra["idempotentReplayed"] = True  # the first request's answer, given again
         if exc.status >= 500:
             # A 5xx is diagnosed from this one line: what failed, and when in the invocation.
             extra.update(failure_cause(exc))
@@ -187,9 +189,7 @@ class PartnerApi:
             and deadline is not None
         ):
             self._audit_rejection(exc, event, correlation_id, deadline)
-        headers = {"Content-Type": JSON_CONTENT_TYPE}
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(int(exc.retry_after))
+        headers = {"Content-Type": JSON_CONTENT_TYPE, **exc.answer_headers()}
         return {
             "statusCode": exc.status,
             "headers": headers,

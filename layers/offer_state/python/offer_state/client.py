@@ -242,7 +242,7 @@ class OfferStateClient:
         said it did not process it (429, 503); not sent at all with less than
         `put_min_seconds` left (an UpstreamTimeoutError, nothing sent). An error after it may
         have been applied (no answer, a cut or unreadable one, 502, 504, a 200 that is not
-        well-formed) has `outcome_unknown` set: it is never sent again."""
+        well-formed) is an OutcomeUnknownError: it is never sent again."""
         body: StateChanges = (
             changes
             if isinstance(changes, StateChanges)

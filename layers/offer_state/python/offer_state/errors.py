@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 
 class OfferStateError(Exception):
@@ -18,6 +18,8 @@ class OfferStateError(Exception):
     status: int = 500
     code: str = "INTERNAL_ERROR"
     default_message: str = "The request could not be completed."
+    # True when a change was sent to AIR MILES and its answer lost (OutcomeUnknownError).
+    outcome_unknown: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -35,9 +37,8 @@ class OfferStateError(Exception):
         self.correlation_id = correlation_id
         self.details = details or []
         self.retry_after = retry_after
-        # True when a change was sent to AIR MILES and its answer lost: it may have been
-        # applied or not. The audit records UNKNOWN, and the caller is told to read again.
-        self.outcome_unknown = False
+        # The answer a request got first, given again for its Idempotency-Key.
+        self.replayed = False
         super().__init__(self.message)
 
     def __repr__(self) -> str:
@@ -58,6 +59,15 @@ class OfferStateError(Exception):
         if self.details:
             error["details"] = self.details
         return {"error": error, "correlationId": correlation_id}
+
+    def answer_headers(self) -> dict[str, str]:
+        """The answer's own headers (besides Content-Type and X-Correlation-Id)."""
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(int(self.retry_after))
+        if self.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return headers
 
 
 class ValidationError(OfferStateError):
@@ -139,6 +149,49 @@ class UpstreamTimeoutError(OfferStateError):
     status = 504
     code = "UPSTREAM_TIMEOUT"
     default_message = "AIR MILES did not answer in time."
+
+
+class OutcomeUnknownError(OfferStateError):
+    """A change was sent to AIR MILES and its answer lost (none in time, a connection closed,
+    an answer cut off or unreadable, a 5xx but 503): it may or may not have been applied.
+    `status` is its cause's: 504 when AIR MILES did not answer in time, else 502. Audited
+    UNKNOWN; the answer is kept for its Idempotency-Key (docs/partner-api.md, "Outcome
+    unknown"), so this error is also saved and replayed (`saved`, `replay`)."""
+
+    status = 502
+    code = "OUTCOME_UNKNOWN"
+    outcome_unknown = True
+    default_message = "AIR MILES's answer to the change was lost."
+    ADVICE = (
+        "The change may or may not have been applied: read the states again and, if the "
+        "change is not there, send it again with a new Idempotency-Key."
+    )
+
+    def __init__(self, message: str | None = None, *, status: int = 502, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+
+    def saved(self) -> dict[str, Any]:
+        """What an idempotency record keeps of this answer (JSON)."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "upstreamStatus": self.upstream_status,
+            "responseCode": self.response_code,
+        }
+
+    @classmethod
+    def replay(cls, saved: Mapping[str, Any], correlation_id: str | None) -> OutcomeUnknownError:
+        """The answer `saved` kept, given again (`Idempotent-Replayed: true`) to a repeat."""
+        again = cls(
+            saved["message"],
+            status=saved["status"],
+            upstream_status=saved.get("upstreamStatus"),
+            response_code=saved.get("responseCode"),
+            correlation_id=correlation_id,
+        )
+        again.replayed = True
+        return again
 
 
 class DependencyUnavailableError(OfferStateError):
@@ -271,16 +324,19 @@ def _aws_error(error: BaseException) -> dict[str, str] | None:
     return None
 
 
-def unknown_outcome(error: OfferStateError) -> OfferStateError:
-    """`error`, marked as the answer to a change that was sent and whose outcome is unknown
-    (`outcome_unknown`), its message telling the caller what to do."""
-    error.outcome_unknown = True
-    error.message = (
-        f"{error.message} The change may or may not have been applied: read the states again "
-        "before retrying."
+def unknown_outcome(error: OfferStateError) -> OutcomeUnknownError:
+    """The answer to a change that was sent and failed with `error` after it may have been
+    applied: OUTCOME_UNKNOWN, with `error`'s status (502, or 504 for no answer in time), its
+    message telling the caller what to do. `error` is its cause."""
+    unknown = OutcomeUnknownError(
+        f"{error.message} {OutcomeUnknownError.ADVICE}",
+        status=error.status,
+        upstream_status=error.upstream_status,
+        response_code=error.response_code,
+        correlation_id=error.correlation_id,
     )
-    error.args = (error.message,)
-    return error
+    unknown.__cause__ = error
+    return unknown
 
 
 # Endpoints where an upstream 404 means "that offer does not exist" [doc: PUT; GET by analogy].

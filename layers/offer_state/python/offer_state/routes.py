@@ -49,6 +49,14 @@ _ERRORS = {
     503: "Secrets Manager or DynamoDB unavailable (DEPENDENCY_UNAVAILABLE)",
     504: "AIR MILES did not answer in time (UPSTREAM_TIMEOUT)",
 }
+# A change's answer lost (OUTCOME_UNKNOWN): what the writes' 502 and 504 add.
+_UNKNOWN = (
+    "; or the change was sent and its answer lost (OUTCOME_UNKNOWN): it may or may not have "
+    "been applied. Read the states again and, if the change is not there, send it again with a "
+    "new Idempotency-Key; a repeat with the same key gets this answer again "
+    "(Idempotent-Replayed: true) and sends nothing"
+)
+_WRITE_DESCRIPTIONS = {502: _ERRORS[502] + _UNKNOWN, 504: _ERRORS[504] + _UNKNOWN}
 _READ_ERRORS = (400, 401, 403, 404, 429, 502, 503, 504)
 _WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 429, 502, 503, 504)
 
@@ -70,14 +78,15 @@ def route_docs(route_key: str) -> dict[str, Any]:
         return {"security": [], "responses": {200: _SUCCESS, **_error_responses(502, 503, 504)}}
     scope = COLLECTOR_ROUTES[route_key].scope
     statuses = _READ_ERRORS if scope == READ_SCOPE else _WRITE_ERRORS
-    responses = {200: _SUCCESS, **_error_responses(*statuses)}
+    descriptions = _WRITE_DESCRIPTIONS if scope == WRITE_SCOPE else {}
+    responses = {200: _SUCCESS, **_error_responses(*statuses, descriptions=descriptions)}
     return {"security": [{SECURITY_SCHEME: [scope]}], "responses": responses}
 
 
-def _error_responses(*statuses: int) -> dict[int, Any]:
+def _error_responses(*statuses: int, descriptions: dict[int, str] | None = None) -> dict[int, Any]:
     return {
         status: {
-            "description": _ERRORS[status],
+            "description": (descriptions or {}).get(status, _ERRORS[status]),
             "content": {
                 "application/json": {"model": GatewayMessage if status == 401 else ErrorAnswer}
             },

@@ -20,6 +20,7 @@ from offer_state.errors import (
     DependencyUnavailableError,
     IdempotencyConflictError,
     OfferStateError,
+    OutcomeUnknownError,
     dependency_unavailable,
 )
 from offer_state.models.airmiles_requests import StateChanges
@@ -29,6 +30,8 @@ from offer_state.service import CallContext, OfferStateService, now_iso
 
 # Idempotency records' ids are `<prefix>#<hash of [collector pseudonym, Idempotency-Key]>`.
 IDEMPOTENCY_KEY_PREFIX = "update-states"
+# What the write returns (and an idempotency record keeps) for a change of unknown outcome.
+_UNKNOWN = "outcomeUnknown"
 
 
 @dataclass
@@ -59,6 +62,10 @@ class StateWrites:
         (second value True) without calling AIR MILES or auditing again. A key reused with
         other changes, or still held by its first request, is an IdempotencyConflictError.
 
+        The first answer a key keeps is a success, or an OutcomeUnknownError (the change was
+        sent and its answer lost): a repeat raises that error again, `replayed`, and sends
+        nothing. Any other error frees the key.
+
         Once AIR MILES applied the changes the answer says so, even if the idempotency record
         cannot be saved then (logged, counted in `IdempotencyRecordsNotSaved`, noted in the
         audit item): that key then cannot replay, and a retry with it, once the lock expired
@@ -66,7 +73,7 @@ class StateWrites:
         attempt = _Attempt()
         if idempotency_key is None:
             self._apply(call=call, changes=changes, local_time=local_time, attempt=attempt)
-            return self._succeeded(changes, attempt), False
+            return self._answered(changes, attempt), False
         # Too late to send the changes: not sent (504), audited, before the idempotency lock,
         # an AWS write that the deadline would refuse anyway (a 503 for what is a lack of
         # time). Without a key, `_apply` checks the same first.
@@ -100,8 +107,10 @@ class StateWrites:
             count("IdempotencyRecordsNotSaved")
             return self._succeeded(changes, attempt, idempotency_record="NOT_SAVED"), False
         if outcome.get("replayed"):
+            if _UNKNOWN in outcome:
+                raise OutcomeUnknownError.replay(outcome[_UNKNOWN], call.audit.correlation_id)
             return AppliedChanges.model_validate(outcome["answer"]), True
-        return self._succeeded(changes, attempt), False
+        return self._answered(changes, attempt), False
 
     def _apply(
         self,
@@ -114,7 +123,12 @@ class StateWrites:
     ) -> dict[str, Any]:
         """The write itself: the PENDING item, the PUT, and on failure the item's outcome
         (FAILED, or UNKNOWN when the change may have been applied). On success the answer's
-        body, its outcome left to `_succeeded` (after the idempotency record is saved)."""
+        body, its outcome left to `_succeeded` (after the idempotency record is saved).
+
+        A change of unknown outcome is returned, not raised (`{_UNKNOWN: ...}`, the error in
+        `attempt.error`): Powertools keeps the record of what the function returns and
+        deletes that of what it raises, and this answer must keep its key, so that a repeat
+        gets it again rather than sending the change a second time."""
         from offer_state.client import Collector
 
         entry = _entry(changes)
@@ -140,6 +154,8 @@ class StateWrites:
             self._finish_quietly(
                 attempt.pending, outcome, exc.status, exc.upstream_status, error_code=exc.code
             )
+            if isinstance(exc, OutcomeUnknownError):
+                return {_UNKNOWN: exc.saved()}
             raise
         call.deadline.finishing()
         applied_at = now_iso()
@@ -170,6 +186,13 @@ class StateWrites:
             call, entry, Outcome.FAILED, error, "change not sent and not audited"
         )
         raise error
+
+    def _answered(self, changes: StateChanges, attempt: _Attempt) -> AppliedChanges:
+        """The answer of the write this invocation made: the applied changes (`_succeeded`), or
+        the error of a change of unknown outcome (raised; its audit item already says so)."""
+        if attempt.error is not None:
+            raise attempt.error
+        return self._succeeded(changes, attempt)
 
     def _succeeded(self, changes: StateChanges, attempt: _Attempt, **fields: Any) -> AppliedChanges:
         """The applied answer, once its audit item says SUCCEEDED."""
@@ -269,9 +292,10 @@ def _entry(changes: StateChanges) -> AuditEntry:
 @contextmanager
 def _idempotency_errors_as_ours(attempt: _Attempt) -> Iterator[None]:
     """Powertools' idempotency exceptions as our errors (others pass through). The store
-    failing after the write ran (saving the record after a success, deleting it after a
-    failure) does not change what the write did: a success is _RecordNotSaved, a failure
-    its own error, as audited; before the write, nothing was sent: 503."""
+    failing after the write ran (saving the record after a success or an unknown outcome,
+    deleting it after a failure) does not change what the write did: a success is
+    _RecordNotSaved, a failure or an unknown outcome its own error, as audited; before the
+    write, nothing was sent: 503."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyPersistenceLayerError,
@@ -290,6 +314,10 @@ def _idempotency_errors_as_ours(attempt: _Attempt) -> Iterator[None]:
         if attempt.answer is not None:
             raise _RecordNotSaved() from exc
         if attempt.error is not None:
-            logger.error("idempotency record of a failed write not deleted")
+            if attempt.error.outcome_unknown:
+                # The key does not keep it: a repeat once the lock expired sends it again.
+                logger.error("idempotency record of a change of unknown outcome not saved")
+            else:
+                logger.error("idempotency record of a failed write not deleted")
             raise attempt.error from exc
         raise dependency_unavailable(IDEMPOTENCY_STORE, exc) from exc
