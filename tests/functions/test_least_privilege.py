@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from offer_state.errors import UpstreamError
-from tests.support.aws_faults import stored_by_an_earlier_attempt
+from tests.support.aws_faults import answers_lost, stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
 from tests.support.iam import Evaluator, assert_evaluated
 from tests.support.inprocess import Deployed, InProcessRefresher
@@ -95,6 +95,10 @@ def test_update_state_uses_exactly_its_permissions(
     stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
     update_state.call(offer_event(first, SAVE))
     _the_token_refused_while_the_refresher_is_down(refresher, update_state, sandbox_control)
+    # A retried PutItem whose every answer is lost: the item is settled FAILED, the PUT not
+    # sent. Last: from here on no PutItem on the audit table gets its answer.
+    answers_lost(update_state.module.service.dynamodb, "PutItem", deployed.refs["AuditTable"])
+    update_state.call(offer_event(first, SAVE))
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "UpdateStateFunction")
     assert_evaluated(aws_calls, deployed.template, iam, "UpdateStateFunction")

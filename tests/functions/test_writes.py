@@ -7,12 +7,17 @@ import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 
 from local.sandbox.seed import FRESH_OFFERS
-from tests.support.aws_faults import refuse, stored_by_an_earlier_attempt
+from tests.support.aws_faults import (
+    refuse,
+    stored_by_an_earlier_attempt,
+    stored_then_answers_lost,
+)
 from tests.support.functions import (
     M2M,
     MEMBER,
@@ -509,3 +514,31 @@ def test_a_pending_item_stored_by_a_retried_put_item_is_recognised_as_ours(
     assert status == 200
     assert sandbox_control.calls()["put"] == 1
     assert [i["outcome"] for i in deployed.audit_items()] == ["SUCCEEDED"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"idempotency-key": KEY}], ids=["no key", "key"])
+def test_a_write_ahead_item_stored_by_a_lost_attempt_is_settled_when_the_put_is_not_sent(
+    update_state: Function,
+    sandbox_control: SandboxControl,
+    deployed: Deployed,
+    reconcile_pending: Function,
+    headers: dict[str, str],
+):
+    stored_then_answers_lost(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
+    offer = sandbox_control.untouched_offers(1)[0]
+    answer = update_state.call(offer_event(offer, SAVE, headers=headers))
+    assert_error(answer, 503, "DEPENDENCY_UNAVAILABLE")
+    assert sandbox_control.calls()["put"] == 0
+    # The item the first attempt stored says what happened: not sent, as the partner was told.
+    [item] = deployed.audit_items()
+    assert (item["outcome"], item["httpStatus"], item["errorCode"]) == (
+        "FAILED",
+        503,
+        "DEPENDENCY_UNAVAILABLE",
+    )
+    assert "pending" not in item
+    # So the reconciler, however late it runs, has nothing to record UNKNOWN.
+    reconciler = reconcile_pending.module.reconciler
+    reconciler._clock = lambda: datetime.now(UTC) + timedelta(hours=1)
+    assert reconciler.run().reconciled == 0
+    assert [i["outcome"] for i in deployed.audit_items()] == ["FAILED"]

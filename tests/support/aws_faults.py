@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
 
 # What each service answers when it throttles a caller.
@@ -75,3 +75,21 @@ def stored_by_an_earlier_attempt(client: Any, table: str) -> None:
             other.put_item(**params)
 
     client.meta.events.register("before-parameter-build.dynamodb.PutItem", store_first)
+
+
+def stored_then_answers_lost(client: Any, table: str) -> None:
+    """Every PutItem on `table` is stored by its first attempt, and no attempt's answer ever
+    comes back (a read timeout each time): botocore's retries run out, and the caller sees the
+    write fail although its item is there."""
+    stored_by_an_earlier_attempt(client, table)
+    answers_lost(client, "PutItem", table)
+
+
+def answers_lost(client: Any, operation: str, table: str) -> None:
+    """No attempt of `operation` on `table` gets its answer (a read timeout each time)."""
+
+    def answer_lost(request: Any, **_: Any) -> None:
+        if json.loads(request.body or b"{}").get("TableName") == table:
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    client.meta.events.register_first(f"before-send.dynamodb.{operation}", answer_lost)

@@ -79,6 +79,16 @@ class PendingRecord:
     started: float = field(default_factory=time.monotonic)
 
 
+class PendingNotStored(DependencyUnavailableError):
+    """`begin` could not store the write-ahead item (a 503: the change must not be sent). It
+    may be stored all the same, by an attempt whose answer was lost before a retry failed:
+    `pending` names it, for `AuditWriter.settle_unsent`."""
+
+    def __init__(self, failure: DependencyUnavailableError, pending: PendingRecord) -> None:
+        super().__init__(failure.message, dependency=failure.dependency)
+        self.pending = pending
+
+
 def _timestamp(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
@@ -126,11 +136,16 @@ class AuditWriter:
         self._put(item)
 
     def begin(self, identity: Identity, context: AuditContext, entry: AuditEntry) -> PendingRecord:
-        """The write-ahead PENDING item; raises DependencyUnavailableError if not stored."""
+        """The write-ahead PENDING item; raises DependencyUnavailableError if not stored
+        (PendingNotStored when its PutItem failed: see `settle_unsent`)."""
         item = self._item(identity, context, entry, Outcome.PENDING)
         item[PENDING_ATTRIBUTE] = Outcome.PENDING.value
-        self._put(item)
-        return PendingRecord(pk=item["pk"], sk=item["sk"])
+        pending = PendingRecord(pk=item["pk"], sk=item["sk"])
+        try:
+            self._put(item)
+        except DependencyUnavailableError as exc:
+            raise PendingNotStored(exc, pending) from exc.__cause__
+        return pending
 
     def finish(
         self,
@@ -148,28 +163,52 @@ class AuditWriter:
         idempotency record was lost."""
         latency_ms = (time.monotonic() - pending.started) * 1000
         values = self._finished(http_status, upstream_status, latency_ms, error_code, states_after)
-        values["outcome"] = outcome.value
         if idempotency_record is not None:
             values["idempotencyRecord"] = idempotency_record
-        names = {f"#{k}": k for k in values}
         with self._writing("finish"):
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": pending.pk}, "sk": {"S": pending.sk}},
-                UpdateExpression="SET "
-                + ", ".join(f"#{k} = :{k}" for k in values)
-                + " REMOVE #pending",
-                ConditionExpression="#outcome_was = :pending",
-                ExpressionAttributeNames={
-                    **names,
-                    "#outcome_was": "outcome",
-                    "#pending": PENDING_ATTRIBUTE,
-                },
-                ExpressionAttributeValues={
-                    **{f":{k}": self._serialize(v) for k, v in values.items()},
-                    ":pending": {"S": Outcome.PENDING.value},
-                },
-            )
+            self._set_outcome(pending, outcome, values)
+
+    def settle_unsent(self, failure: PendingNotStored) -> bool:
+        """FAILED, with the partner's answer (`failure`: 503), on the item `begin` failed to
+        store, should an attempt have stored it after all: the change was not sent, and the
+        item must not stay PENDING (the reconciler would record UNKNOWN). True when there
+        was such an item; False when there was none. DependencyUnavailableError when DynamoDB
+        cannot be used (not counted again: `begin` counted the failure)."""
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
+
+        values = self._finished(failure.status, None, None, failure.code, states_after=None)
+        try:
+            self._set_outcome(failure.pending, Outcome.FAILED, values)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False  # not stored (the update creates nothing), or not PENDING
+            raise dependency_unavailable(AUDIT_TRAIL, exc) from exc
+        except BotoCoreError as exc:
+            raise dependency_unavailable(AUDIT_TRAIL, exc) from exc
+        return True
+
+    def _set_outcome(
+        self, pending: PendingRecord, outcome: Outcome, values: dict[str, Any]
+    ) -> None:
+        """`outcome` and `values` on the item, if it is still PENDING; it leaves the index."""
+        values = {**values, "outcome": outcome.value}
+        self._dynamodb.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": pending.pk}, "sk": {"S": pending.sk}},
+            UpdateExpression="SET "
+            + ", ".join(f"#{k} = :{k}" for k in values)
+            + " REMOVE #pending",
+            ConditionExpression="#outcome_was = :pending",
+            ExpressionAttributeNames={
+                **{f"#{k}": k for k in values},
+                "#outcome_was": "outcome",
+                "#pending": PENDING_ATTRIBUTE,
+            },
+            ExpressionAttributeValues={
+                **{f":{k}": self._serialize(v) for k, v in values.items()},
+                ":pending": {"S": Outcome.PENDING.value},
+            },
+        )
 
     # ------------------------------------------------------------------ items
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any, NoReturn
 from uuid import UUID
 
-from offer_state.audit import Action, AuditEntry, Outcome, PendingRecord
+from offer_state.audit import Action, AuditEntry, Outcome, PendingNotStored, PendingRecord
 from offer_state.errors import (
     IDEMPOTENCY_STORE,
     DependencyUnavailableError,
@@ -136,7 +136,12 @@ class StateWrites:
         # written the transport checks again, right before sending.)
         if not call.deadline.leaves_time_for_a_change(self.service.settings.client.put_min_seconds):
             self._not_sent(call, entry, attempt)
-        attempt.pending = self.service.audit.begin(call.identity, call.audit, entry)  # 503 first
+        try:
+            attempt.pending = self.service.audit.begin(call.identity, call.audit, entry)
+        except PendingNotStored as exc:  # 503, and the change is not sent
+            call.deadline.finishing()  # AIR MILES will not be called: the reserve may be used
+            self._settle_unsent(exc)
+            raise
         try:
             attempt.upstream_status = self.service.client.put(
                 Collector(call.identity.collector_number),
@@ -186,6 +191,20 @@ class StateWrites:
             call, entry, Outcome.FAILED, error, "change not sent and not audited"
         )
         raise error
+
+    def _settle_unsent(self, failure: PendingNotStored) -> None:
+        """The write-ahead item may be stored although `begin` failed (an attempt stored it and
+        its answer was lost, then a retry failed): it would stay PENDING, and the reconciler
+        would record UNKNOWN, "may have been applied", for a change that was never sent. It
+        is recorded FAILED here, as the partner is answered, when it is there and DynamoDB
+        lets us; otherwise the reconciler's UNKNOWN stands (the log line says so)."""
+        try:
+            settled = self.service.audit.settle_unsent(failure)
+        except DependencyUnavailableError:
+            logger.error("write-ahead audit item not settled; if it was stored it stays PENDING")
+            return
+        if settled:
+            logger.warning("write-ahead audit item stored by a lost attempt recorded FAILED")
 
     def _answered(self, changes: StateChanges, attempt: _Attempt) -> AppliedChanges:
         """The answer of the write this invocation made: the applied changes (`_succeeded`), or
