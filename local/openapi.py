@@ -38,8 +38,18 @@ DESCRIPTION = (
     "partner's own gateway. Every answer carries X-Correlation-Id (yours when you send a valid "
     "UUID). A member token names its collector in its claim; a machine token (scope "
     "offers/state.m2m) names it in the Collector-Number header. Errors share one shape: "
-    "ErrorAnswer."
+    "ErrorAnswer, with a stable `code`. A change whose answer from AIR MILES was lost is "
+    "OUTCOME_UNKNOWN: read the states again and, if the change is not there, send it again "
+    "with a new Idempotency-Key."
 )
+# Who answers for the API, and under what terms: the deploying partner's own. Placeholders,
+# like the server and token URLs: a partner publishing this document puts its own in.
+CONTACT = {
+    "name": "Offer State Gateway team",
+    "url": "https://www.example.com/offer-state-gateway/support",
+    "email": "offer-state-gateway@example.com",
+}
+LICENSE = {"name": "Proprietary", "url": "https://www.example.com/offer-state-gateway/terms"}
 
 
 def generate() -> dict[str, Any]:
@@ -47,16 +57,19 @@ def generate() -> dict[str, Any]:
         sys.path.insert(0, str(LAYER_PYTHON))
     from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
     from aws_lambda_powertools.event_handler.openapi.models import (
+        Contact,
+        License,
         OAuth2,
         OAuthFlowAuthorizationCode,
         OAuthFlowClientCredentials,
         OAuthFlows,
         SecurityScheme,
         Server,
+        Tag,
     )
 
     import offer_state
-    from offer_state.routes import SECURITY_SCHEME
+    from offer_state.routes import SECURITY_SCHEME, TAGS
 
     scopes = {
         "offers/state.read": "Read the collector's offer states",
@@ -79,6 +92,9 @@ def generate() -> dict[str, Any]:
         title="Offer State Gateway",
         version=offer_state.__version__,
         description=DESCRIPTION,
+        contact=Contact.model_validate(CONTACT),
+        license_info=License.model_validate(LICENSE),
+        tags=[Tag(name=name, description=text) for name, text in TAGS.items()],
         servers=[
             Server(
                 url="https://abc123.execute-api.ca-central-1.amazonaws.com",
@@ -107,8 +123,9 @@ def generate() -> dict[str, Any]:
 def _refined(schema: dict[str, Any]) -> dict[str, Any]:
     """What Powertools cannot know, from the code's own constants: validation errors are our
     400 (Powertools documents its default 422), an unexpected failure is our 500 error shape,
-    and FIND/COUNT's query model becomes typed parameters (Powertools types them as strings)."""
-    from offer_state import upstream
+    and FIND/COUNT's query model becomes typed parameters (Powertools types them as strings),
+    with the examples the route table gives them (Powertools has nowhere to take them from)."""
+    from offer_state import routes, upstream
 
     pairs = [f"{n}:{v}" for n, values in upstream.ALLOWED_STATES.items() for v in sorted(values)]
     typed = {
@@ -128,8 +145,9 @@ def _refined(schema: dict[str, Any]) -> dict[str, Any]:
         },
     }
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
-    for operations in schema["paths"].values():
-        for operation in operations.values():
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            examples = routes.parameter_examples(f"{method.upper()} {path}")
             operation["responses"].pop("422", None)
             if "500" in operation["responses"]:
                 operation["responses"]["500"] = {
@@ -141,6 +159,9 @@ def _refined(schema: dict[str, Any]) -> dict[str, Any]:
                     parameter["schema"] = typed[parameter["name"]]
                     if parameter["name"] == "state":
                         parameter.update(style="form", explode=True)
+                    if parameter["name"] in examples:
+                        example = {"value": examples[parameter["name"]]}
+                        parameter["examples"] = {"example": example}
     # Keep the component schemas something refers to (Powertools also lists its own
     # validation-error shapes and the query models it flattened).
     components = schema["components"]["schemas"]

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from offer_state import snapstart
 from offer_state.api import PartnerApi
 from offer_state.event_handler import Query
-from offer_state.models.airmiles_requests import CountQuery, FindQuery, OfferIdList
+from offer_state.models.airmiles_requests import CountQuery, FindQuery
 from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, OfferStatesAnswer
 from offer_state.observability import logger, metrics, tracer
 from offer_state.reads import StateReads
-from offer_state.routes import CollectorNumberHeader, LocalTimeHeader, route_docs
+from offer_state.routes import CollectorNumberHeader, LocalTimeHeader, OfferIdsQuery, route_docs
 from offer_state.service import OfferStateService
 
 service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
@@ -21,31 +21,21 @@ app = api.app
 snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after init)
 
 
-@app.get(
-    "/health", **route_docs("GET /health"), summary="Gateway and AIR MILES health (no token needed)"
-)
+@app.get("/health", **route_docs("GET /health"))
 def health() -> HealthAnswer:
     return reads.health(api.correlation_id, api.deadline)
 
 
-@app.get(
-    "/v1/offers/states",
-    **route_docs("GET /v1/offers/states"),
-    summary="States of a page of offers, in the order asked",
-)
+@app.get("/v1/offers/states", **route_docs("GET /v1/offers/states"))
 def get_states(
-    offer_ids: Annotated[OfferIdList, Query(alias="offerId", description="1 to 100 offer ids")],
+    offer_ids: OfferIdsQuery,
     collector_number: CollectorNumberHeader = None,
     local_time: LocalTimeHeader = None,
 ) -> OfferStatesAnswer:
     return reads.get_states(api.call_context(collector_number), offer_ids, local_time)
 
 
-@app.get(
-    "/v1/offers/states/find",
-    **route_docs("GET /v1/offers/states/find"),
-    summary="The collector's saved and opted-in offers, paged",
-)
+@app.get("/v1/offers/states/find", **route_docs("GET /v1/offers/states/find"))
 def find_states(
     query: Annotated[FindQuery, Query()],
     collector_number: CollectorNumberHeader = None,
@@ -54,11 +44,7 @@ def find_states(
     return reads.find_states(api.call_context(collector_number), query, local_time)
 
 
-@app.get(
-    "/v1/offers/states/count",
-    **route_docs("GET /v1/offers/states/count"),
-    summary="How many offers the collector saved or opted into",
-)
+@app.get("/v1/offers/states/count", **route_docs("GET /v1/offers/states/count"))
 def count_states(
     query: Annotated[CountQuery, Query()],
     collector_number: CollectorNumberHeader = None,

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from offer_state import snapstart
 from offer_state.api import PartnerApi
-from offer_state.event_handler import Body, Path, Response
+from offer_state.event_handler import Response
 from offer_state.models.airmiles_requests import StateChange, StateChanges
-from offer_state.models.partner import AppliedChanges, StatesBody
+from offer_state.models.partner import AppliedChanges
 from offer_state.observability import logger, metrics, tracer
 from offer_state.routes import (
     CollectorNumberHeader,
     IdempotencyKeyHeader,
     LocalTimeHeader,
+    OfferIdPath,
+    StateChangesBodyParam,
+    StatesBodyParam,
     route_docs,
 )
 from offer_state.service import OfferStateService
@@ -27,14 +30,10 @@ app = api.app
 snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after init)
 
 
-@app.put(
-    "/v1/offers/<offerId>/states",
-    **route_docs("PUT /v1/offers/{offerId}/states"),
-    summary="Change one offer's states",
-)
+@app.put("/v1/offers/<offerId>/states", **route_docs("PUT /v1/offers/{offerId}/states"))
 def update_offer_states(
-    offerId: Annotated[UUID, Path(description="The offer")],  # named as in the path
-    body: Annotated[StatesBody, Body(embed=False)],
+    offerId: OfferIdPath,  # named as in the path
+    body: StatesBodyParam,
     collector_number: CollectorNumberHeader = None,
     local_time: LocalTimeHeader = None,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -43,13 +42,9 @@ def update_offer_states(
     return _apply(changes, collector_number, local_time, idempotency_key)
 
 
-@app.put(
-    "/v1/offers/states",
-    **route_docs("PUT /v1/offers/states"),
-    summary="Change the states of 1 to 25 offers at once",
-)
+@app.put("/v1/offers/states", **route_docs("PUT /v1/offers/states"))
 def update_states(
-    body: Annotated[StateChanges, Body(embed=False)],
+    body: StateChangesBodyParam,
     collector_number: CollectorNumberHeader = None,
     local_time: LocalTimeHeader = None,
     idempotency_key: IdempotencyKeyHeader = None,

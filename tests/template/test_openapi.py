@@ -72,3 +72,61 @@ def test_find_parameters_are_typed():
     assert parameters["pageSize"]["schema"]["maximum"] == 100
     assert "SAVE:SAVED" in parameters["state"]["schema"]["items"]["enum"]
     assert "ON" in parameters["region"]["schema"]["enum"]
+
+
+# The names a partner's generated client calls each operation by: renaming one breaks it.
+OPERATION_IDS = {
+    ("get", "/health"): "getHealth",
+    ("get", "/v1/offers/states"): "getStates",
+    ("get", "/v1/offers/states/find"): "findStates",
+    ("get", "/v1/offers/states/count"): "countStates",
+    ("put", "/v1/offers/{offerId}/states"): "updateOfferStates",
+    ("put", "/v1/offers/states"): "updateStates",
+}
+
+
+def _operations():
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            yield (method, path), operation
+
+
+def test_each_operation_has_its_stable_name_a_tag_a_description_and_examples():
+    assert {key: op["operationId"] for key, op in _operations()} == OPERATION_IDS
+    tags = {tag["name"] for tag in DOCUMENT["tags"]}
+    for key, operation in _operations():
+        assert operation["tags"] and set(operation["tags"]) <= tags, key
+        assert operation["description"] and operation["summary"], key
+        assert operation["responses"]["200"]["content"]["application/json"]["examples"], key
+        if "requestBody" in operation:
+            assert operation["requestBody"]["content"]["application/json"]["examples"], key
+
+
+def test_the_writes_document_an_unknown_outcome_with_its_code_and_what_to_do():
+    for key, operation in _operations():
+        if key[0] != "put":
+            continue
+        for status in ("502", "504"):
+            answer = operation["responses"][status]
+            assert "OUTCOME_UNKNOWN" in answer["description"], key
+            example = answer["content"]["application/json"]["examples"]["OUTCOME_UNKNOWN"]
+            assert "new Idempotency-Key" in example["value"]["error"]["message"]
+
+
+def test_info_names_a_contact_and_a_license():
+    info = DOCUMENT["info"]
+    assert info["contact"]["url"] and info["contact"]["email"]
+    assert info["license"]["name"] and info["license"]["url"]
+
+
+def test_request_headers_are_strings_never_null():
+    """A header cannot be null; and a generator may type a `format: uuid` header as a UUID
+    object and pass it to its HTTP library as is (openapi-python-client does): Idempotency-Key
+    is a string with the UUID pattern."""
+    for key, operation in _operations():
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "header":
+                schema = parameter["schema"]
+                assert schema["type"] == "string" and "anyOf" not in schema, (key, parameter)
+                if parameter["name"] == "idempotency-key":
+                    assert "format" not in schema and "pattern" in schema
