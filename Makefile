@@ -15,6 +15,10 @@ export SAM_CLI_TELEMETRY := 0
 # checkov too (it pins an old boto3). --skip-download: it must not call home.
 CHECKOV_VENV := $(VENV)/tools/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# The Node tools of `make lint` (Spectral), pinned by their lock file, under the Node `make build`
+# uses (node from PATH, else requirements/node.txt's): local/node_tools.py.
+NODE_TOOLS_PINS := requirements/node-tools/package.json requirements/node-tools/package-lock.json
+NODE_TOOLS_STAMP := $(VENV)/tools/node-tools/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -41,15 +45,21 @@ $(CHECKOV_STAMP): requirements/checkov.txt requirements/checkov-constraints.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/checkov.txt -c requirements/checkov-constraints.txt
 	@touch $@
 
-venv: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## create the virtualenvs and install the pinned dependencies
+$(NODE_TOOLS_STAMP): $(NODE_TOOLS_PINS) requirements/node.txt | $(STAMP)
+	@echo "installing the Node tools of make lint into $(VENV)/tools/node-tools (first run only)"
+	@$(PY) -m local.node_tools install
+	@touch $@
 
-lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## ruff, mypy, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml)
+venv: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_TOOLS_STAMP) ## create the virtualenvs and install the pinned dependencies
+
+lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_TOOLS_STAMP) ## ruff, mypy, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml), spectral (openapi.json)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py functions/reconcile_pending/app.py functions/refresh_token/app.py local
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+	$(PY) -m local.node_tools spectral lint --fail-severity=warn --ruleset .spectral.yaml openapi.json
 
 fmt: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix .

