@@ -244,18 +244,23 @@ _ERRORS = {
     400: "Invalid request (VALIDATION_ERROR), or a member token with Collector-Number"
     " (COLLECTOR_AMBIGUOUS)",
     401: "No or invalid token (answered by API Gateway)",
-    403: "The token lacks the route's scope or names no collector (FORBIDDEN)",
+    403: "The token names no collector, or a collector it may not (FORBIDDEN); or it lacks the"
+    " route's scope (API Gateway's own answer: GatewayMessage)",
     404: "AIR MILES does not know the offer (OFFER_NOT_FOUND)",
     409: "Idempotency-Key reused with another body, or the first request still in flight"
     " (IDEMPOTENCY_CONFLICT)",
     413: "Body over 64 KiB (PAYLOAD_TOO_LARGE)",
     415: "Body not application/json (UNSUPPORTED_MEDIA_TYPE)",
-    429: "AIR MILES is throttling (RATE_LIMITED), with Retry-After when known",
+    429: "AIR MILES is throttling (RATE_LIMITED), with Retry-After when known; or the stage"
+    " is (API Gateway's own answer: GatewayMessage)",
     502: "AIR MILES failed or answered something unusable (UPSTREAM_ERROR)",
     503: "Secrets Manager, KMS or DynamoDB unavailable (DEPENDENCY_UNAVAILABLE); the message"
     " says how",
     504: "AIR MILES did not answer in time (UPSTREAM_TIMEOUT)",
 }
+# The statuses API Gateway answers too, with its own body (GatewayMessage): 401 only so; 403
+# for a token without the route's scope, 429 for the stage's throttling.
+_GATEWAY_MESSAGES = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
 # A change's answer lost (OUTCOME_UNKNOWN): what the writes' 502 and 504 add.
 _UNKNOWN = (
     "; or the change was sent and its answer lost (OUTCOME_UNKNOWN): it may or may not have "
@@ -288,7 +293,7 @@ _ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
         ("An offer id that is not a UUID", _INVALID),
         ("A member token with Collector-Number", CollectorAmbiguousError()),
     ),
-    401: {"Unauthorized": _example("API Gateway's own answer", {"message": "Unauthorized"})},
+    401: {},  # API Gateway's alone (_GATEWAY_MESSAGES)
     403: _error_examples(("The token names no collector", ForbiddenError())),
     404: _error_examples(("AIR MILES does not know an offer", OfferNotFoundError())),
     409: _error_examples(("The key was used with other changes", IdempotencyConflictError()))
@@ -351,9 +356,10 @@ def route_docs(route_key: str) -> dict[str, Any]:
     for status in operation.errors:
         examples = _ERROR_EXAMPLES[status] | (_UNKNOWN_EXAMPLES.get(status, {}) if writes else {})
         description = (_WRITE_DESCRIPTIONS if writes else {}).get(status, _ERRORS[status])
-        model = GatewayMessage if status == 401 else ErrorAnswer
-        content = {"model": model, "examples": examples}
-        responses[status] = {"description": description, "content": {"application/json": content}}
+        responses[status] = {
+            "description": description,
+            "content": {"application/json": _error_content(status, examples)},
+        }
     return {
         "operation_id": operation.operation_id,
         "tags": [operation.tag],
@@ -362,6 +368,24 @@ def route_docs(route_key: str) -> dict[str, Any]:
         "security": [{SECURITY_SCHEME: [route.scope]}] if route is not None else [],
         "responses": responses,
     }
+
+
+def _error_content(status: int, examples: dict[str, Any]) -> dict[str, Any]:
+    """An error status's body: ErrorAnswer; API Gateway's GatewayMessage where it answers
+    that status itself (401 alone; 403 and 429 as well as the gateway's own)."""
+    message = _GATEWAY_MESSAGES.get(status)
+    if message is None:
+        return {"model": ErrorAnswer, "examples": examples}
+    examples = examples | {
+        "API_GATEWAY": _example("API Gateway's own answer", {"message": message})
+    }
+    if status == 401:
+        return {"model": GatewayMessage, "examples": examples}
+    return {"schema": {"oneOf": [_ref(ErrorAnswer), _ref(GatewayMessage)]}, "examples": examples}
+
+
+def _ref(model: type[Any]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 def parameter_examples(route_key: str) -> dict[str, Any]:
