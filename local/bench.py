@@ -5,8 +5,9 @@ Cold measurements run on a twin of what `make build` ships, made by the same bui
 (`local/build.py`: same requirements, same steps) for this machine's interpreter, with its
 bytecode written by this interpreter. Each is a fresh interpreter (`python -B -I -S
 local/bench_child.py`) whose sys.path holds only what Lambda would give the function: its code,
-the layer, and the packages the Lambda runtime provides (boto3 and its dependencies, with their
-bytecode, as the runtime has them). The twin is read-only and `-B` writes no bytecode at run
+the layer, and the packages the Lambda runtime provides (boto3 and its dependencies, and the
+runtime interface client with `snapshot_restore_py`, with their bytecode, as the runtime has
+them). The twin is read-only and `-B` writes no bytecode at run
 time, as on Lambda's read-only /opt and /var/task. `cold_init_no_bytecode_ms` imports the same
 twin with its bytecode removed: what Lambda paid before the build shipped any.
 
@@ -47,7 +48,12 @@ TWIN = BENCH_DIR / "twin"  # what `make build` ships, built for this interpreter
 TWIN_WITHOUT_BYTECODE = BENCH_DIR / "twin-without-bytecode"  # the same, as shipped until now
 RUNTIME = BENCH_DIR / "runtime"  # what Lambda's Python runtime provides
 SAM_BUILD = ROOT / ".aws-sam" / "build"  # what `make build` made
+# What Lambda's Python runtime provides: boto3 with its dependencies, and its bootstrap (the
+# runtime interface client, with the SnapStart hooks' registry and its JSON library).
 RUNTIME_PACKAGES = (
+    "awslambdaric",
+    "simplejson",
+    "snapshot-restore-py",
     "boto3",
     "botocore",
     "s3transfer",

@@ -177,15 +177,19 @@ def _floor_io(spec, boto3, requests, started):
 
 
 def snapstart_first_request(request):
-    """A SnapStart restore, simulated: the environment initialised and its before-snapshot
-    hook run, then a fork (the child is a copy of that memory, as a restored environment is
-    of its snapshot) in which the after-restore hook and the first request are timed."""
+    """A SnapStart restore, simulated: the environment initialised and the before-snapshot
+    hooks it registered with `snapshot_restore_py` run by the runtime interface client's hook
+    runner (both from the runtime's packages), then a fork (the child is a copy of that
+    memory, as a restored environment is of its snapshot) in which the after-restore hooks and
+    the first request are timed."""
     _paths(request)
     import app
+    import snapshot_restore_py
+    from awslambdaric import lambda_runtime_hooks_runner as hooks
 
-    from offer_state import snapstart
-
-    snapstart.before_snapshot(app.api)
+    if not snapshot_restore_py.get_before_snapshot():
+        raise RuntimeError("the function registered no SnapStart hook")
+    hooks.run_before_snapshot()
     event, context = _fresh(request["event"]), _context(**request["context"])
     reader, writer = os.pipe()
     child = os.fork()
@@ -194,7 +198,7 @@ def snapstart_first_request(request):
             os.close(reader)
             _join_cpu_group(request)  # the snapshot was taken uncapped: only the restore runs
             started = time.perf_counter()
-            snapstart.after_restore(app.api)
+            hooks.run_after_restore()
             answer = app.lambda_handler(event, context)
             elapsed = (time.perf_counter() - started) * 1000
             measured = {"ms": elapsed, "status": answer["statusCode"]}

@@ -1,8 +1,11 @@
 """The template's functions as local Lambda execution environments (worker processes).
 
-Each environment is a process running `local/lambda_runtime.py` with exactly the environment
-variables template.yaml gives the function (resolved to the local resources), plus what the
-Lambda runtime itself sets and `AWS_ENDPOINT_URL` pointing at the AWS emulation. One
+Each environment is a process running Lambda's own runtime interface client (`awslambdaric`,
+against a Runtime API of its own: `local.runtime_api`) with exactly the environment variables
+template.yaml gives the function (resolved to the local resources), plus what the Lambda
+runtime itself sets and `AWS_ENDPOINT_URL` pointing at the AWS emulation. Where the template
+enables SnapStart, the environment starts in SnapStart mode, so its before-snapshot hooks run
+after init and its after-restore hooks at its first invocation (`LOCAL_SNAPSTART=0`: off). One
 environment serves one invocation at a time; concurrent requests get more environments (each
 a cold start), as Lambda scales, up to a cap per function (`LOCAL_MAX_ENVIRONMENTS`, default
 4). An invocation that outlives the function's Timeout ends its environment, as Lambda does.
@@ -17,7 +20,7 @@ gateway answers as API Gateway answers a throttled function.
 A worker's stdout and stderr (the function's logs) are read from pipes and written to ours a
 whole line at a time (`local.console`), so lines from concurrent environments never merge.
 Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the stack ends
-them by closing their stdin, all at once (`close_pools`).
+them, all at once (`close_pools`), as Lambda does, with SIGKILL.
 
 With a CPU limit (`LOCAL_CPU_SHARE`, `local.cpu_share`), each environment runs in a cgroup of
 its own at its share of a core, from its first instruction; the group goes when it ends.
@@ -26,8 +29,10 @@ its own at its share of a core, from its first instruction; the group goes when 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -40,10 +45,9 @@ from typing import Any
 
 from local.console import LineWriter, forward_lines, stderr_line, stdout_line
 from local.cpu_share import CpuGroup, CpuLimit
-from local.lambda_runtime import read_message, write_message
+from local.runtime_api import Invocation, RuntimeApi
 from local.template import ROOT, Template
 
-RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 LAYER_PYTHON = ROOT / "layers" / "offer_state" / "python"
 # Environments per function, for this project's 2-core machine: `make load` at concurrency 16
 # measured about the same throughput with 2 and 4 per function (84 to 91 requests/s), and
@@ -58,7 +62,13 @@ class FunctionTimeout(Exception):
 
 
 class FunctionCrashed(Exception):
-    """The environment died (or never started)."""
+    """The environment died (or never started). `error`: the runtime client's report of a
+    failed init or SnapStart hook, in Lambda's shape (`errorType`, `errorMessage`,
+    `stackTrace`), where it sent one."""
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class FunctionThrottled(Exception):
@@ -100,6 +110,7 @@ class FunctionSpec:
     timeout: float
     memory: int
     environment: dict[str, str]
+    arn: str = ""
 
     @classmethod
     def from_template(
@@ -112,13 +123,19 @@ class FunctionSpec:
         """`lambda_endpoint`: the local Lambda Invoke API (local/lambda_api.py) the function's
         Lambda client calls, where one runs."""
         props = template.function_properties(logical_id)
+        snapstart = template.resolve(props.get("SnapStart") or {}).get("ApplyOn", "None")
         environment = {
             **template.function_environment(logical_id),
             # What the Lambda runtime sets for every function ...
+            "_HANDLER": props["Handler"],
             "AWS_LAMBDA_FUNCTION_NAME": logical_id,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{logical_id}",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{props['Runtime']}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"
+            if snapstart != "None" and snapstart_on()
+            else "on-demand",
             "AWS_REGION": template.region,  # the region the template's ARNs were resolved in
             "AWS_DEFAULT_REGION": template.region,
             "AWS_ACCESS_KEY_ID": "local",
@@ -140,11 +157,23 @@ class FunctionSpec:
             timeout=float(template.resolve(props["Timeout"])),
             memory=int(props["MemorySize"]),
             environment=environment,
+            arn=f"arn:aws:lambda:{template.region}:{template.account_id}:function:{logical_id}",
         )
 
 
+def snapstart_on(env: Mapping[str, str] | None = None) -> bool:
+    """SnapStart where the template enables it, unless `LOCAL_SNAPSTART=0` (to compare)."""
+    value = (os.environ if env is None else env).get("LOCAL_SNAPSTART", "1").strip()
+    if value not in ("0", "1"):
+        raise SystemExit(f"LOCAL_SNAPSTART is 1 (the template's SnapStart) or 0; not {value!r}")
+    return value == "1"
+
+
 class _Environment:
-    """One worker process: one function environment."""
+    """One function environment: Lambda's runtime interface client in a process of its own
+    (`python -m awslambdaric <handler>` in the function's code directory, the layer on
+    PYTHONPATH, this interpreter's packages standing in for the runtime's), talking to a
+    Runtime API of its own (`local.runtime_api`)."""
 
     def __init__(
         self,
@@ -155,90 +184,94 @@ class _Environment:
     ) -> None:
         self.spec = spec
         self._group: CpuGroup | None = cpu.new_group() if cpu else None
-        read_fd, write_fd = os.pipe()
+        self.api = RuntimeApi(spec.arn).start()
+        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        env = {
+            **spec.environment,
+            "AWS_LAMBDA_RUNTIME_API": self.api.address,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "PYTHONPATH": str(LAYER_PYTHON),  # /opt/python: after the code, before the rest
+            **extra_env,
+        }
         try:
             with contextlib.ExitStack() as joining:
                 join = joining.enter_context(self._group.joining()) if self._group else None
-                self.process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(RUNTIME_SCRIPT),
-                        str(spec.task_root),
-                        str(LAYER_PYTHON),
-                        spec.handler,
-                        str(write_fd),
-                    ],
-                    env={**spec.environment, **extra_env},
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    pass_fds=(write_fd,),
-                    preexec_fn=join,  # safe with the stack's threads: see CpuGroup.joining
-                )
+                # A terminal's Ctrl-C goes to the whole process group: the stack decides when
+                # an environment ends. SIGINT blocked in this thread is blocked in the child,
+                # exec and all (a preexec_fn could not set a handler from a thread).
+                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    self.process = subprocess.Popen(
+                        [sys.executable, "-m", "awslambdaric", spec.handler],
+                        cwd=spec.task_root,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        preexec_fn=join,  # safe with the stack's threads: see CpuGroup.joining
+                    )
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         except BaseException:
+            self.api.stop()
             self.leave_group()
             raise
-        finally:
-            os.close(write_fd)
         assert self.process.stdout is not None
         assert self.process.stderr is not None
+        # The runtime client writes an error report as one record, its lines joined by "\r"
+        # (one CloudWatch event); on a console each is a line of its own.
         self._forwarders = [
-            forward_lines(self.process.stdout, stdout),
-            forward_lines(self.process.stderr, stderr_line),
+            forward_lines(self.process.stdout, _split_records(stdout)),
+            forward_lines(self.process.stderr, _split_records(stderr_line)),
         ]
-        self._replies = os.fdopen(read_fd, "rb")
-        self._ready = threading.Event()
 
     def wait_ready(self, timeout: float) -> None:
-        """Block until the handler module is imported (the cold start is over)."""
-        if self._ready.is_set():
-            return
-        message = self._read(timeout)
-        if not (isinstance(message, dict) and message.get("ready")):
-            raise FunctionCrashed(f"{self.spec.logical_id} did not start")
-        self._ready.set()
+        """Block until init is over (the handler module imported, and with SnapStart the
+        before-snapshot hooks run)."""
+        self._wait(self.api.ready, timeout, "did not start")
 
     def invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        write_message(
-            self.process.stdin,
-            {"event": event, "requestId": request_id, "timeout": self.spec.timeout},
-        )
-        return self._read(self.spec.timeout)
+        invocation = Invocation(request_id, json.dumps(event).encode(), self.spec.timeout)
+        self.api.submit(invocation)
+        self._wait(invocation.done, self.spec.timeout, "exited")
+        assert invocation.reply is not None
+        return invocation.reply
 
-    def _read(self, timeout: float) -> Any:
-        box: list[Any] = []
-        reader = threading.Thread(target=lambda: box.append(read_message(self._replies)))
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        if reader.is_alive():
-            self.stop()
-            raise FunctionTimeout(f"Task timed out after {timeout:.2f} seconds")
-        if not box or box[0] is None:
-            self.stop()
-            raise FunctionCrashed(f"{self.spec.logical_id} exited (code {self.process.poll()})")
-        return box[0]
+    def _wait(self, done: threading.Event, timeout: float, failing: str) -> None:
+        """Until `done`, or the process ends (FunctionCrashed, with its init error when it
+        reported one), or `timeout` passes (FunctionTimeout); either ends the environment."""
+        deadline = time.monotonic() + timeout
+        while not done.wait(0.02):
+            if not self.alive():
+                self.stop()
+                error = self.api.init_error
+                if isinstance(error, dict) and "errorType" in error:
+                    message = f"{error['errorType']}: {error.get('errorMessage')}"
+                    raise FunctionCrashed(message, error)
+                raise FunctionCrashed(
+                    f"{self.spec.logical_id} {failing} (code {self.process.poll()})"
+                )
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise FunctionTimeout(f"Task timed out after {timeout:.2f} seconds")
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def end_input(self) -> None:
-        """Closes its stdin: the environment ends once the invocation under way is over."""
-        if self.process.stdin and not self.process.stdin.closed:
+        """Ends the process now, as Lambda ends an environment (no shutdown phase without
+        extensions): the stack ends environments only when they are idle or it stops."""
+        self.api.close()
+        if self.alive():
             with contextlib.suppress(OSError):
-                self.process.stdin.close()
+                self.process.kill()
 
     def wait(self) -> None:
-        """Waits for the process to end (killed after 2 s) and for its last output lines."""
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """Waits for the process to end and for its last output lines."""
+        self.process.wait()
+        self.api.stop()
         for forwarder in self._forwarders:
             forwarder.join(timeout=2)
-        self._replies.close()
         self.leave_group()
 
     def leave_group(self) -> None:
@@ -250,6 +283,14 @@ class _Environment:
     def stop(self) -> None:
         self.end_input()
         self.wait()
+
+
+def _split_records(write: LineWriter) -> LineWriter:
+    def lines(record: str) -> None:
+        for line in record.split("\r"):
+            write(line)
+
+    return lines
 
 
 class FunctionPool:

@@ -5,8 +5,11 @@ The function gets the same environment as under the local gateway. If the local 
 (`make run`), its sandbox and AWS emulation are used; otherwise a sandbox and moto are
 started for this one call, on free ports, and stopped after it. The token refresher answers
 the function's Lambda Invoke for this call (`make invoke FUNCTION=TokenRefresherFunction
-EVENT=events/scheduled_token_refresh.json` runs the refresher itself once). The handler's answer is
-printed on stdout as JSON, its logs go to stderr; the exit code is 1 when it raised.
+EVENT=events/scheduled_token_refresh.json` runs the refresher itself once). The function runs
+under Lambda's runtime interface client, as under `make run` (local/functions.py). The
+handler's answer is printed on stdout as JSON, its logs go to stderr; the exit code is 1 when
+it raised, and stdout has the error as Lambda reports it (`errorType`, `errorMessage`,
+`stackTrace`).
 """
 
 from __future__ import annotations
@@ -98,11 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             reply = pool.invoke(event)
         except (FunctionTimeout, FunctionCrashed) as failure:
-            print(
-                json.dumps(
-                    {"errorType": type(failure).__name__, "errorMessage": str(failure)}, indent=2
-                )
-            )
+            # An init error as the runtime client reported it; else the environment's end.
+            error = getattr(failure, "error", None) or {
+                "errorType": type(failure).__name__,
+                "errorMessage": str(failure),
+            }
+            print(json.dumps(error, indent=2))
             return 1
     if "errorType" in reply:
         print(json.dumps(reply, indent=2))

@@ -1,7 +1,8 @@
 """The whole product on 127.0.0.1 (`make run`): the AIR MILES sandbox, moto (Secrets Manager,
 DynamoDB and KMS) with the template's resources, the dev identity issuer, the token refresher
-(on its schedule, and behind a local Lambda Invoke API for the functions' asks), and the local
-gateway in front of the two functions. One process tree; SIGINT or SIGTERM stops all of it.
+(on its schedule, and behind a local Lambda Invoke API for the functions' asks), the reconciler
+of stale PENDING audit items (on its schedule), and the local gateway in front of the two
+functions. One process tree; SIGINT or SIGTERM stops all of it.
 
 Ports (docs/local-stack.md, "Ports"): GATEWAY_PORT 3000, SANDBOX_PORT 3001, MOTO_PORT 3002,
 ISSUER_PORT 3004 (the issuer is ours; 3003 is the demo page's).
@@ -24,7 +25,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from local.console import LineWriter, stderr_line, stdout_line
 from local.cpu_share import function_limits
 from local.demo_server import DemoServer
-from local.functions import FunctionPool, FunctionSpec, PoolLimits, close_pools, invoker
+from local.functions import (
+    FunctionCrashed,
+    FunctionPool,
+    FunctionSpec,
+    FunctionTimeout,
+    PoolLimits,
+    close_pools,
+    invoker,
+)
 from local.gateway import JwtAuthorizer, LocalGateway
 from local.issuer import (
     DEFAULT_AUDIENCE,
@@ -43,26 +52,49 @@ from local.template import ROOT, Template, resource_ids
 RESOURCE_PREFIX = "offer-state-local"  # fixed, so `make invoke` finds a running stack's tables
 REGION = "us-east-1"
 REFRESHER = "TokenRefresherFunction"
+RECONCILER = "ReconcilePendingFunction"
+# The scheduled functions, each with its scheduled event and the variable that shortens its
+# period locally (a short token lifetime wants a short refresh period; the reconciler's
+# period, to watch it work).
+SCHEDULED = {
+    REFRESHER: ("scheduled_token_refresh.json", "LOCAL_TOKEN_REFRESH_SECONDS"),
+    RECONCILER: ("scheduled_reconcile.json", "LOCAL_RECONCILE_SECONDS"),
+}
 SCHEDULED_REFRESH = json.loads((ROOT / "events" / "scheduled_token_refresh.json").read_text())
 
 
-def refresh_period(template: Template) -> float:
-    """Seconds between the refresher's scheduled runs: its schedule's, or
-    `LOCAL_TOKEN_REFRESH_SECONDS` (a short token lifetime wants a short period)."""
-    override = os.environ.get("LOCAL_TOKEN_REFRESH_SECONDS", "").strip()
+def schedule_period(template: Template, logical_id: str) -> float:
+    """Seconds between a scheduled function's runs: its schedule's, or its local override."""
+    variable = SCHEDULED[logical_id][1]
+    override = os.environ.get(variable, "").strip()
     if override:
         try:
             seconds = float(override)
         except ValueError:
             seconds = 0.0
         if not seconds > 0:
-            raise SystemExit(
-                f"LOCAL_TOKEN_REFRESH_SECONDS is seconds, more than 0; not {override!r}"
-            )
+            raise SystemExit(f"{variable} is seconds, more than 0; not {override!r}")
         return seconds
-    events = template.function_properties(REFRESHER)["Events"].values()
+    events = template.function_properties(logical_id)["Events"].values()
     [schedule] = [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"]
     return schedule_seconds(schedule)
+
+
+def scheduled_run(
+    logical_id: str, invoke: Callable[[dict[str, Any]], dict[str, Any]], log: LineWriter
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """`invoke`, with one console line per run: what the function returned, or its error."""
+
+    def run(event: dict[str, Any]) -> dict[str, Any]:
+        reply = invoke(event)
+        if "errorType" in reply:
+            outcome = f"{reply['errorType']}: {reply.get('errorMessage', '')}"
+        else:
+            outcome = json.dumps(reply["result"], separators=(",", ":"), default=str)
+        log(f"schedule {logical_id}: {outcome}")
+        return reply
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -213,26 +245,33 @@ class LocalStack:
 
         limits = PoolLimits.from_env()
         # The token refresher, behind a local Lambda Invoke API that the functions' Lambda
-        # clients call (AWS_ENDPOINT_URL_LAMBDA), and on its schedule; the reconciler runs on a
-        # schedule in AWS, and through `make invoke` here.
-        refresher = FunctionPool(
-            FunctionSpec.from_template(self.template, REFRESHER, self.moto_url),
-            max_environments=limits.max_environments,
-            wait=limits.wait,
-            stdout=self.function_output,
-        )
-        self._stoppers.append(refresher.close)
+        # clients call (AWS_ENDPOINT_URL_LAMBDA); it and the reconciler on their schedules.
+        scheduled = {
+            name: FunctionPool(
+                FunctionSpec.from_template(self.template, name, self.moto_url),
+                max_environments=limits.max_environments,
+                wait=limits.wait,
+                stdout=self.function_output,
+            )
+            for name in SCHEDULED
+        }
+        self._stoppers.append(lambda: close_pools(scheduled.values()))
+        refresher = scheduled[REFRESHER]
         name = self.template.resolve(self.template.function_properties(REFRESHER)["FunctionName"])
         self.lambda_api = LambdaApi({name: invoker(refresher)}).start()
         self._stoppers.append(self.lambda_api.stop)
         # Its first run before the gateway opens, as the functions' first environments start:
         # the first requests find a token, as they would on a stack deployed a while ago.
-        invoker(refresher)(SCHEDULED_REFRESH)
+        scheduled_run(REFRESHER, invoker(refresher), self.log)(SCHEDULED_REFRESH)
         stop_schedule = threading.Event()
         self._stoppers.append(stop_schedule.set)
-        run_on_schedule(
-            invoker(refresher), SCHEDULED_REFRESH, refresh_period(self.template), stop_schedule
-        )
+        for logical_id, (event_file, _) in SCHEDULED.items():
+            run_on_schedule(
+                scheduled_run(logical_id, invoker(scheduled[logical_id]), self.log),
+                json.loads((ROOT / "events" / event_file).read_text()),
+                schedule_period(self.template, logical_id),
+                stop_schedule,
+            )
 
         # The functions the gateway invokes: those that serve a route.
         served = sorted({route.function for route in self.template.routes()})
@@ -254,7 +293,7 @@ class LocalStack:
             for name, spec in specs.items()
         }
         self._stoppers.append(lambda: close_pools(pools.values()))
-        warming = [threading.Thread(target=pool.warm) for pool in pools.values()]
+        warming = [threading.Thread(target=_warm, args=(p, self.log)) for p in pools.values()]
         for thread in warming:
             thread.start()
         for thread in warming:
@@ -311,6 +350,15 @@ class LocalStack:
                 '    -d \'{"states":[{"name":"SAVE","value":"SAVED"}]}\'',
             ]
         )
+
+
+def _warm(pool: FunctionPool, log: LineWriter) -> None:
+    """One environment of `pool` started; one that fails to start (its runtime client's error
+    report is on the console) leaves the stack up: its requests fail as deployed."""
+    try:
+        pool.warm()
+    except (FunctionCrashed, FunctionTimeout) as failure:
+        log(f"{pool.spec.logical_id}: its first environment did not start: {failure}")
 
 
 def _openapi_document() -> tuple[int, Any]:

@@ -49,3 +49,15 @@ def no_leaks(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
         for finding in leaks.findings(source, text)
     ]
     assert not found, "leaked: " + "; ".join(sorted(set(found)))
+
+
+@pytest.fixture(autouse=True)
+def no_snapstart_hooks_kept() -> Iterator[None]:
+    """Every function module a test loads registers its SnapStart hooks with AWS's
+    `snapshot_restore_py` (installed, as in Lambda's runtime), in lists that are the module's
+    globals: emptied after each test, so they hold no test's service."""
+    yield
+    import snapshot_restore_py
+
+    snapshot_restore_py.get_before_snapshot().clear()
+    snapshot_restore_py.get_after_restore().clear()

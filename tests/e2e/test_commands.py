@@ -162,7 +162,10 @@ def test_make_invoke_fails_when_the_handler_raises(tmp_path: Path, stack: Runnin
     broken.write_text('{"hello": "world"}')
     made = _make("invoke", "FUNCTION=GetStateFunction", f"EVENT={broken}", env=stack.env)
     assert made.returncode != 0  # the script exits 1; make reports it as 2
-    assert "errorType" in json.loads(made.stdout)
+    error = json.loads(made.stdout)  # as Lambda reports it, from the runtime client
+    assert set(error) == {"errorType", "errorMessage", "stackTrace"}
+    assert error["stackTrace"] and all(isinstance(line, str) for line in error["stackTrace"])
+    assert f"[ERROR] {error['errorType']}: " in made.stderr  # the runtime client's report
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

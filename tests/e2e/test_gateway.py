@@ -129,8 +129,11 @@ def test_a_plain_object_becomes_a_200_json_answer_with_the_event_as_api_gateway_
     assert event["requestContext"]["requestId"] == answer.headers["apigw-requestid"]
     assert event["requestContext"]["timeEpoch"] > 0
     assert 0 < body["remaining_ms"] <= 1000
-    assert body["memory"] == 192
+    assert body["memory"] == "192"  # the runtime client's context reads it from the variable
     env = body["env"]
+    assert env["_HANDLER"] == "app.lambda_handler"
+    assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"  # no SnapStart in its template
+    assert env["AWS_LAMBDA_RUNTIME_API"].startswith("127.0.0.1:")
     assert env["FROM_TEMPLATE"] == f"{gateway[1].issuer}/x"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert "VIRTUAL_ENV" not in env and "PYTEST_CURRENT_TEST" not in env  # nothing of ours leaks in
@@ -168,6 +171,48 @@ def test_a_handler_past_its_timeout_is_an_internal_server_error(gateway):
     answer = requests.get(f"{url}/slow", timeout=10)
     assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
     assert requests.get(f"{url}/plain", timeout=10).status_code == 200  # a new environment
+
+
+def test_a_timed_out_environment_is_ended_and_replaced(echo_template):
+    lines: list[str] = []
+    pool = _echo_pool(echo_template[0], max_environments=1, stdout=lines.append)
+    before = child_pids(os.getpid())
+    try:
+        pool.warm()
+        [timed_out] = child_pids(os.getpid()) - before
+        with pytest.raises(functions.FunctionTimeout, match=r"Task timed out after 1\.00 seconds"):
+            pool.invoke({"rawPath": "/slow"})
+        assert not Path(f"/proc/{timed_out}").exists()
+        assert pool.invoke({"rawPath": "/other"}) == OK
+        assert child_pids(os.getpid()) - before not in (set(), {timed_out})
+        assert pool.started == 2
+    finally:
+        pool.close()
+
+
+def test_a_broken_handler_module_is_api_gateways_failed_integration_and_logs_the_report(
+    echo_template, tmp_path: Path
+):
+    """The runtime client cannot import the handler: it reports the init error to the Runtime
+    API and on its output, as in CloudWatch; the gateway answers as API Gateway does when the
+    integration fails."""
+    (tmp_path / "app.py").write_text("import no_such_module\n")
+    template, issuer = echo_template
+    spec = FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1")
+    lines: list[str] = []
+    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path), stdout=lines.append)
+    logged: list[str] = []
+    authorizer = JwtAuthorizer(issuer.issuer, ["offer-state-gateway"])
+    server = LocalGateway(template, {"EchoFunction": pool}, authorizer, port=0, log=logged.append)
+    with server:
+        answer = requests.get(f"http://127.0.0.1:{server.port}/plain", timeout=30)
+    pool.close()
+    assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
+    report = "[ERROR] Runtime.ImportModuleError: Unable to import module 'app':"
+    assert [line for line in lines if line.startswith(report)] == [
+        f"{report} No module named 'no_such_module'"
+    ]
+    assert any("Runtime.ImportModuleError" in line for line in logged)
 
 
 def test_the_authorizer_wants_a_token_401_and_the_route_scope_403(gateway):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 import uuid
@@ -16,7 +17,12 @@ import pytest
 import requests
 
 from local.sandbox.seed import CATALOGUE
-from tests.support.stack import RunningStack, child_pids, longest_answer_seconds
+from tests.support.stack import (
+    RunningStack,
+    child_pids,
+    longest_answer_seconds,
+    start_stack,
+)
 from tests.support.waiting import wait_until
 
 MEMBER = "80000000110"
@@ -229,26 +235,26 @@ def _held_at_once(
 
 def _environments(stack: RunningStack, code: str) -> set[int]:
     """The process ids of the stack's running function environments of the code in directory
-    `code` (each a `local/lambda_runtime.py` process given that directory)."""
+    `code` (each a `python -m awslambdaric` process working in that directory)."""
     found = set()
     for pid in child_pids(stack.process.pid):
         with contextlib.suppress(OSError):  # a process that ended meanwhile
             argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
-            if any(a.endswith("lambda_runtime.py") for a in argv) and any(
-                a.rstrip("/").endswith(code) for a in argv
-            ):
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if "awslambdaric" in argv and cwd.rstrip("/").endswith(code):
                 found.add(pid)
     return found
 
 
 GATEWAY_LINE = re.compile(r"gateway [A-Z]+ /\S* \d{3} \d+\.\dms\n")
 FUNCTION_LINE = re.compile(r"(GetState|UpdateState)Function [0-9a-f-]{36}: \S.*\n")
+SCHEDULE_LINE = re.compile(r"schedule (TokenRefresher|ReconcilePending)Function: \S.*\n")
 
 
 def _whole(line: str) -> bool:
     """A line the stack writes whole: a gateway request line, a gateway note about a
     function, or one JSON document from a function (a log record or a metric)."""
-    if GATEWAY_LINE.fullmatch(line) or FUNCTION_LINE.fullmatch(line):
+    if any(p.fullmatch(line) for p in (GATEWAY_LINE, FUNCTION_LINE, SCHEDULE_LINE)):
         return True
     try:
         return isinstance(json.loads(line), dict)
@@ -279,3 +285,34 @@ def test_the_console_keeps_every_line_whole_under_load(stack: RunningStack):
     assert [line for line in lines if not _whole(line)] == []
     assert sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) == requests_made
     assert any(line.startswith("{") for line in lines)  # the functions' output is there too
+
+
+def _messages(stack: RunningStack, text: str) -> int:
+    """How many of the functions' log records so far say `text`."""
+    return sum(f'"message":"{text}"' in line.replace(" ", "") for line in stack.output)
+
+
+def test_snapstart_hooks_run_once_per_environment_and_schedules_run_locally(tmp_path: Path):
+    """Through Lambda's runtime client in SnapStart mode: each environment's before-snapshot
+    hook runs after its init, its after-restore hook at its first invocation, each once. The
+    scheduled functions run on their (shortened) periods, one console line a run."""
+    stack = start_stack(
+        tmp_path, {"LOCAL_RECONCILE_SECONDS": "1", "LOCAL_TOKEN_REFRESH_SECONDS": "1"}
+    )
+    try:
+        before, after = "SnapStart:before-snapshothookran", "SnapStart:after-restorehookran"
+        # One environment of each function started before the gateway opened.
+        assert (_messages(stack, before), _messages(stack, after)) == (2, 0)
+        for _ in range(3):
+            assert stack.request("GET", "/health").status_code == 200
+        assert (_messages(stack, before), _messages(stack, after)) == (2, 1)
+
+        def runs(function: str) -> int:
+            return sum(line.startswith(f"schedule {function}: {{") for line in stack.output)
+
+        wait_until(lambda: runs("ReconcilePendingFunction") >= 2, 30)
+        wait_until(lambda: runs("TokenRefresherFunction") >= 3, 30)  # its first, then two
+    finally:
+        stack.stop()
+    reconciled = [line for line in stack.output if line.startswith("schedule Reconcile")]
+    assert '"reconciled":0' in reconciled[0], reconciled

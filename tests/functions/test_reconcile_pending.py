@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 
-from local.lambda_runtime import LambdaContext
 from offer_state.audit import (
     PENDING_ATTRIBUTE,
     PENDING_INDEX,
@@ -25,6 +24,7 @@ from offer_state.audit import (
 )
 from offer_state.identity import Identity
 from offer_state.reconcile import MARGIN_SECONDS, RECONCILER_ATTRIBUTES, ReconcilerSettings
+from tests.support.context import lambda_context
 from tests.support.functions import EVENTS_DIR, MEMBER, Function
 from tests.support.inprocess import Deployed
 from tests.support.metrics import emitted
@@ -183,9 +183,7 @@ def test_a_run_short_of_time_leaves_the_rest_to_the_next(
     reconcile_pending: Function, deployed: Deployed
 ):
     stale = _begin(deployed, _stale_after(deployed) + SLACK)
-    short = LambdaContext(
-        function_name="ReconcilePendingFunction", memory_limit_in_mb=256, timeout_seconds=1
-    )
+    short = lambda_context("ReconcilePendingFunction", 256, timeout_seconds=1)
 
     result = reconcile_pending.module.lambda_handler(SCHEDULED, short)
 

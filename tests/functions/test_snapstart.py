@@ -1,6 +1,8 @@
-"""SnapStart: the hooks each function registers with Lambda's runtime (through a stand-in of
-`snapshot_restore_py`), what the before-snapshot hook leaves in a snapshot, and what a restored
-environment does on its own."""
+"""SnapStart: the hooks each function registers with Lambda's runtime (AWS's
+`snapshot_restore_py`, run by the runtime interface client's hook runner), what the
+before-snapshot hook leaves in a snapshot, and what a restored environment does on its own.
+In-process, for speed and for the snapshot's contents; `tests/e2e/test_local_stack.py` runs
+the hooks through the runtime client itself."""
 
 from __future__ import annotations
 
@@ -30,15 +32,16 @@ FUNCTIONS = ("get_state", "update_state")  # their fixtures
 
 
 @pytest.fixture
-def hooks(monkeypatch: pytest.MonkeyPatch) -> RuntimeHooks:
-    recorder = RuntimeHooks()
-    monkeypatch.setitem(sys.modules, "snapshot_restore_py", recorder.module)
-    return recorder
+def hooks() -> Iterator[RuntimeHooks]:
+    registered = RuntimeHooks()
+    registered.clear()
+    yield registered
+    registered.clear()
 
 
 @pytest.fixture(params=FUNCTIONS)
 def function(request: pytest.FixtureRequest, hooks: RuntimeHooks) -> Function:
-    """Each function, its module imported once the stand-in is in place."""
+    """Each function, its module imported once the registries are empty."""
     return request.getfixturevalue(request.param)
 
 

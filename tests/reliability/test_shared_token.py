@@ -17,11 +17,11 @@ from unittest import mock
 import boto3
 import pytest
 
-from local.lambda_runtime import LambdaContext
 from offer_state.client import Collector
 from offer_state.refresher import refresh_time
 from offer_state.token_store import ITEM_KEY, token_id
 from tests.support import aws_faults, leaks
+from tests.support.context import lambda_context
 from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
 from tests.support.inprocess import PATIENT_TIMEOUT, Deployed, InProcessRefresher
 from tests.support.metrics import emitted
@@ -61,7 +61,7 @@ def _count(function: Function, timeout: float = PATIENT_TIMEOUT) -> int:
 def _count_in_client(function: Function) -> int:
     """COUNT through the environment's AIR MILES client, inside an invocation's deadline."""
     service = function.module.service
-    deadline = service.deadline(LambdaContext(function.logical_id, 256, PATIENT_TIMEOUT))
+    deadline = service.deadline(lambda_context(function.logical_id, 256, PATIENT_TIMEOUT))
     with deadline.current():
         return service.client.count(Collector(MEMBER), deadline=deadline.upstream)
 
@@ -351,6 +351,4 @@ _TIMES = ("issuedAt", "expiresAt", "refreshAt")
 
 
 def _context(refresher: InProcessRefresher) -> Callable[[], Any]:
-    from local.lambda_runtime import LambdaContext
-
-    return lambda: LambdaContext("TokenRefresherFunction", 256, refresher.timeout)
+    return lambda: lambda_context("TokenRefresherFunction", 256, refresher.timeout)

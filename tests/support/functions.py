@@ -13,8 +13,8 @@ from typing import Any
 
 from local.events import http_api_event
 from local.issuer import MACHINE_CLIENT_ID
-from local.lambda_runtime import LambdaContext
 from local.template import ROOT, Template
+from tests.support.context import lambda_context
 from tests.support.sandbox_control import SandboxControl
 
 MEMBER = "80000000110"  # the member the tokens speak for by default
@@ -52,10 +52,8 @@ class Function:
     def invoke(self, event: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         """The handler's answer to `event`, in an invocation Lambda gives `timeout` seconds
         (the function's Timeout unless said)."""
-        context = LambdaContext(
-            function_name=self.logical_id,
-            memory_limit_in_mb=self.memory,
-            timeout_seconds=self.timeout if timeout is None else timeout,
+        context = lambda_context(
+            self.logical_id, self.memory, self.timeout if timeout is None else timeout
         )
         return self.module.lambda_handler(event, context)
 

@@ -18,11 +18,11 @@ from typing import Any
 import boto3
 
 from local.lambda_api import LambdaApi
-from local.lambda_runtime import LambdaContext
 from local.resources import provision
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH
 from local.template import Template
 from tests.support import leaks
+from tests.support.context import lambda_context
 from tests.support.functions import MACHINE_CLIENT, Function, load_handler_module
 from tests.support.tables import LEAK_CHECKED_TABLES, StackTables
 
@@ -225,7 +225,7 @@ class InProcessRefresher:
         self.hold.wait(60)
         with self._slots:
             refresher = self._environment()
-            context = LambdaContext("TokenRefresherFunction", 256, self.timeout)
+            context = lambda_context("TokenRefresherFunction", 256, self.timeout)
             try:
                 if self.down:
                     raise RuntimeError("the refresher is down")

@@ -1,7 +1,7 @@
-"""SnapStart in tests: a stand-in for Lambda's `snapshot_restore_py` (it exists only in Lambda's
-Python runtime) that records the hooks a function registers and runs them as Lambda would, a
-guard that refuses and records every attempt to reach the network, and a walk over the strings
-an object graph holds.
+"""SnapStart in tests: the hooks a function registers with `snapshot_restore_py` (AWS's own,
+installed as in Lambda's Python runtime), run by the runtime interface client's own hook
+runner, a guard that refuses and records every attempt to reach the network, and a walk over
+the strings an object graph holds.
 
 Run as a script, it is a function environment with X-Ray on, as in Lambda: it imports the
 function module at the path given, runs the before-snapshot hooks inside the guard, and prints
@@ -22,36 +22,36 @@ from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
+import snapshot_restore_py
+from awslambdaric import lambda_runtime_hooks_runner
+
 Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class RuntimeHooks:
-    """What `snapshot_restore_py` offers a function, recording; `module` goes in sys.modules."""
+    """The hooks registered since `clear()`, and the runtime client's runs of them."""
 
-    def __init__(self) -> None:
-        self.before: list[Hook] = []
-        self.after: list[Hook] = []
-        self.module = ModuleType("snapshot_restore_py")
-        self.module.register_before_snapshot = self._registrar(self.before)  # type: ignore[attr-defined]
-        self.module.register_after_restore = self._registrar(self.after)  # type: ignore[attr-defined]
+    @property
+    def before(self) -> list[Hook]:
+        return snapshot_restore_py.get_before_snapshot()
 
-    @staticmethod
-    def _registrar(hooks: list[Hook]) -> Callable[..., Any]:
-        def register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
-            hooks.append((func, args, kwargs))
-            return func  # usable as a decorator too, as the real one
+    @property
+    def after(self) -> list[Hook]:
+        return snapshot_restore_py.get_after_restore()
 
-        return register
+    def clear(self) -> None:
+        """Forgets every hook registered so far (the registries are the module's globals)."""
+        self.before.clear()
+        self.after.clear()
 
     def snapshot(self) -> None:
-        """Run the before-snapshot hooks, in reverse order of registration (as Lambda does)."""
-        for func, args, kwargs in reversed(self.before):
-            func(*args, **kwargs)
+        """The before-snapshot hooks, in reverse order of registration (each once: the runner
+        takes them off the registry)."""
+        lambda_runtime_hooks_runner.run_before_snapshot()
 
     def restore(self) -> None:
-        """Run the after-restore hooks, in order of registration (as Lambda does)."""
-        for func, args, kwargs in self.after:
-            func(*args, **kwargs)
+        """The after-restore hooks, in order of registration."""
+        lambda_runtime_hooks_runner.run_after_restore()
 
 
 @contextmanager
@@ -124,14 +124,14 @@ def _load(path: Path) -> ModuleType:
 
 def _main(app_path: str) -> None:
     hooks = RuntimeHooks()
-    sys.modules["snapshot_restore_py"] = hooks.module
     _load(Path(app_path))
+    registered = len(hooks.before)
     with network_refused() as attempts:
         hooks.snapshot()
     from offer_state.observability import _tracer
 
     built = _tracer.cache_info().currsize == 1
-    print(json.dumps({"attempts": attempts, "tracer_built": built, "hooks": len(hooks.before)}))
+    print(json.dumps({"attempts": attempts, "tracer_built": built, "hooks": registered}))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 environment, and after Lambda restores one from that snapshot.
 
 A function module calls `register(api)` once, after building its `PartnerApi`. The hooks go
-through `snapshot_restore_py`, which exists only in Lambda's Python runtime (3.12 and later):
-elsewhere (tests, the local stack) nothing registers, at the cost of one failed import, and
-in Lambda without SnapStart the hooks register but never run. `before_snapshot` and
+through `snapshot_restore_py`, which Lambda's Python runtime (3.12 and later) provides, and
+the local stack too (it runs Lambda's runtime interface client, SnapStart included): where it
+is missing nothing registers, at the cost of one failed import, and without SnapStart the
+hooks register but never run. Each hook logs one line when it has run. `before_snapshot` and
 `after_restore` are public so that a benchmark can simulate a restore (snapshot, fork,
 restore in the child).
 
@@ -28,6 +29,8 @@ from __future__ import annotations
 import importlib
 import random
 from typing import TYPE_CHECKING
+
+from offer_state.observability import logger
 
 if TYPE_CHECKING:
     from offer_state.api import PartnerApi
@@ -77,6 +80,7 @@ def before_snapshot(api: PartnerApi) -> None:
     build_validators()
     _build_route_validators(api)
     tracer.prepare()
+    logger.info("SnapStart: before-snapshot hook ran")
 
 
 def after_restore(api: PartnerApi) -> None:
@@ -85,6 +89,7 @@ def after_restore(api: PartnerApi) -> None:
     before the snapshot (every restored copy would share it)."""
     random.seed()  # from os.urandom: the OS generator, unique to each restored environment
     api.service.drop_connections()
+    logger.info("SnapStart: after-restore hook ran")
 
 
 def _load_aws_models() -> None:
