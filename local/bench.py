@@ -9,7 +9,9 @@ the layer, and the packages the Lambda runtime provides (boto3 and its dependenc
 runtime interface client with `snapshot_restore_py`, with their bytecode, as the runtime has
 them). The twin is read-only and `-B` writes no bytecode at run
 time, as on Lambda's read-only /opt and /var/task. `cold_init_no_bytecode_ms` imports the same
-twin with its bytecode removed: what Lambda paid before the build shipped any.
+twin with its bytecode removed: what Lambda paid before the build shipped any. The SnapStart
+first request runs the twin under that runtime interface client itself, in SnapStart mode
+against a local Runtime API (`_snapstart_first_request`).
 
 AIR MILES is the sandbox and AWS is moto in server mode, both on loopback. Results: a table on
 stdout, `bench-results.json` (where `make load`'s figures, under `load`, stay as they were).
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ from typing import Any
 from local import bench_cpu, build
 from local.bench_results import write_bench
 from local.events import sample_event
-from local.functions import FunctionSpec
+from local.functions import Environment, FunctionSpec
 from local.stack import deploy_local, start_moto, template_parameters
 from local.table import format_table
 from local.template import ROOT, Template
@@ -168,7 +171,9 @@ def _child(
     """One measurement in a fresh interpreter that writes no bytecode (`-B`), sees no user
     site-packages or environment paths (`-I -S`); with `importtime`, `-X importtime`'s report
     on stderr comes back as `importtime`; `preexec`: run in the child before it starts (a
-    CPU group to join)."""
+    CPU group to join). A SnapStart first request runs under the runtime client instead."""
+    if request["mode"] == "snapstart_first_request":
+        return _snapstart_first_request(request, environment)
     with tempfile.TemporaryDirectory() as folder:
         job, result = Path(folder) / "job.json", Path(folder) / "result.json"
         job.write_text(json.dumps(request))
@@ -189,6 +194,60 @@ def _child(
         if importtime:
             measured["importtime"] = done.stderr
         return measured
+
+
+def _snapstart_first_request(
+    request: dict[str, Any], environment: dict[str, str]
+) -> dict[str, Any]:
+    """A SnapStart cold start as Lambda runs it: the twin's function under the runtime's own
+    bootstrap (`python -B -S -m awslambdaric <handler>`, the runtime interface client from the
+    twin's runtime packages, no site-packages) against a local Runtime API, through the local
+    stack's own environment (`local.functions.Environment`), in SnapStart mode: init and the
+    before-snapshot hooks, then `restore/next` held until the first invocation, the
+    after-restore hooks and the first request. Timed: from the invocation handed over (which
+    answers `restore/next`) to its response posted. Locally the "restore" is the same process
+    going on: what Lambda itself takes to restore a snapshot is not in the figure.
+
+    With `cpu_group` (`local.bench_cpu`), the process is moved into that group while it waits
+    on `restore/next`: the snapshot was taken uncapped, only the restore runs at the share."""
+    code, *packages = request["sys_path"]  # the function's code, the layer, the runtime's
+    context = request["context"]
+    name = context["function_name"]
+    spec = FunctionSpec(
+        logical_id=name,
+        task_root=Path(code),
+        handler=environment["_HANDLER"],
+        timeout=context["timeout"],
+        memory=context["memory"],
+        environment={**environment, "LAMBDA_TASK_ROOT": code},
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+    )
+    extra_env = {
+        "PYTHONPATH": os.pathsep.join(packages),
+        # The SnapStart figure whatever LOCAL_SNAPSTART says for the local stack.
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+    }
+    logs: list[str] = []
+    event = json.loads(json.dumps(request["event"]))
+    event["requestContext"]["requestId"] = str(uuid.uuid4())  # as API Gateway sends the next
+    process = Environment(spec, extra_env, logs.append, python_flags=("-B", "-S"))
+    try:
+        process.wait_ready(120)  # init, then the before-snapshot hooks: the snapshot
+        if "cpu_group" in request:
+            Path(request["cpu_group"]).write_text(str(process.process.pid))
+        started = time.perf_counter()
+        reply = process.invoke(event, str(uuid.uuid4()))
+        elapsed = (time.perf_counter() - started) * 1000
+    finally:
+        process.stop()  # after which its log lines are all in
+    if "result" not in reply:
+        raise RuntimeError(f"snapstart_first_request {name}: {reply}")
+    # Without both hooks' lines (a function that registered none), the figure would not be
+    # SnapStart's: a restore that prepared nothing.
+    for hook in ("before-snapshot", "after-restore"):
+        if not any(f"SnapStart: {hook} hook ran" in line for line in logs):
+            raise RuntimeError(f"snapstart_first_request {name}: no {hook} hook ran")
+    return {"ms": elapsed, "status": reply["result"]["statusCode"]}
 
 
 def _floor_spec(function: str, sandbox_url: str, refs: dict[str, str]) -> dict[str, Any]:

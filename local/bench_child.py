@@ -176,42 +176,6 @@ def _floor_io(spec, boto3, requests, started):
     return {"ms": (time.perf_counter() - started) * 1000}
 
 
-def snapstart_first_request(request):
-    """A SnapStart restore, simulated: the environment initialised and the before-snapshot
-    hooks it registered with `snapshot_restore_py` run by the runtime interface client's hook
-    runner (both from the runtime's packages), then a fork (the child is a copy of that
-    memory, as a restored environment is of its snapshot) in which the after-restore hooks and
-    the first request are timed."""
-    _paths(request)
-    import app
-    import snapshot_restore_py
-    from awslambdaric import lambda_runtime_hooks_runner as hooks
-
-    if not snapshot_restore_py.get_before_snapshot():
-        raise RuntimeError("the function registered no SnapStart hook")
-    hooks.run_before_snapshot()
-    event, context = _fresh(request["event"]), _context(**request["context"])
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # the restored environment: it must end here, whatever happens
-        try:
-            os.close(reader)
-            _join_cpu_group(request)  # the snapshot was taken uncapped: only the restore runs
-            started = time.perf_counter()
-            hooks.run_after_restore()
-            answer = app.lambda_handler(event, context)
-            elapsed = (time.perf_counter() - started) * 1000
-            measured = {"ms": elapsed, "status": answer["statusCode"]}
-            os.write(writer, json.dumps(measured).encode())
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader) as result:
-        measured = json.loads(result.read())
-    os.waitpid(child, 0)
-    return measured
-
-
 def warm(request):
     """Many requests in one environment: time in our code (total minus time inside AIR MILES
     and AWS calls), the invocation's whole time (`duration_p50`: what Lambda bills), calls

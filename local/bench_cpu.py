@@ -39,17 +39,19 @@ MEMORY_SIZES = tuple(
 )
 RUNS = int(os.environ.get("BENCH_LAMBDA_RUNS", "3"))
 WARM_REQUESTS = int(os.environ.get("BENCH_LAMBDA_REQUESTS", "100"))
-# Result key: bench_child mode.
+# Result key: bench_child mode (`snapstart_first_request`: the runtime client, see
+# local.bench's _snapstart_first_request).
 COLD = {
     "cold_init_ms": "cold_init",
     "cold_first_request_ms": "cold_first_request",
     "snapstart_first_request_ms": "snapstart_first_request",
 }
 # These children start in their group (from exec: their clock includes the interpreter's
-# imports). The others join it themselves where their clock starts (bench_child's
-# _join_cpu_group): a SnapStart restore after its snapshot's init, warm requests after the
-# cold start. What comes before is not measured, and at 256 MB's share it took most of the
-# part's time.
+# imports). The others join it where their clock starts (`cpu_group` in the request): a
+# SnapStart environment is moved into it by the bench while it waits on restore/next (after
+# init and its before-snapshot hooks), warm requests join it themselves after the cold start
+# (bench_child's _join_cpu_group). What comes before is not measured, and at 256 MB's share it
+# took most of the part's time.
 FROM_EXEC = {"cold_init", "cold_first_request"}
 # One measurement in a fresh interpreter: (request, environment, preexec_fn) -> its result.
 Child = Callable[[dict[str, Any], dict[str, str], Callable[[], object] | None], dict[str, Any]]

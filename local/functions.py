@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +169,7 @@ def snapstart_on(env: Mapping[str, str] | None = None) -> bool:
     return value == "1"
 
 
-class _Environment:
+class Environment:
     """One function environment: Lambda's runtime interface client in a process of its own
     (`python -m awslambdaric <handler>` in the function's code directory, the layer on
     PYTHONPATH, this interpreter's packages standing in for the runtime's), talking to a
@@ -181,7 +181,11 @@ class _Environment:
         extra_env: Mapping[str, str],
         stdout: LineWriter,
         cpu: CpuLimit | None = None,
+        python_flags: Sequence[str] = (),
     ) -> None:
+        """`python_flags`: the interpreter's own, before `-m awslambdaric` (`make bench` runs
+        the twin of the build with `-B -S`: no bytecode written, no site-packages, so the
+        runtime's packages are the twin's, on PYTHONPATH)."""
         self.spec = spec
         self._group: CpuGroup | None = cpu.new_group() if cpu else None
         self.api = RuntimeApi(spec.arn).start()
@@ -202,7 +206,7 @@ class _Environment:
                 blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                 try:
                     self.process = subprocess.Popen(
-                        [sys.executable, "-m", "awslambdaric", spec.handler],
+                        [sys.executable, *python_flags, "-m", "awslambdaric", spec.handler],
                         cwd=spec.task_root,
                         env=env,
                         stdin=subprocess.DEVNULL,
@@ -319,8 +323,8 @@ class FunctionPool:
         self.wait = spec.timeout if wait is None else wait
         self._stdout = stdout
         self._extra_env = dict(extra_env or {})
-        self._idle: list[_Environment] = []
-        self._all: list[_Environment] = []
+        self._idle: list[Environment] = []
+        self._all: list[Environment] = []
         self._slots = 0  # environments alive or starting: never above max_environments
         self._started = 0
         self._waiting = 0
@@ -368,7 +372,7 @@ class FunctionPool:
     def close(self) -> None:
         close_pools([self])
 
-    def _close(self) -> list[_Environment]:
+    def _close(self) -> list[Environment]:
         """Takes no more invocations; returns every environment, for `close_pools` to end."""
         with self._lock:
             self._closed = True
@@ -376,7 +380,7 @@ class FunctionPool:
             self._freed.notify_all()  # the waiting invocations give up
         return environments
 
-    def _acquire(self) -> _Environment:
+    def _acquire(self) -> Environment:
         deadline = time.monotonic() + self.wait
         with self._lock:
             while True:
@@ -404,10 +408,10 @@ class FunctionPool:
                     self._waiting -= 1
         return self._start()
 
-    def _start(self) -> _Environment:
+    def _start(self) -> Environment:
         """A new environment in the slot the caller reserved (given back if it fails)."""
         try:
-            environment = _Environment(self.spec, self._extra_env, self._stdout, self._cpu)
+            environment = Environment(self.spec, self._extra_env, self._stdout, self._cpu)
         except BaseException:
             with self._lock:
                 self._slots -= 1
@@ -418,7 +422,7 @@ class FunctionPool:
             self._started += 1
         return environment
 
-    def _release(self, environment: _Environment) -> None:
+    def _release(self, environment: Environment) -> None:
         with self._lock:
             closed = self._closed  # for good: _close already took every environment out
             if not closed:
@@ -427,12 +431,12 @@ class FunctionPool:
         if closed:  # stopped outside the lock: it may take seconds
             environment.stop()
 
-    def _discard(self, environment: _Environment) -> None:
+    def _discard(self, environment: Environment) -> None:
         environment.stop()
         with self._lock:
             self._forget(environment)
 
-    def _forget(self, environment: _Environment) -> None:
+    def _forget(self, environment: Environment) -> None:
         """An environment that ended gives its slot back (the lock is held), and its CPU
         group (an idle one found dead was never waited for)."""
         environment.leave_group()

@@ -335,12 +335,12 @@ class _HeldStarts:
         self._changed = threading.Condition()
         held = self
 
-        class HeldEnvironment(functions._Environment):
+        class HeldEnvironment(functions.Environment):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 held._start()
                 super().__init__(*args, **kwargs)
 
-        monkeypatch.setattr(functions, "_Environment", HeldEnvironment)
+        monkeypatch.setattr(functions, "Environment", HeldEnvironment)
 
     def arrive(self) -> None:
         with self._changed:

@@ -5,9 +5,9 @@ A function module calls `register(api)` once, after building its `PartnerApi`. T
 through `snapshot_restore_py`, which Lambda's Python runtime (3.12 and later) provides, and
 the local stack too (it runs Lambda's runtime interface client, SnapStart included): where it
 is missing nothing registers, at the cost of one failed import, and without SnapStart the
-hooks register but never run. Each hook logs one line when it has run. `before_snapshot` and
-`after_restore` are public so that a benchmark can simulate a restore (snapshot, fork,
-restore in the child).
+hooks register but never run. Each hook logs one line when it has run (`make bench` checks
+them). `before_snapshot` and `after_restore` are public so that the tests can name the hooks
+registered.
 
 Before the snapshot: warm what the first request needs and what is safe to freeze, and only
 that. Not the secret, not a token, not a pseudonym, not the health cache, nothing
