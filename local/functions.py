@@ -55,6 +55,10 @@ LAYER_PYTHON = ROOT / "layers" / "offer_state" / "python"
 # than 2: a burst of 4 runs at once, as on Lambda, and two slow invocations (an AIR MILES
 # delay) do not hold up all of a function's requests; 8 processes of about 100 MB in all.
 DEFAULT_MAX_ENVIRONMENTS = 4
+# Lambda's limit for a SnapStart restore, its after-restore hooks included: 10 s
+# (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-python.html). Locally
+# it is the time from handing an invocation over to the runtime client taking it.
+RESTORE_TIMEOUT = 10.0
 
 
 class FunctionTimeout(Exception):
@@ -232,19 +236,33 @@ class Environment:
     def wait_ready(self, timeout: float) -> None:
         """Block until init is over (the handler module imported, and with SnapStart the
         before-snapshot hooks run)."""
-        self._wait(self.api.ready, timeout, "did not start")
+        self._wait(self.api.ready, time.monotonic() + timeout, "did not start")
 
     def invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """The invocation's reply. Its Timeout runs from when the runtime client takes it
+        (`next`), as the deadline the client's context gives the handler does; before that,
+        with SnapStart, come the after-restore hooks, with a limit of their own
+        (RESTORE_TIMEOUT, as Lambda's)."""
         invocation = Invocation(request_id, json.dumps(event).encode(), self.spec.timeout)
         self.api.submit(invocation)
-        self._wait(invocation.done, self.spec.timeout, "exited")
+        handover = time.monotonic() + RESTORE_TIMEOUT
+        self._wait(
+            invocation.handed_out,
+            handover,
+            "exited",
+            f"Restore timed out after {RESTORE_TIMEOUT:.2f} seconds",
+        )
+        assert invocation.deadline is not None
+        self._wait(invocation.done, invocation.deadline, "exited")
         assert invocation.reply is not None
         return invocation.reply
 
-    def _wait(self, done: threading.Event, timeout: float, failing: str) -> None:
+    def _wait(
+        self, done: threading.Event, deadline: float, failing: str, timed_out: str = ""
+    ) -> None:
         """Until `done`, or the process ends (FunctionCrashed, with its init error when it
-        reported one), or `timeout` passes (FunctionTimeout); either ends the environment."""
-        deadline = time.monotonic() + timeout
+        reported one), or the `time.monotonic()` `deadline` passes (FunctionTimeout, with
+        `timed_out` or the Task's wording); either ends the environment."""
         while not done.wait(0.02):
             if not self.alive():
                 self.stop()
@@ -257,7 +275,9 @@ class Environment:
                 )
             if time.monotonic() >= deadline:
                 self.stop()
-                raise FunctionTimeout(f"Task timed out after {timeout:.2f} seconds")
+                raise FunctionTimeout(
+                    timed_out or f"Task timed out after {self.spec.timeout:.2f} seconds"
+                )
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -43,6 +43,11 @@ class Invocation:
     timeout: float
     reply: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # Set when `next` hands it to the runtime client: `time.monotonic()` by which it must
+    # answer, the same instant as its `Lambda-Runtime-Deadline-Ms`, so the context's remaining
+    # time and the moment the environment is ended agree (a SnapStart restore comes before).
+    deadline: float | None = None
+    handed_out: threading.Event = field(default_factory=threading.Event)
 
 
 class RuntimeApi(HttpService):
@@ -114,9 +119,13 @@ class RuntimeApi(HttpService):
             self._changed.wait_for(lambda: self._pending is not None or self._closed)
             invocation, self._pending = self._pending, None
             self._current = invocation
+            if invocation is not None:
+                now = time.time()
+                invocation.deadline = time.monotonic() + invocation.timeout
+                invocation.handed_out.set()
         if invocation is None:  # closing: the environment is being ended
             return HttpResponse(410)
-        deadline_ms = int((time.time() + invocation.timeout) * 1000)
+        deadline_ms = int((now + invocation.timeout) * 1000)
         trace_id = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Sampled=0"
         return HttpResponse(
             200,

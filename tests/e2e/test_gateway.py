@@ -490,3 +490,51 @@ def _assert_not_found(answer, method: str) -> None:
     assert answer.status == 404
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.body == (b"" if method == "HEAD" else b'{"message":"Not Found"}')
+
+
+SNAPSTART_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  RestoreFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/get_state
+      Handler: app.lambda_handler
+      Runtime: python3.13
+      Timeout: 3
+      MemorySize: 128
+      SnapStart: {ApplyOn: PublishedVersions}
+"""
+
+SLOW_RESTORE = """
+import time
+
+from snapshot_restore_py import register_after_restore
+
+register_after_restore(lambda: time.sleep(2))
+
+
+def lambda_handler(event, context):
+    remaining = context.get_remaining_time_in_millis()
+    time.sleep(event["sleep"])
+    return {"remaining_ms": remaining}
+"""
+
+
+def test_the_timeout_runs_from_the_deadline_the_handler_sees_after_a_slow_restore(
+    tmp_path: Path,
+):
+    """A 2 s after-restore hook, a 3 s Timeout: the handler's context gives it about 3 s,
+    and the environment lets it use them (the restore has a limit of its own)."""
+    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(SLOW_RESTORE)
+    template = Template(tmp_path / "template.yaml")
+    spec = FunctionSpec.from_template(template, "RestoreFunction", "http://127.0.0.1:1")
+    assert spec.environment["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
+    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path / "code"))
+    try:
+        reply = pool.invoke({"sleep": 2.5})
+    finally:
+        pool.close()
+    assert 2500 < reply["result"]["remaining_ms"] <= 3000
