@@ -280,7 +280,7 @@ def test_the_console_keeps_every_line_whole_under_load(stack: RunningStack):
     def request_lines() -> int:  # the stack's output is read on another thread
         return sum(bool(GATEWAY_LINE.fullmatch(line)) for line in stack.output[first:])
 
-    wait_until(lambda: request_lines() >= requests_made, 30)
+    assert wait_until(lambda: request_lines() >= requests_made, 30)
     lines = stack.output[first:]
     assert [line for line in lines if not _whole(line)] == []
     assert sum(bool(GATEWAY_LINE.fullmatch(line)) for line in lines) == requests_made
@@ -301,17 +301,22 @@ def test_snapstart_hooks_run_once_per_environment_and_schedules_run_locally(tmp_
     )
     try:
         before, after = "SnapStart:before-snapshothookran", "SnapStart:after-restorehookran"
-        # One environment of each function started before the gateway opened.
-        assert (_messages(stack, before), _messages(stack, after)) == (2, 0)
+
+        # One environment of each function started before the gateway opened. Their log
+        # lines come through pipes read on other threads: waited for, generously.
+        def hooks() -> tuple[int, int]:
+            return _messages(stack, before), _messages(stack, after)
+
+        assert wait_until(lambda: hooks() == (2, 0), 30), hooks()
         for _ in range(3):
             assert stack.request("GET", "/health").status_code == 200
-        assert (_messages(stack, before), _messages(stack, after)) == (2, 1)
+        assert wait_until(lambda: hooks() == (2, 1), 30), hooks()
 
         def runs(function: str) -> int:
             return sum(line.startswith(f"schedule {function}: {{") for line in stack.output)
 
-        wait_until(lambda: runs("ReconcilePendingFunction") >= 2, 30)
-        wait_until(lambda: runs("TokenRefresherFunction") >= 3, 30)  # its first, then two
+        assert wait_until(lambda: runs("ReconcilePendingFunction") >= 2, 30)
+        assert wait_until(lambda: runs("TokenRefresherFunction") >= 3, 30)  # its first, two more
     finally:
         stack.stop()
     reconciled = [line for line in stack.output if line.startswith("schedule Reconcile")]
