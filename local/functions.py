@@ -127,15 +127,20 @@ class FunctionSpec:
         """`lambda_endpoint`: the local Lambda Invoke API (local/lambda_api.py) the function's
         Lambda client calls, where one runs."""
         props = template.function_properties(logical_id)
+        # The function's name as deployed (the template's FunctionName, e.g.
+        # `${AWS::StackName}-get-state`); without one, CloudFormation would make one up, and
+        # locally the logical id stands in.
+        name = str(template.resolve(props["FunctionName"])) if "FunctionName" in props else ""
+        name = name or logical_id
         snapstart = template.resolve(props.get("SnapStart") or {}).get("ApplyOn", "None")
         environment = {
             **template.function_environment(logical_id),
             # What the Lambda runtime sets for every function ...
             "_HANDLER": props["Handler"],
-            "AWS_LAMBDA_FUNCTION_NAME": logical_id,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{logical_id}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{props['Runtime']}",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"
             if snapstart != "None" and snapstart_on()
@@ -161,7 +166,7 @@ class FunctionSpec:
             timeout=float(template.resolve(props["Timeout"])),
             memory=int(props["MemorySize"]),
             environment=environment,
-            arn=f"arn:aws:lambda:{template.region}:{template.account_id}:function:{logical_id}",
+            arn=f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}",
         )
 
 

@@ -46,7 +46,13 @@ def test_local_snapstart_0_turns_it_off_and_anything_else_is_refused(
 def test_the_environment_has_what_lambda_sets(template: Template):
     env = FunctionSpec.from_template(template, "GetStateFunction", "http://127.0.0.1:3").environment
     assert env["_HANDLER"] == "app.lambda_handler"
-    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/GetStateFunction"
+    # The deployed name (the template's FunctionName), not the logical id.
+    name = template.resolve(template.function_properties("GetStateFunction")["FunctionName"])
+    assert name.endswith("-get-state")
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == f"/aws/lambda/{name}"
+    spec = FunctionSpec.from_template(template, "GetStateFunction", "http://127.0.0.1:3")
+    assert spec.arn == f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}"
     assert env["LAMBDA_TASK_ROOT"].endswith("functions/get_state")
     assert env["TZ"] == ":UTC"
 
