@@ -61,18 +61,29 @@ DEFAULT_MAX_ENVIRONMENTS = 4
 RESTORE_TIMEOUT = 10.0
 
 
-class FunctionTimeout(Exception):
-    """The invocation outlived the function's Timeout."""
+def lambda_error(error_type: str, request_id: str | None, message: str) -> dict[str, str]:
+    """An error document as Lambda words its own: `RequestId: <id> Error: <message>`."""
+    prefix = f"RequestId: {request_id} " if request_id else ""
+    return {"errorType": error_type, "errorMessage": f"{prefix}Error: {message}"}
 
 
-class FunctionCrashed(Exception):
-    """The environment died (or never started). `error`: the runtime client's report of a
-    failed init or SnapStart hook, in Lambda's shape (`errorType`, `errorMessage`,
-    `stackTrace`), where it sent one."""
+class FunctionFailed(Exception):
+    """The environment failed, not the handler. `error`: what Lambda reports for it, in its
+    shape (`errorType`, `errorMessage`, and `stackTrace` where the runtime client sent one)."""
 
-    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error['errorType']}: {error.get('errorMessage', '')}")
         self.error = error
+
+
+class FunctionTimeout(FunctionFailed):
+    """The invocation outlived the function's Timeout (or init, or a restore, its limit):
+    `Sandbox.Timedout`."""
+
+
+class FunctionCrashed(FunctionFailed):
+    """The environment died (or never started): the runtime client's report of a failed
+    init or SnapStart hook where it sent one, else `Runtime.ExitError`."""
 
 
 class FunctionThrottled(Exception):
@@ -241,7 +252,7 @@ class Environment:
     def wait_ready(self, timeout: float) -> None:
         """Block until init is over (the handler module imported, and with SnapStart the
         before-snapshot hooks run)."""
-        self._wait(self.api.ready, time.monotonic() + timeout, "did not start")
+        self._wait(self.api.ready, time.monotonic() + timeout, None)
 
     def invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
         """The invocation's reply. Its Timeout runs from when the runtime client takes it
@@ -254,35 +265,41 @@ class Environment:
         self._wait(
             invocation.handed_out,
             handover,
-            "exited",
+            request_id,
             f"Restore timed out after {RESTORE_TIMEOUT:.2f} seconds",
         )
         assert invocation.deadline is not None
-        self._wait(invocation.done, invocation.deadline, "exited")
+        self._wait(invocation.done, invocation.deadline, request_id)
         assert invocation.reply is not None
         return invocation.reply
 
     def _wait(
-        self, done: threading.Event, deadline: float, failing: str, timed_out: str = ""
+        self,
+        done: threading.Event,
+        deadline: float,
+        request_id: str | None,
+        timed_out: str = "",
     ) -> None:
-        """Until `done`, or the process ends (FunctionCrashed, with its init error when it
-        reported one), or the `time.monotonic()` `deadline` passes (FunctionTimeout, with
-        `timed_out` or the Task's wording); either ends the environment."""
+        """Until `done`, or the process ends (FunctionCrashed: its init error when it
+        reported one, else Lambda's `Runtime.ExitError`), or the `time.monotonic()`
+        `deadline` passes (FunctionTimeout, `Sandbox.Timedout`, with `timed_out` or the
+        Task's wording); either ends the environment."""
         while not done.wait(0.02):
             if not self.alive():
                 self.stop()
-                error = self.api.init_error
-                if isinstance(error, dict) and "errorType" in error:
-                    message = f"{error['errorType']}: {error.get('errorMessage')}"
-                    raise FunctionCrashed(message, error)
+                if self.api.init_error is not None:
+                    raise FunctionCrashed(self.api.init_error)
                 raise FunctionCrashed(
-                    f"{self.spec.logical_id} {failing} (code {self.process.poll()})"
+                    lambda_error(
+                        "Runtime.ExitError",
+                        request_id,
+                        f"Runtime exited with error: {_exit_status(self.process.returncode)}",
+                    )
                 )
             if time.monotonic() >= deadline:
                 self.stop()
-                raise FunctionTimeout(
-                    timed_out or f"Task timed out after {self.spec.timeout:.2f} seconds"
-                )
+                message = timed_out or f"Task timed out after {self.spec.timeout:.2f} seconds"
+                raise FunctionTimeout(lambda_error("Sandbox.Timedout", request_id, message))
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -312,6 +329,13 @@ class Environment:
     def stop(self) -> None:
         self.end_input()
         self.wait()
+
+
+def _exit_status(code: int) -> str:
+    """A process's end as Lambda words it (Go's): `exit status 1`, `signal: killed`."""
+    if code < 0:
+        return f"signal: {signal.strsignal(-code) or -code}".lower()
+    return f"exit status {code}"
 
 
 def _split_records(write: LineWriter) -> LineWriter:
@@ -410,7 +434,9 @@ class FunctionPool:
         with self._lock:
             while True:
                 if self._closed:
-                    raise FunctionCrashed("the local stack is stopping")
+                    raise FunctionCrashed(
+                        {"errorType": "ServiceException", "errorMessage": "the stack is stopping"}
+                    )
                 while self._idle:
                     environment = self._idle.pop()
                     if environment.alive():
@@ -488,6 +514,8 @@ def invoker(pool: FunctionPool) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         try:
             return pool.invoke(event)
+        except FunctionFailed as failure:  # Lambda's report: Sandbox.Timedout, an init error …
+            return failure.error
         except Exception as failure:  # noqa: BLE001 - an environment that timed out, crashed
             # or could not be had, or a pipe that broke while the stack stops
             return {"errorType": type(failure).__name__, "errorMessage": str(failure)}

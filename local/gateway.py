@@ -211,10 +211,11 @@ class LocalGateway(HttpService):
         except (FunctionTimeout, FunctionCrashed) as failure:
             self.log(f"{route.function} {request_id}: {failure}")
             return _json_answer(*_INTERNAL, request_id)
-        if "errorType" in reply:
+        if "result" not in reply:  # an error document (Runtime.Unknown where it had no type)
             # Its traceback is in the function's output, which reaches the console on its
             # own (maybe just after this line).
-            self.log(f"{route.function} {request_id}: {reply['errorType']} (see its traceback)")
+            error_type = reply.get("errorType", "Runtime.Unknown")
+            self.log(f"{route.function} {request_id}: {error_type} (see its traceback)")
             return _json_answer(*_INTERNAL, request_id)
         return _translate(reply["result"], request_id)
 

@@ -101,12 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             reply = pool.invoke(event)
         except (FunctionTimeout, FunctionCrashed) as failure:
-            # An init error as the runtime client reported it; else the environment's end.
-            error = getattr(failure, "error", None) or {
-                "errorType": type(failure).__name__,
-                "errorMessage": str(failure),
-            }
-            print(json.dumps(error, indent=2))
+            # As Lambda reports it: the runtime client's init error, Sandbox.Timedout, or
+            # Runtime.ExitError.
+            print(json.dumps(failure.error, indent=2))
             return 1
     if "errorType" in reply:
         print(json.dumps(reply, indent=2))

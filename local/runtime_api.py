@@ -94,7 +94,7 @@ class RuntimeApi(HttpService):
                 self._changed.wait_for(lambda: self._pending is not None or self._closed)
             return HttpResponse(200)
         if method == "POST" and path in (RUNTIME + "/init/error", RUNTIME + "/restore/error"):
-            self.init_error = _document(request.body)
+            self.init_error = _error_document(request)
             return HttpResponse(202)
         outcome = INVOCATION_OUTCOME.fullmatch(path) if method == "POST" else None
         if outcome is not None:
@@ -106,9 +106,7 @@ class RuntimeApi(HttpService):
             if outcome[2] == "response":
                 invocation.reply = {"result": _document(request.body)}
             else:
-                error = _document(request.body)
-                keys = ("errorType", "errorMessage", "stackTrace")
-                invocation.reply = {k: error[k] for k in keys if k in error}
+                invocation.reply = _error_document(request)
             invocation.done.set()
             return HttpResponse(202)
         return HttpResponse(404)
@@ -138,6 +136,21 @@ class RuntimeApi(HttpService):
                 ("Lambda-Runtime-Trace-Id", trace_id),
             ],
         )
+
+
+def _error_document(request: HttpRequest) -> dict[str, Any]:
+    """The runtime client's error document, whole (`errorType`, `errorMessage`,
+    `stackTrace`, and whatever else it sent); one that is not an object with an `errorType`
+    gets the `Lambda-Runtime-Function-Error-Type` header's, else `Runtime.Unknown`, and a body
+    that is not an object becomes its `errorMessage`."""
+    error = _document(request.body)
+    fallback = request.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+    if not isinstance(error, dict):
+        text = error if isinstance(error, str) else json.dumps(error)
+        return {"errorType": fallback, "errorMessage": text}
+    if not isinstance(error.get("errorType"), str):
+        return {**error, "errorType": fallback}
+    return error
 
 
 def _document(body: bytes) -> Any:

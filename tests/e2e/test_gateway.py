@@ -180,12 +180,36 @@ def test_a_timed_out_environment_is_ended_and_replaced(echo_template):
     try:
         pool.warm()
         [timed_out] = child_pids(os.getpid()) - before
-        with pytest.raises(functions.FunctionTimeout, match=r"Task timed out after 1\.00 seconds"):
-            pool.invoke({"rawPath": "/slow"})
+        with pytest.raises(functions.FunctionTimeout) as timed_out_error:
+            pool.invoke({"rawPath": "/slow"}, "req-1")
+        assert timed_out_error.value.error == {  # Lambda's report of a timed-out invocation
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": "RequestId: req-1 Error: Task timed out after 1.00 seconds",
+        }
         assert not Path(f"/proc/{timed_out}").exists()
         assert pool.invoke({"rawPath": "/other"}) == OK
         assert child_pids(os.getpid()) - before not in (set(), {timed_out})
         assert pool.started == 2
+    finally:
+        pool.close()
+
+
+def test_an_environment_that_exits_is_reported_as_lambda_reports_it(echo_template):
+    """The process ends mid-invocation: Runtime.ExitError, as the Invoke API (so make invoke
+    and the schedule lines) report it; the next invocation gets a new environment."""
+    pool = _echo_pool(echo_template[0], max_environments=1, stdout=[].append)
+    try:
+        with pytest.raises(functions.FunctionCrashed) as crashed:
+            pool.invoke({"rawPath": "/exit"}, "req-2")
+        exit_error = {
+            "errorType": "Runtime.ExitError",
+            "errorMessage": "RequestId: req-2 Error: Runtime exited with error: exit status 3",
+        }
+        assert crashed.value.error == exit_error
+        reply = functions.invoker(pool)({"rawPath": "/exit"})
+        assert reply["errorType"] == "Runtime.ExitError"
+        assert reply["errorMessage"].endswith("Error: Runtime exited with error: exit status 3")
+        assert pool.invoke({"rawPath": "/other"}) == OK
     finally:
         pool.close()
 

@@ -10,6 +10,8 @@ def lambda_handler(event, context):
     path = event["rawPath"]
     if path == "/raise":
         raise RuntimeError("boom")
+    if path == "/exit":
+        os._exit(3)
     if path == "/slow":
         time.sleep(5)
     if path == "/block":
