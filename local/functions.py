@@ -307,10 +307,13 @@ class Environment:
     def end_input(self) -> None:
         """Ends the process now, as Lambda ends an environment (no shutdown phase without
         extensions): the stack ends environments only when they are idle or it stops."""
-        self.api.close()
+        # The process first: a client released from `restore/next` or `next` must not go on
+        # (an idle SnapStart environment would run its after-restore hooks); then the Runtime
+        # API, whose waiting requests now answer 410.
         if self.alive():
             with contextlib.suppress(OSError):
                 self.process.kill()
+        self.api.close()
 
     def wait(self) -> None:
         """Waits for the process to end and for its last output lines."""

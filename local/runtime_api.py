@@ -79,7 +79,8 @@ class RuntimeApi(HttpService):
             self._changed.notify_all()
 
     def close(self) -> None:
-        """Releases the requests waiting for an invocation (the environment is ending)."""
+        """Releases the requests waiting for an invocation or a restore with a 410, and answers
+        any later one so (the environment is ending)."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
@@ -92,7 +93,10 @@ class RuntimeApi(HttpService):
             self.ready.set()  # init and the before-snapshot hooks are over: the "snapshot"
             with self._changed:  # the first invocation is the restore
                 self._changed.wait_for(lambda: self._pending is not None or self._closed)
-            return HttpResponse(200)
+                closed = self._closed
+            # Closed: the environment is ending, never restored (its after-restore hooks must
+            # not run while the stack stops).
+            return HttpResponse(410 if closed else 200)
         if method == "POST" and path in (RUNTIME + "/init/error", RUNTIME + "/restore/error"):
             self.init_error = _error_document(request)
             return HttpResponse(202)
@@ -115,7 +119,7 @@ class RuntimeApi(HttpService):
         self.ready.set()
         with self._changed:
             self._changed.wait_for(lambda: self._pending is not None or self._closed)
-            invocation, self._pending = self._pending, None
+            invocation, self._pending = (None if self._closed else self._pending), None
             self._current = invocation
             if invocation is not None:
                 now = time.time()

@@ -562,3 +562,30 @@ def test_the_timeout_runs_from_the_deadline_the_handler_sees_after_a_slow_restor
     finally:
         pool.close()
     assert 2500 < reply["result"]["remaining_ms"] <= 3000
+
+
+PRINTING_HOOKS = """
+from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+register_before_snapshot(lambda: print("before-snapshot", flush=True))
+register_after_restore(lambda: print("after-restore", flush=True))
+
+
+def lambda_handler(event, context):
+    return {}
+"""
+
+
+def test_an_idle_snapstart_environment_is_not_restored_when_it_ends(tmp_path: Path):
+    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(PRINTING_HOOKS)
+    spec = FunctionSpec.from_template(
+        Template(tmp_path / "template.yaml"), "RestoreFunction", "http://127.0.0.1:1"
+    )
+    lines: list[str] = []
+    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path / "code"), stdout=lines.append)
+    pool.warm()  # init and the before-snapshot hook; then it waits on restore/next
+    pool.close()
+    assert "before-snapshot" in lines
+    assert "after-restore" not in lines

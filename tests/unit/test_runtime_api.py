@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from local.runtime_api import RUNTIME, Invocation, RuntimeApi
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -60,3 +62,17 @@ def test_an_error_object_without_a_type_takes_the_headers_or_runtime_unknown(api
     }
     header = {"Lambda-Runtime-Function-Error-Type": "Custom.Kind"}
     assert _failed(api, b"oops", header) == {"errorType": "Custom.Kind", "errorMessage": "oops"}
+
+
+@pytest.mark.parametrize("path", ["/restore/next", "/invocation/next"])
+def test_closing_answers_the_waiting_and_later_requests_410(api: RuntimeApi, path: str):
+    """An environment ending while idle is never handed a restore or an invocation: with
+    SnapStart, its after-restore hooks do not run while the stack stops."""
+    url = f"http://{api.address}{RUNTIME}{path}"
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(requests.get, url, timeout=5)
+        assert wait_until(api.ready.is_set, 5)
+        api.close()
+        assert waiting.result().status_code == 410
+    api.submit(Invocation("req-1", b"{}", 3.0))  # too late: the environment is ending
+    assert requests.get(url, timeout=5).status_code == 410
