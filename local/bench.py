@@ -232,7 +232,8 @@ def _snapstart_first_request(
     event["requestContext"]["requestId"] = str(uuid.uuid4())  # as API Gateway sends the next
     process = Environment(spec, extra_env, logs.append, python_flags=("-B", "-S"))
     try:
-        process.wait_ready(120)  # init, then the before-snapshot hooks: the snapshot
+        process.wait_ready(limit=120)  # init, then the before-snapshot hooks: the snapshot,
+        # which Lambda takes at publish time, with a longer limit than a cold start's
         if "cpu_group" in request:
             Path(request["cpu_group"]).write_text(str(process.process.pid))
         started = time.perf_counter()

@@ -59,6 +59,14 @@ DEFAULT_MAX_ENVIRONMENTS = 4
 # (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-python.html). Locally
 # it is the time from handing an invocation over to the runtime client taking it.
 RESTORE_TIMEOUT = 10.0
+# Lambda's limit for init (on demand): 10 s, beyond which the request fails (Sandbox.Timedout;
+# a gateway's 500). With SnapStart, Lambda inits at publish time, with a longer limit; locally
+# init and the before-snapshot hooks run at a cold start, so the same 10 s hold for them.
+# Measured (`make bench`, README): init takes 0.3 s uncapped (0.7 s before bytecode is
+# written), 2.0 to 2.2 s at `LOCAL_CPU_SHARE=lambda`'s share for 256 MB (0.145 of a core), so
+# there about 5 s before bytecode is written, the hooks and a loaded machine on top: 10 s
+# holds, with less to spare there than Lambda's own functions have.
+INIT_TIMEOUT = 10.0
 
 
 def lambda_error(error_type: str, request_id: str | None, message: str) -> dict[str, str]:
@@ -249,10 +257,13 @@ class Environment:
             forward_lines(self.process.stderr, _split_records(stderr_line)),
         ]
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, request_id: str | None = None, limit: float | None = None) -> None:
         """Block until init is over (the handler module imported, and with SnapStart the
-        before-snapshot hooks run)."""
-        self._wait(self.api.ready, time.monotonic() + timeout, None)
+        before-snapshot hooks run), up to `limit` seconds (INIT_TIMEOUT): beyond it,
+        FunctionTimeout."""
+        limit = INIT_TIMEOUT if limit is None else limit
+        timed_out = f"Init timed out after {limit:.2f} seconds"
+        self._wait(self.api.ready, time.monotonic() + limit, request_id, timed_out)
 
     def invoke(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
         """The invocation's reply. Its Timeout runs from when the runtime client takes it
@@ -402,7 +413,7 @@ class FunctionPool:
             self._slots += 1
         environment = self._start()
         try:
-            environment.wait_ready(60)
+            environment.wait_ready()
         except BaseException:
             self._discard(environment)
             raise
@@ -411,10 +422,11 @@ class FunctionPool:
     def invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         """The handler's answer as `{"result": …}` or `{"errorType", "errorMessage", …}`;
         FunctionThrottled when no environment came free within the wait."""
+        request_id = request_id or str(uuid.uuid4())
         environment = self._acquire()
         try:
-            environment.wait_ready(60)
-            reply = environment.invoke(event, request_id or str(uuid.uuid4()))
+            environment.wait_ready(request_id)
+            reply = environment.invoke(event, request_id)
         except BaseException:  # a timeout, a crash, or a pipe that broke: its slot comes back
             self._discard(environment)
             raise

@@ -589,3 +589,34 @@ def test_an_idle_snapstart_environment_is_not_restored_when_it_ends(tmp_path: Pa
     pool.close()
     assert "before-snapshot" in lines
     assert "after-restore" not in lines
+
+
+def test_an_init_past_its_limit_is_sandbox_timedout_and_a_failed_integration(
+    echo_template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Lambda's 10 s for init (shortened here to 1 s): a hanging init fails the request as
+    Lambda reports it, and the gateway answers as for a failed integration."""
+    assert functions.INIT_TIMEOUT == 10
+    monkeypatch.setattr(functions, "INIT_TIMEOUT", 1.0)
+    (tmp_path / "app.py").write_text("import time\n\ntime.sleep(60)\n")
+    template, issuer = echo_template
+    spec = FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1")
+    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path), stdout=[].append)
+    try:
+        with pytest.raises(functions.FunctionTimeout) as timed_out:
+            pool.invoke({"rawPath": "/plain"}, "req-3")
+        assert timed_out.value.error == {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": "RequestId: req-3 Error: Init timed out after 1.00 seconds",
+        }
+        logged: list[str] = []
+        authorizer = JwtAuthorizer(issuer.issuer, ["offer-state-gateway"])
+        server = LocalGateway(
+            template, {"EchoFunction": pool}, authorizer, port=0, log=logged.append
+        )
+        with server:
+            answer = requests.get(f"http://127.0.0.1:{server.port}/plain", timeout=30)
+    finally:
+        pool.close()
+    assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
+    assert any("Sandbox.Timedout" in line and "Init timed out" in line for line in logged)
