@@ -29,8 +29,10 @@ its own at its share of a core, from its first instruction; the group goes when 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -39,15 +41,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from local.console import LineWriter, forward_lines, stderr_line, stdout_line
 from local.cpu_share import CpuGroup, CpuLimit
 from local.runtime_api import Invocation, RuntimeApi
 from local.template import ROOT, Template
 
+T = TypeVar("T")
 LAYER_PYTHON = ROOT / "layers" / "offer_state" / "python"
 # Environments per function, for this project's 2-core machine: `make load` at concurrency 16
 # measured about the same throughput with 2 and 4 per function (84 to 91 requests/s), and
@@ -225,25 +229,9 @@ class Environment:
             "PYTHONPATH": str(LAYER_PYTHON),  # /opt/python: after the code, before the rest
             **extra_env,
         }
+        command = [sys.executable, *python_flags, "-m", "awslambdaric", spec.handler]
         try:
-            with contextlib.ExitStack() as joining:
-                join = joining.enter_context(self._group.joining()) if self._group else None
-                # A terminal's Ctrl-C goes to the whole process group: the stack decides when
-                # an environment ends. SIGINT blocked in this thread is blocked in the child,
-                # exec and all (a preexec_fn could not set a handler from a thread).
-                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-                try:
-                    self.process = subprocess.Popen(
-                        [sys.executable, *python_flags, "-m", "awslambdaric", spec.handler],
-                        cwd=spec.task_root,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        preexec_fn=join,  # safe with the stack's threads: see CpuGroup.joining
-                    )
-                finally:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            self.process = _SPAWNER.run(lambda: self._spawn(command, env))
         except BaseException:
             self.api.stop()
             self.leave_group()
@@ -256,6 +244,27 @@ class Environment:
             forward_lines(self.process.stdout, _split_records(stdout)),
             forward_lines(self.process.stderr, _split_records(stderr_line)),
         ]
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with contextlib.ExitStack() as joining:
+            join = joining.enter_context(self._group.joining()) if self._group else None
+            # A terminal's Ctrl-C goes to the whole process group: the stack decides when
+            # an environment ends. SIGINT blocked in this thread is blocked in the child,
+            # exec and all (a preexec_fn could not set a handler from a thread).
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                return subprocess.Popen(
+                    command,
+                    cwd=self.spec.task_root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    # Safe with the stack's threads: see CpuGroup.joining and _child_setup.
+                    preexec_fn=_child_setup(join, os.getpid()),
+                )
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def wait_ready(self, request_id: str | None = None, limit: float | None = None) -> None:
         """Block until init is over (the handler module imported, and with SnapStart the
@@ -343,6 +352,72 @@ class Environment:
     def stop(self) -> None:
         self.end_input()
         self.wait()
+
+
+def _death_signal() -> Callable[[], object] | None:
+    """Linux's prctl(PR_SET_PDEATHSIG, SIGKILL) for a child, looked up before any fork (the
+    lookup may take the loader's lock; the call takes none); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return lambda: prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+
+
+_SET_DEATH_SIGNAL = _death_signal()
+
+
+def _child_setup(join: Callable[[], object] | None, parent: int) -> Callable[[], None]:
+    """The child's setup between fork and exec: into its CPU group, if any; then, on Linux,
+    SIGKILL when the stack dies, however it dies (a SIGKILLed stack would otherwise leave its
+    environments running, one of them maybe busy), and at once if it already has."""
+
+    def setup() -> None:
+        if join is not None:
+            join()
+        if _SET_DEATH_SIGNAL is not None:
+            _SET_DEATH_SIGNAL()
+            if os.getppid() != parent:  # the stack died before the prctl
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return setup
+
+
+class _Spawner:
+    """Starts the environments' processes, all from one thread that lives as long as the
+    stack: Linux sends a child its PR_SET_PDEATHSIG when the *thread* that forked it ends,
+    not its process, and the gateway starts environments from request threads, which end."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def run(self, job: Callable[[], T]) -> T:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="environment-spawner", daemon=True
+                )
+                self._thread.start()
+        done: Future[T] = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as failure:  # noqa: BLE001 - the caller's to handle
+                done.set_exception(failure)
+
+
+_SPAWNER = _Spawner()
 
 
 def _exit_status(code: int) -> str:

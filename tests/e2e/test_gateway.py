@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -620,3 +622,60 @@ def test_an_init_past_its_limit_is_sandbox_timedout_and_a_failed_integration(
         pool.close()
     assert (answer.status_code, answer.json()) == (500, {"message": "Internal Server Error"})
     assert any("Sandbox.Timedout" in line and "Init timed out" in line for line in logged)
+
+
+ORPHANING_STACK = """
+import sys, threading, time
+from pathlib import Path
+from local.functions import FunctionPool, FunctionSpec
+from local.template import Template
+
+template = Template(Path(sys.argv[1]), parameters={"Issuer": sys.argv[2]})
+spec = FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1")
+pool = FunctionPool(spec, max_environments=1)
+warming = threading.Thread(target=pool.warm)  # as the gateway's request threads start them
+warming.start()
+warming.join()
+time.sleep(0.5)  # its starting thread has ended: it must live on
+release = sys.argv[3]
+event = {"rawPath": "/block", "queryStringParameters": {"release": release}}
+threading.Thread(target=pool.invoke, args=(event,), daemon=True).start()
+while not Path(release + ".started").exists():
+    time.sleep(0.01)
+print(pool.started, flush=True)
+time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_sigkilled_stack_leaves_no_busy_environment_behind(echo_template, tmp_path: Path):
+    """A busy environment gets SIGKILL when the stack dies, however it dies (an idle one ends
+    anyway: its Runtime API is gone); not when the thread that started it ends (Linux's
+    death signal follows the forking thread)."""
+    template, issuer = echo_template
+    release = tmp_path / "release"
+    stack = subprocess.Popen(
+        [sys.executable, "-c", ORPHANING_STACK, str(template.path), issuer.issuer, str(release)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert stack.stdout is not None
+        assert stack.stdout.readline() == "1\n"  # the warmed environment took the invocation
+        [environment] = child_pids(stack.pid)
+        stack.kill()
+        stack.wait()
+        assert wait_until(lambda: not _running(environment), 10)
+    finally:
+        stack.kill()
+        stack.wait()
+        release.touch()  # whatever happened, nothing is left blocking
