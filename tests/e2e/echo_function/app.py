@@ -13,7 +13,7 @@ def lambda_handler(event, context):
     if path == "/exit":
         os._exit(3)
     if path == "/slow":
-        time.sleep(5)
+        time.sleep(30)  # far past the Timeout of the tests' templates
     if path == "/block":
         # Holds its environment until the file named by ?release= exists; makes
         # "<release>.started" first, so the test knows the invocation is running.
