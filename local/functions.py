@@ -19,8 +19,9 @@ gateway answers as API Gateway answers a throttled function.
 
 A worker's stdout and stderr (the function's logs) are read from pipes and written to ours a
 whole line at a time (`local.console`), so lines from concurrent environments never merge.
-Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the stack ends
-them, all at once (`close_pools`), as Lambda does, with SIGKILL.
+Workers start with SIGINT blocked (a terminal's Ctrl-C reaches the whole process group, and
+stays pending there): the stack ends them, all at once (`close_pools`), as Lambda does, with
+SIGKILL; on Linux they also get SIGKILL if the stack itself dies (PR_SET_PDEATHSIG).
 
 With a CPU limit (`LOCAL_CPU_SHARE`, `local.cpu_share`), each environment runs in a cgroup of
 its own at its share of a core, from its first instruction; the group goes when it ends.
@@ -68,8 +69,8 @@ RESTORE_TIMEOUT = 10.0
 # init and the before-snapshot hooks run at a cold start, so the same 10 s hold for them.
 # Measured (`make bench`, README): init takes 0.3 s uncapped (0.7 s before bytecode is
 # written), 2.0 to 2.2 s at `LOCAL_CPU_SHARE=lambda`'s share for 256 MB (0.145 of a core), so
-# there about 5 s before bytecode is written, the hooks and a loaded machine on top: 10 s
-# holds, with less to spare there than Lambda's own functions have.
+# there an estimated 5 s (0.7 / 0.145) before bytecode is written, the hooks and a loaded
+# machine on top: 10 s holds, with less to spare there than Lambda's own functions have.
 INIT_TIMEOUT = 10.0
 
 
