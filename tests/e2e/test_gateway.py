@@ -680,3 +680,28 @@ def test_a_sigkilled_stack_leaves_no_busy_environment_behind(echo_template, tmp_
         stack.kill()
         stack.wait()
         release.touch()  # whatever happened, nothing is left blocking
+
+
+def test_a_restore_past_its_limit_is_sandbox_timedout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Lambda's 10 s for a restore and its after-restore hooks (shortened here to 1 s against a
+    2 s hook): the invocation fails as Sandbox.Timedout, the environment ends."""
+    assert functions.RESTORE_TIMEOUT == 10
+    monkeypatch.setattr(functions, "RESTORE_TIMEOUT", 1.0)
+    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(SLOW_RESTORE)
+    spec = FunctionSpec.from_template(
+        Template(tmp_path / "template.yaml"), "RestoreFunction", "http://127.0.0.1:1"
+    )
+    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path / "code"), stdout=[].append)
+    try:
+        with pytest.raises(functions.FunctionTimeout) as timed_out:
+            pool.invoke({"sleep": 0}, "req-4")
+    finally:
+        pool.close()
+    assert timed_out.value.error == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": "RequestId: req-4 Error: Restore timed out after 1.00 seconds",
+    }
