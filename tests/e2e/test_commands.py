@@ -162,6 +162,7 @@ def test_make_invoke_fails_when_the_handler_raises(tmp_path: Path, stack: Runnin
     broken.write_text('{"hello": "world"}')
     made = _make("invoke", "FUNCTION=GetStateFunction", f"EVENT={broken}", env=stack.env)
     assert made.returncode != 0  # the script exits 1; make reports it as 2
+    assert made.stdout.strip(), f"no error document on stdout; stderr: {made.stderr[-3000:]}"
     error = json.loads(made.stdout)  # as Lambda reports it, from the runtime client
     assert {"errorType", "errorMessage", "stackTrace"} <= set(error)  # passed on whole
     assert error["stackTrace"] and all(isinstance(line, str) for line in error["stackTrace"])
