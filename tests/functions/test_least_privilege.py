@@ -20,7 +20,7 @@ from offer_state.errors import UpstreamError
 from tests.support.aws_faults import answers_lost, stored_by_an_earlier_attempt
 from tests.support.functions import EVENTS_DIR, SAVE, Function, event, offer_event
 from tests.support.iam import Evaluator, assert_evaluated
-from tests.support.inprocess import Deployed, InProcessRefresher
+from tests.support.inprocess import PATIENT_TIMEOUT, Deployed, InProcessRefresher
 from tests.support.pending import begin_change, writer_at
 from tests.support.permissions import as_arns, permissions
 from tests.support.sandbox_control import SandboxControl
@@ -36,6 +36,7 @@ def test_get_state_uses_exactly_its_permissions(
     get_state: Function,
     deployed: Deployed,
     sandbox_control: SandboxControl,
+    monkeypatch: pytest.MonkeyPatch,
     iam: Evaluator,
 ):
     offers = sandbox_control.untouched_offers(2)
@@ -50,7 +51,9 @@ def test_get_state_uses_exactly_its_permissions(
     # A retried PutItem that the first attempt had stored: the item is read back.
     stored_by_an_earlier_attempt(get_state.module.service.dynamodb, deployed.refs["AuditTable"])
     get_state.call(event("GET", "/v1/offers/states/count"))
-    _the_token_refused_while_the_refresher_is_down(refresher, get_state, sandbox_control)
+    _the_token_refused_while_the_refresher_is_down(
+        refresher, get_state, deployed, sandbox_control, monkeypatch
+    )
 
     assert _as_arns(aws_calls, deployed) == permissions(deployed.template, "GetStateFunction")
     assert_evaluated(aws_calls, deployed.template, iam, "GetStateFunction")
@@ -94,7 +97,9 @@ def test_update_state_uses_exactly_its_permissions(
     # A retried PutItem that the first attempt had stored: the item is read back.
     stored_by_an_earlier_attempt(update_state.module.service.dynamodb, deployed.refs["AuditTable"])
     update_state.call(offer_event(first, SAVE))
-    _the_token_refused_while_the_refresher_is_down(refresher, update_state, sandbox_control)
+    _the_token_refused_while_the_refresher_is_down(
+        refresher, update_state, deployed, sandbox_control, monkeypatch
+    )
     # A retried PutItem whose every answer is lost: the item is settled FAILED, the PUT not
     # sent. Last: from here on no PutItem on the audit table gets its answer.
     answers_lost(update_state.module.service.dynamodb, "PutItem", deployed.refs["AuditTable"])
@@ -140,18 +145,28 @@ def test_token_refresher_uses_exactly_its_permissions(
 
 
 def _the_token_refused_while_the_refresher_is_down(
-    refresher: InProcessRefresher, function: Function, sandbox_control: SandboxControl
+    refresher: InProcessRefresher,
+    function: Function,
+    deployed: Deployed,
+    sandbox_control: SandboxControl,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """AIR MILES refuses the stored token once, and the refresher cannot run: the function
     reads the item again (strongly consistent), asks the refresher, and when no token comes,
-    fetches its own with the credentials it reads from the secret."""
+    fetches its own with the credentials it reads from the secret. In an environment patient
+    with AIR MILES, as deployed: it waits half its budget for the refresher, and what comes
+    after (its first Secrets Manager client, the secret, a token, the call) must fit in the
+    rest on a busy machine, which the tests' quick 3 s budget need not leave."""
     refresher.down = True
+    monkeypatch.setenv("AIRMILES_TOTAL_BUDGET", "12")
+    patient = deployed.load(function.logical_id)
     endpoint = "count" if function.logical_id == "GetStateFunction" else "put"
     sandbox_control.fault(endpoint, "status", status=401, count=1)
     if endpoint == "count":
-        answer = function.call(event("GET", "/v1/offers/states/count"))
+        answer = patient.call(event("GET", "/v1/offers/states/count"), timeout=PATIENT_TIMEOUT)
     else:
-        answer = function.call(offer_event(sandbox_control.untouched_offers(4)[3], SAVE))
+        offer = sandbox_control.untouched_offers(4)[3]
+        answer = patient.call(offer_event(offer, SAVE), timeout=PATIENT_TIMEOUT)
     assert answer[0] == 200
     assert sandbox_control.calls()["token"] == 2  # the refresher's, and the fallback
     assert refresher.outcomes()[-1] == "RuntimeError"

@@ -70,27 +70,27 @@ def test_a_token_is_asked_for_again_once_the_cooldown_is_over(
     assert sandbox_control.calls()["token"] == 2
 
 
-def test_a_persistent_401_renews_the_token_once_then_not_during_the_cooldown(
+def test_a_persistent_401_renews_the_token_twice_then_not_during_the_cooldown(
     client: OfferStateClient, sandbox_control: SandboxControl
 ):
     sandbox_control.fault("count", "status", status=401)
     _count_failing(client, UpstreamAuthError)
-    # The first request: a token, refused, a fresh one, refused too. The others: the token
-    # they have, refused, and no renewal.
-    assert sandbox_control.calls()["token"] == 2
-    assert sandbox_control.calls()["count"] == REQUESTS + 1
+    # The first request: a token, refused, a new one, refused, another, refused too. The
+    # others: the token they have, refused, and no renewal.
+    assert sandbox_control.calls()["token"] == 3
+    assert sandbox_control.calls()["count"] == REQUESTS + 2
 
 
 def test_after_the_renewal_cooldown_a_refused_token_is_renewed_again(
     clocked: tuple[OfferStateClient, FakeClock], sandbox_control: SandboxControl
 ):
     client, clock = clocked
-    # Two requests: the first renews once (two 401s), the second does not (one).
-    sandbox_control.fault("count", "status", status=401, count=4)
+    # Two requests: the first renews twice (three 401s), the second does not (one).
+    sandbox_control.fault("count", "status", status=401, count=5)
     for _ in range(2):
         with pytest.raises(UpstreamAuthError):
             client.count(Collector(COLLECTOR))
-    assert sandbox_control.calls()["token"] == 2
+    assert sandbox_control.calls()["token"] == 3
     clock.advance(client.settings.token_refused_cooldown + 0.1)
     assert client.count(Collector(COLLECTOR)) >= 0  # refused once more, renewed, served
-    assert sandbox_control.calls()["token"] == 3
+    assert sandbox_control.calls()["token"] == 4

@@ -100,15 +100,15 @@ def test_a_401_drops_the_token_and_retries_once(
     assert sandbox_control.calls()["get"] == 2
 
 
-def test_a_persistent_401_is_an_auth_error_after_one_renewal(
+def test_a_persistent_401_is_an_auth_error_after_two_renewals(
     client: OfferStateClient, sandbox_control: SandboxControl
 ):
     sandbox_control.fault("count", "status", status=401)
     with pytest.raises(UpstreamAuthError) as caught:
         client.count(Collector(COLLECTOR))
     assert caught.value.status == 502
-    assert sandbox_control.calls()["count"] == 2
-    assert sandbox_control.calls()["token"] == 2
+    assert sandbox_control.calls()["count"] == 3
+    assert sandbox_control.calls()["token"] == 3
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])  # 429: a Retry-After of 0 waited out

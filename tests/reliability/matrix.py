@@ -172,11 +172,11 @@ UPSTREAM_FAULTS: list[tuple[str, dict[str, Any], int, str | None, int, str]] = [
         "SUCCEEDED",
     ),
     (
-        "401 (token renewed once)",
+        "401 (token renewed twice)",
         {"mode": "status", "status": 401},
         502,
         "UPSTREAM_ERROR",
-        2,
+        3,
         "FAILED",
     ),
     ("404", {"mode": "status", "status": 404}, 404, "OFFER_NOT_FOUND", 1, "FAILED"),
@@ -274,8 +274,8 @@ def _cells() -> Iterator[Cell]:
         for scenario, fault, status, code, calls, outcome in UPSTREAM_FAULTS:
             if status in (400, 404):
                 status, code = 502, "UPSTREAM_ERROR"  # the token endpoint refused us: our problem
-            if scenario.startswith("401"):
-                scenario = "401 (secret re-read once)"
+            if scenario.startswith("401"):  # the token endpoint's: the secret re-read once
+                scenario, calls = "401 (secret re-read once)", 2
             spec = ({"endpoint": "token", **fault},)
             reached = 1 if status == 200 else 0  # the Offer State API is called once a token came
             counted = {"token": calls, endpoint: reached}

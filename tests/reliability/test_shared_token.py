@@ -181,6 +181,27 @@ def test_every_token_revoked_costs_one_refresh(
     assert refresher.outcomes().count("refreshed") == 2  # the first token, and its successor
 
 
+def test_a_revocation_that_also_catches_the_newer_stored_token_is_renewed_past(
+    refresher: InProcessRefresher,
+    environments: Callable[..., list[Function]],
+    deployed: Deployed,
+    sandbox_control: SandboxControl,
+):
+    """An environment still holds the first token when the refresher has stored a second, and
+    AIR MILES then revokes both: its request is refused with the first, then with the second
+    (read from the store), and served with a third that the refresher fetches."""
+    [reader] = environments(1)
+    _count(reader)
+    first = deployed.token_item()["tokenId"]["S"]
+    assert refresher.invoke({"refusedTokenId": first})["result"]["outcome"] == "refreshed"
+    second = deployed.token_item()["tokenId"]["S"]
+    sandbox_control.revoke_tokens()  # the first, held in memory, and the second, stored
+    _count(reader)
+    assert deployed.token_item()["tokenId"]["S"] not in (first, second)
+    assert sandbox_control.calls()["token"] == 3
+    assert sandbox_control.calls()["count"] == 4  # 1, then refused twice and served
+
+
 def test_a_refused_token_is_replaced_only_while_it_is_still_the_stored_one(
     refresher: InProcessRefresher,
     environments: Callable[..., list[Function]],

@@ -71,6 +71,8 @@ from offer_state.transport import CallObserver, Deadline, Transport, outcome_unk
 
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
+# A call with the machine token: the first attempt, and up to two renewals after a 401.
+_AUTH_ATTEMPTS = 3
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -325,9 +327,11 @@ class OfferStateClient:
             headers[upstream.COLLECTOR_HEADER] = caller.number
         deadline = deadline or self.transport.deadline()
         url = self.settings.base_url + path
-        # One retry with a fresh token when AIR MILES refuses ours (revoked or rotated): a
-        # 401 says the request was not processed, so even a change may be sent again.
-        for auth_attempt in (1, 2):
+        # Sent again with the next token when AIR MILES refuses ours (revoked or rotated): a
+        # 401 says the request was not processed, so even a change may be sent again. Up to
+        # twice: a revocation can catch both the token held here and the newer one already
+        # stored beside it (the provider never hands out a token it was told was refused).
+        for auth_attempt in range(1, _AUTH_ATTEMPTS + 1):
             token = self._bearer(caller, deadline, correlation)
             headers["Authorization"] = f"Bearer {token}"
             response = self.transport.send(
@@ -345,11 +349,11 @@ class OfferStateClient:
                 return response
             if response.status_code == 401 and self._renewable(caller):
                 assert self.tokens is not None
-                if auth_attempt == 1 and self.tokens.may_renew():
+                if auth_attempt < _AUTH_ATTEMPTS and self.tokens.may_renew():
                     self.tokens.invalidate(token)
                     continue
-                if auth_attempt == 2:
-                    self.tokens.renewal_refused()  # a fresh token refused as well
+                if auth_attempt == _AUTH_ATTEMPTS:
+                    self.tokens.renewal_refused()  # the renewed tokens refused as well
             break
         error = self._error(endpoint, response, correlation, caller)
         if not repeatable and outcome_unknown_status(response.status_code):
