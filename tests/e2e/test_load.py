@@ -8,8 +8,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from local.template import ROOT
 from tests.support.stack import clean_env
+
+pytestmark = pytest.mark.fleet  # run alone (the Makefile's `test`)
 
 LEVEL_KEYS = {
     "requests",

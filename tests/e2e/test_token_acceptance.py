@@ -16,6 +16,8 @@ from local.sandbox.seed import CATALOGUE
 from tests.support.fixtures import checked_stack
 from tests.support.stack import RunningStack
 
+pytestmark = pytest.mark.fleet  # run alone (the Makefile's `test`)
+
 BURST = 32
 MEMBERS = [f"800000{n:05d}" for n in range(110, 110 + BURST)]
 

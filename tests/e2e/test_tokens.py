@@ -10,8 +10,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from local.template import ROOT
 from tests.support.stack import clean_env
+
+pytestmark = pytest.mark.fleet  # run alone (the Makefile's `test`)
 
 
 def test_tokens_counts_one_deployments_token_requests_per_lifetime_and_keeps_other_figures(
