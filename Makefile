@@ -52,9 +52,10 @@ $(NODE_TOOLS_STAMP): $(NODE_TOOLS_PINS) requirements/node.txt | $(STAMP)
 
 venv: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_TOOLS_STAMP) ## create the virtualenvs and install the pinned dependencies
 
-lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_TOOLS_STAMP) ## ruff, mypy, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml), spectral (openapi.json)
+lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_TOOLS_STAMP) ## ruff, xenon (layers, functions: no block worse than B), mypy, cfn-lint, sam validate --lint, checkov (skips explained in template.yaml), spectral (openapi.json)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/xenon --max-absolute B --max-modules A --max-average A layers functions
 	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py functions/reconcile_pending/app.py functions/refresh_token/app.py local
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1

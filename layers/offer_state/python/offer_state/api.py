@@ -268,13 +268,7 @@ def _check_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -
     given = app.current_event.raw_event.get("queryStringParameters") or {}
     if route is None or not given:
         return next_middleware(app)
-    known: set[str] = set()
-    for param in route.dependant.query_params:
-        annotation = param.field_info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            known |= {f.alias or name for name, f in annotation.model_fields.items()}
-        else:
-            known.add(param.alias)
+    known = _known_query_names(route)
     details = [
         {"field": name[:64], "message": "unknown query parameter"}
         for name in sorted(set(given) - known)[:10]
@@ -287,6 +281,19 @@ def _check_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -
     if details:
         raise ValidationError("The query string is not valid.", details=details)
     return next_middleware(app)
+
+
+def _known_query_names(route: Any) -> set[str]:
+    """The query parameters a route declares: its `Query` parameters, and the fields (by
+    alias) of a model it takes from the query string."""
+    known: set[str] = set()
+    for param in route.dependant.query_params:
+        annotation = param.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            known |= {f.alias or name for name, f in annotation.model_fields.items()}
+        else:
+            known.add(param.alias)
+    return known
 
 
 def _unprintable(value: str) -> bool:

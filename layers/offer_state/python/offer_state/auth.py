@@ -137,13 +137,9 @@ class TokenProvider:
         poll, reported, keep = _POLL_SECONDS, False, self._settings.total_budget / 2
         while True:
             try:
-                stored = store.read(consistent=consistent)
-                if stored.claim_until > self._wall():  # a refresher is fetching: a token of
-                    keep = self._settings.total_budget / 4  # our own would come no sooner
-                held = self._adopt(store, stored)
+                held, keep = self._look(store, consistent, keep)
                 if held is not None:
                     return held.token
-                self._ask(store, stored.token_id if stored.token_id == self._refused else None)
             except TokenStoreError as exc:
                 reported = reported or self._report(exc)
                 if usable is None and not exc.passing:
@@ -156,6 +152,17 @@ class TokenProvider:
                 return self._fetch_and_hold(deadline, cid, "no token came in time")
             self._sleep(poll)
             poll = min(2 * poll, _POLL_MAX_SECONDS)
+
+    def _look(self, store: TokenStore, consistent: bool, keep: float) -> tuple[_Held | None, float]:
+        """One read of the store: (its token, if usable, else None and the refresher asked;
+        how much of the budget to keep when waiting for it)."""
+        stored = store.read(consistent=consistent)
+        if stored.claim_until > self._wall():  # a refresher is fetching: a token of our own
+            keep = self._settings.total_budget / 4  # would come no sooner
+        held = self._adopt(store, stored)
+        if held is None:
+            self._ask(store, stored.token_id if stored.token_id == self._refused else None)
+        return held, keep
 
     def _adopt(self, store: TokenStore, stored: StoredToken) -> _Held | None:
         """The stored token in memory if usable by our clock (decrypted once); past its

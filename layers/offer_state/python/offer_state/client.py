@@ -40,6 +40,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from offer_state import upstream
 from offer_state.auth import CredentialsSource, TokenObserver, TokenProvider
+from offer_state.auth_flow import AuthFlow
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
     OfferStateError,
@@ -71,8 +72,6 @@ from offer_state.transport import CallObserver, Deadline, Transport, outcome_unk
 
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
-# A call with the machine token: the first attempt, and up to two renewals after a 401.
-_AUTH_ATTEMPTS = 3
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -118,7 +117,7 @@ class OfferStateClient:
         self.settings = settings
         self.transport = Transport(settings, session=session, observer=observer)
         # Without credentials only member-token calls are possible.
-        self.tokens = (
+        tokens = (
             TokenProvider(
                 settings,
                 self.transport,
@@ -129,6 +128,16 @@ class OfferStateClient:
             if credentials is not None
             else None
         )
+        self.auth = AuthFlow(self.transport, tokens)
+
+    @property
+    def tokens(self) -> TokenProvider | None:
+        """The machine token's provider (None without credentials)."""
+        return self.auth.tokens
+
+    @tokens.setter
+    def tokens(self, tokens: TokenProvider | None) -> None:
+        self.auth.tokens = tokens
 
     def __enter__(self) -> OfferStateClient:
         return self
@@ -325,36 +334,20 @@ class OfferStateClient:
         headers = self._base_headers(correlation, local_time)
         if isinstance(caller, Collector):
             headers[upstream.COLLECTOR_HEADER] = caller.number
-        deadline = deadline or self.transport.deadline()
-        url = self.settings.base_url + path
-        # Sent again with the next token when AIR MILES refuses ours (revoked or rotated): a
-        # 401 says the request was not processed, so even a change may be sent again. Up to
-        # twice: a revocation can catch both the token held here and the newer one already
-        # stored beside it (the provider never hands out a token it was told was refused).
-        for auth_attempt in range(1, _AUTH_ATTEMPTS + 1):
-            token = self._bearer(caller, deadline, correlation)
-            headers["Authorization"] = f"Bearer {token}"
-            response = self.transport.send(
-                endpoint,
-                method,
-                url,
-                deadline=deadline,
-                correlation_id=correlation,
-                headers=headers,
-                params=params,
-                data=data,
-                repeatable=repeatable,
-            )
-            if response.status_code in success:
-                return response
-            if response.status_code == 401 and self._renewable(caller):
-                assert self.tokens is not None
-                if auth_attempt < _AUTH_ATTEMPTS and self.tokens.may_renew():
-                    self.tokens.invalidate(token)
-                    continue
-                if auth_attempt == _AUTH_ATTEMPTS:
-                    self.tokens.renewal_refused()  # the renewed tokens refused as well
-            break
+        response = self.auth.send(
+            caller.access_token if isinstance(caller, MemberToken) else None,
+            endpoint,
+            method,
+            self.settings.base_url + path,
+            deadline=deadline or self.transport.deadline(),
+            correlation_id=correlation,
+            headers=headers,
+            params=params,
+            data=data,
+            repeatable=repeatable,
+        )
+        if response.status_code in success:
+            return response
         error = self._error(endpoint, response, correlation, caller)
         if not repeatable and outcome_unknown_status(response.status_code):
             raise unknown_outcome(error)
@@ -375,16 +368,6 @@ class OfferStateClient:
                 )
             headers["x-local-time"] = local_time
         return headers
-
-    def _bearer(self, caller: Caller | None, deadline: Deadline, correlation_id: str) -> str:
-        if isinstance(caller, MemberToken):
-            return caller.access_token
-        if self.tokens is None:
-            raise ValueError("this client has no credentials: pass a MemberToken")
-        return self.tokens.token(deadline, correlation_id)
-
-    def _renewable(self, caller: Caller | None) -> bool:
-        return not isinstance(caller, MemberToken) and self.tokens is not None
 
     def _error(
         self, endpoint: str, response: requests.Response, correlation_id: str, caller: Caller | None

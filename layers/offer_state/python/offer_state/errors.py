@@ -358,7 +358,30 @@ def error_for_upstream_status(
         "response_code": response_code,
         "correlation_id": correlation_id,
     }
-    if endpoint == "token" and status in (400, 401, 403):
+    if status in (400, 401, 403):
+        return _refused(status, endpoint == "token", member_token, context)
+    if status == 404 and endpoint in _OFFER_ENDPOINTS:
+        return OfferNotFoundError(**context)
+    if status == 429:
+        return RateLimitedError(retry_after=retry_after, **context)
+    if status in _PLAIN_ERRORS:
+        return _PLAIN_ERRORS[status](**context)
+    return UpstreamError(f"AIR MILES answered HTTP {status}.", **context)
+
+
+# The answers whose error takes nothing but the answer's context.
+_PLAIN_ERRORS: dict[int, type[OfferStateError]] = {
+    503: UpstreamUnavailableError,
+    504: UpstreamTimeoutError,
+}
+
+
+def _refused(
+    status: int, token_endpoint: bool, member_token: bool, context: dict[str, Any]
+) -> OfferStateError:
+    """A 400, 401 or 403: the gateway's credentials, the request, the member's token or the
+    gateway's token refused."""
+    if token_endpoint:
         return UpstreamAuthError(
             "The AIR MILES token endpoint refused the gateway's credentials.", **context
         )
@@ -366,17 +389,7 @@ def error_for_upstream_status(
         return ValidationError("AIR MILES rejected the request as invalid.", **context)
     if status == 401 and member_token:
         return UnauthorizedError("AIR MILES refused the member token.", **context)
-    if status in (401, 403):
-        return UpstreamAuthError("AIR MILES refused the gateway's token.", **context)
-    if status == 404 and endpoint in _OFFER_ENDPOINTS:
-        return OfferNotFoundError(**context)
-    if status == 429:
-        return RateLimitedError(retry_after=retry_after, **context)
-    if status == 503:
-        return UpstreamUnavailableError(**context)
-    if status == 504:
-        return UpstreamTimeoutError(**context)
-    return UpstreamError(f"AIR MILES answered HTTP {status}.", **context)
+    return UpstreamAuthError("AIR MILES refused the gateway's token.", **context)
 
 
 def validation_details(exc: Any) -> list[dict[str, Any]]:

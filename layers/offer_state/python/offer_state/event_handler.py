@@ -37,11 +37,18 @@ def reexports(package: str, init_source: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for origin, parenthesized, plain in _REEXPORT.findall(init_source):
         module = f"{package}{origin}" if origin.startswith(".") else origin
-        for entry in (parenthesized or plain).split(","):
-            name, _, alias = entry.strip().partition(" as ")
-            if name:
-                found[(alias or name).strip()] = module
+        found.update(dict.fromkeys(_bound_names(parenthesized or plain), module))
     return found
+
+
+def _bound_names(imported: str) -> list[str]:
+    """The names `A, B as C` binds: ["A", "C"]."""
+    names = []
+    for entry in imported.split(","):
+        name, _, alias = entry.strip().partition(" as ")
+        if name:
+            names.append((alias or name).strip())
+    return names
 
 
 def defer_package_init(package: str) -> None:

@@ -71,6 +71,30 @@ def require_scope(jwt: Mapping[str, Any], scope: str) -> None:
         raise ForbiddenError(f"The token lacks the scope {scope}.")
 
 
+def _member(number: str, collector_header: str | None, principal: str | None) -> Identity:
+    """A member's token: the collector is the token's, and no header may name another."""
+    if collector_header is not None:
+        raise CollectorAmbiguousError()
+    if not is_collector_number(number):
+        raise ForbiddenError("The token's collector claim is not a collector number.")
+    return Identity(number, "member", principal)
+
+
+def _named_by_machine(collector_header: str | None, principal: str | None) -> Identity:
+    """An allowed machine client's token: the collector is the one its header names."""
+    if collector_header is None or collector_header == "":
+        raise ValidationError(
+            "A machine token must name the collector in the Collector-Number header.",
+            details=[{"field": "Collector-Number", "message": "Field required"}],
+        )
+    if not is_collector_number(collector_header):
+        raise ValidationError(
+            "Collector-Number must be 11 digits.",
+            details=[{"field": "Collector-Number", "message": "must be 11 digits"}],
+        )
+    return Identity(collector_header, "m2m", principal)
+
+
 def resolve_identity(
     jwt: Mapping[str, Any] | None,
     collector_header: str | None,
@@ -86,26 +110,11 @@ def resolve_identity(
     principal = claims.get("sub")
     member_number = claims.get(collector_claim)
     if member_number not in (None, ""):
-        if collector_header is not None:
-            raise CollectorAmbiguousError()
-        number = str(member_number)
-        if not is_collector_number(number):
-            raise ForbiddenError("The token's collector claim is not a collector number.")
-        return Identity(number, "member", principal)
+        return _member(str(member_number), collector_header, principal)
     if M2M_SCOPE in scopes_of(jwt):
         if machine_client(claims) not in machine_client_ids:
             raise ForbiddenError("This machine client may not name a collector.")
-        if collector_header is None or collector_header == "":
-            raise ValidationError(
-                "A machine token must name the collector in the Collector-Number header.",
-                details=[{"field": "Collector-Number", "message": "Field required"}],
-            )
-        if not is_collector_number(collector_header):
-            raise ValidationError(
-                "Collector-Number must be 11 digits.",
-                details=[{"field": "Collector-Number", "message": "must be 11 digits"}],
-            )
-        return Identity(collector_header, "m2m", principal)
+        return _named_by_machine(collector_header, principal)
     if collector_header is not None:
         raise ForbiddenError(f"Only a token with the scope {M2M_SCOPE} may send Collector-Number.")
     raise ForbiddenError("The token names no collector.")

@@ -13,10 +13,12 @@ connect timeout is cut to what is left as well; a TLS handshake gets what is lef
 TCP connection. Sending our requests (a few kilobytes) does not block. The body is read here,
 up to `max_body_bytes`, so a body read is a failure this module maps like any other.
 
-**Retries.** Why a loop of our own around urllib3's `Retry` instead of mounting `Retry` on the
-adapter: requests gives an adapter one retry policy for every call, with no per-call deadline,
-no way to shrink the read timeout to the time left, and Retry-After sleeps that ignore any
-budget. So urllib3's `Retry` still decides *whether* an answer is worth another try
+**Retries.** `Transport.send` alternates an attempt (`_attempt`: one exchange, and whether
+its failure may be repeated) and a wait (`_wait`: the policy's backoff or Retry-After, never
+past the deadline). Why a loop of our own around urllib3's `Retry` instead of mounting `Retry`
+on the adapter: requests gives an adapter one retry policy for every call, with no per-call
+deadline, no way to shrink the read timeout to the time left, and Retry-After sleeps that
+ignore any budget. So urllib3's `Retry` still decides *whether* an answer is worth another try
 (statuses, Retry-After) and *how long* to back off (exponential with jitter), and this module
 adds the deadline and the rules that keep a change from being applied twice or out of order:
 
@@ -209,79 +211,83 @@ class Transport:
         change (see the module docstring): an error after it may have been sent carries
         `outcome_unknown`, and no attempt of it starts with less than `put_min_seconds` left
         (a NotSentError: nothing was sent)."""
-        retry = policy = self._policy if repeatable else self._change_policy
+        call = _Call(endpoint, method, url, deadline, correlation_id, headers, params, data)
+        policy = self._policy if repeatable else self._change_policy
         min_seconds = _MIN_USEFUL_SECONDS if repeatable else self._settings.put_min_seconds
-        attempt = 0
+        retry, attempt = policy, 0
         while True:
             if deadline.remaining() < min_seconds:
                 if repeatable:
                     raise NotSentError(correlation_id=correlation_id)
                 raise NotSentError.for_change(correlation_id)
             attempt += 1
-            started = self._clock()
-            failure: OfferStateError | None = None
-            response: requests.Response | None = None
-            retry_after: float | None = None
-            try:
-                response = self._exchange(method, url, deadline, headers, params, data)
-            except _ExchangeFailed as failed:
-                failure, may_repeat = failed.as_error(repeatable, correlation_id)
-                self._observer.upstream_call(endpoint, None, self._clock() - started, attempt)
-                if not may_repeat:
-                    raise failure from failed.__cause__
-            else:
-                status = response.status_code
-                self._observer.upstream_call(endpoint, status, self._clock() - started, attempt)
-                retry_after = self.retry_after(response)
-                if not policy.is_retry(method, status, retry_after is not None):
-                    return response
-            try:
-                retry = retry.increment(
-                    method, url, response=response.raw if response is not None else None
-                )
-            except MaxRetryError:
-                if failure is not None:
-                    raise failure from None
-                assert response is not None
-                return response
-            wait = retry_after if retry_after is not None else retry.get_backoff_time()
-            if wait + min_seconds > deadline.remaining():
-                if retry_after is not None:
-                    # Retry-After beyond the deadline: fail fast rather than sleep in vain.
-                    raise RateLimitedError(
-                        upstream_status=response.status_code if response is not None else None,
-                        correlation_id=correlation_id,
-                        retry_after=retry_after,
-                    )
-                if failure is not None:
-                    raise failure
-                assert response is not None
-                return response
-            if response is not None:
-                response.close()
-            self._sleep(wait)
+            outcome = self._attempt(call, attempt, repeatable)
+            if outcome.response is not None and not policy.is_retry(
+                method, outcome.response.status_code, outcome.retry_after is not None
+            ):
+                return outcome.response
+            waited = self._wait(call, retry, outcome, min_seconds)
+            if waited is None:
+                return outcome.final()
+            retry = waited
 
-    def _exchange(
-        self,
-        method: str,
-        url: str,
-        deadline: Deadline,
-        headers: Mapping[str, str],
-        params: Any,
-        data: Any,
-    ) -> requests.Response:
+    def _attempt(self, call: _Call, attempt: int, repeatable: bool) -> _Outcome:
+        """One exchange, told to the observer. Raises the failure of one that may not be
+        made again (the module docstring's rules)."""
+        started = self._clock()
+        try:
+            response = self._exchange(call)
+        except _ExchangeFailed as failed:
+            failure, may_repeat = failed.as_error(repeatable, call.correlation_id)
+            self._observer.upstream_call(call.endpoint, None, self._clock() - started, attempt)
+            if not may_repeat:
+                raise failure from failed.__cause__
+            return _Outcome(failure=failure)
+        status = response.status_code
+        self._observer.upstream_call(call.endpoint, status, self._clock() - started, attempt)
+        return _Outcome(response=response, retry_after=self.retry_after(response))
+
+    def _wait(
+        self, call: _Call, retry: Retry, outcome: _Outcome, min_seconds: float
+    ) -> Retry | None:
+        """Sleeps before the next attempt, and returns the policy's state after this one; None
+        when there is none to make (retries ran out, or the wait would not leave `min_seconds`
+        of the deadline). A Retry-After beyond the deadline fails fast (a RateLimitedError)
+        rather than sleep in vain."""
+        raw = outcome.response.raw if outcome.response is not None else None
+        try:
+            retry = retry.increment(call.method, call.url, response=raw)
+        except MaxRetryError:
+            return None
+        retry_after = outcome.retry_after
+        wait = retry_after if retry_after is not None else retry.get_backoff_time()
+        if wait + min_seconds > call.deadline.remaining():
+            if retry_after is None:
+                return None
+            raise RateLimitedError(
+                upstream_status=None if outcome.response is None else outcome.response.status_code,
+                correlation_id=call.correlation_id,
+                retry_after=retry_after,
+            )
+        if outcome.response is not None:
+            outcome.response.close()
+        self._sleep(wait)
+        return retry
+
+    def _exchange(self, call: _Call) -> requests.Response:
         """One attempt, its body read whole; _ExchangeFailed when it could not be done."""
+        deadline = call.deadline
         deadline.begin()  # the upstream budget counts from the first exchange (deadlines)
         remaining = deadline.remaining()
         token = _EXCHANGE_DEADLINE.set(deadline)
         response: requests.Response | None = None
         try:
             response = self._session.request(
-                method,
-                url,
-                headers=dict(headers),
-                params=params,
-                data=data,
+                call.method,
+                call.url,
+                headers=dict(call.headers),
+                params=call.params,
+                data=call.data,
                 timeout=(
                     min(self._settings.connect_timeout, remaining),
                     min(self._settings.read_timeout, remaining),
@@ -306,6 +312,40 @@ class Transport:
         # to its end, which iter_content has recorded.
         response._content = body
         return response
+
+
+# ---------------------------------------------------------------- one request, one attempt
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical request, as `Transport.send` was given it."""
+
+    endpoint: str
+    method: str
+    url: str
+    deadline: Deadline
+    correlation_id: str | None
+    headers: Mapping[str, str]
+    params: Any
+    data: Any
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one attempt came to: an answer (and its Retry-After), or a failure that may be
+    repeated."""
+
+    response: requests.Response | None = None
+    failure: OfferStateError | None = None
+    retry_after: float | None = None
+
+    def final(self) -> requests.Response:
+        """The answer, as the last one; or the failure, raised."""
+        if self.failure is not None:
+            raise self.failure
+        assert self.response is not None
+        return self.response
 
 
 # ---------------------------------------------------------------- failures
