@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from offer_state import snapstart
 from offer_state.api import PartnerApi
 from offer_state.event_handler import Query
 from offer_state.models.airmiles_requests import CountQuery, FindQuery
@@ -12,13 +11,10 @@ from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, Of
 from offer_state.observability import logger, metrics, tracer
 from offer_state.reads import StateReads
 from offer_state.routes import CollectorNumberHeader, LocalTimeHeader, OfferIdsQuery, route_docs
-from offer_state.service import OfferStateService
 
-service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
+api = PartnerApi.from_env()
+service, app = api.service, api.app
 reads = StateReads(service)
-api = PartnerApi(service)
-app = api.app
-snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after init)
 
 
 @app.get("/health", **route_docs("GET /health"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from offer_state import snapstart
 from offer_state.api import PartnerApi
 from offer_state.event_handler import Response
 from offer_state.models.airmiles_requests import StateChange, StateChanges
@@ -20,14 +19,11 @@ from offer_state.routes import (
     StatesBodyParam,
     route_docs,
 )
-from offer_state.service import OfferStateService
 from offer_state.writes import StateWrites
 
-service = OfferStateService.from_env()  # settings read once; AWS and HTTP clients on first use
+api = PartnerApi.from_env()
+service, app = api.service, api.app
 writes = StateWrites(service)
-api = PartnerApi(service)
-app = api.app
-snapstart.register(api)  # SnapStart hooks where Lambda has them (they run after init)
 
 
 @app.put("/v1/offers/<offerId>/states", **route_docs("PUT /v1/offers/{offerId}/states"))

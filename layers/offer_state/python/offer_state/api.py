@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from offer_state import snapstart
 from offer_state.audit import AuditContext
 from offer_state.deadlines import InvocationDeadline
 from offer_state.errors import (
@@ -46,6 +47,18 @@ _REJECTION_STATUSES = frozenset({400, 403, 409, 413, 415})
 
 
 class PartnerApi:
+    """The partner API of a function: its resolver, with the checks, the error answers and the
+    audit of a refusal that every route shares."""
+
+    @classmethod
+    def from_env(cls) -> PartnerApi:
+        """A function's API, built at its cold start: the settings read once (AWS and HTTP
+        clients on first use), and SnapStart's hooks registered where Lambda has them (they
+        run after init)."""
+        api = cls(OfferStateService.from_env())
+        snapstart.register(api)
+        return api
+
     def __init__(self, service: OfferStateService) -> None:
         self.service = service
         # A response that fails its own model is our bug: 500, never a 400 to the caller.

@@ -31,7 +31,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import requests
@@ -177,18 +177,10 @@ class OfferStateClient:
         ids = _validated(
             parse_offer_ids, offer_ids if isinstance(offer_ids, str) else list(offer_ids)
         )
-        response, correlation, page = self._read(
-            "get",
-            self.settings.get_path,
-            caller,
-            correlation_id,
-            local_time,
-            [("offerId", str(i)) for i in ids],
-            AirMilesGetResult.model_validate_json,
-            deadline,
-        )
-        _check_entries(response, correlation, page.offers, caller, asked=set(ids))
-        return page.offers
+        params = [("offerId", str(i)) for i in ids]
+        return self._read(
+            "get", caller, params, AirMilesGetResult, correlation_id, local_time, deadline, set(ids)
+        ).offers
 
     def find(
         self,
@@ -200,19 +192,10 @@ class OfferStateClient:
         deadline: Deadline | None = None,
     ) -> AirMilesFindResult:
         """Every offer the collector has saved or opted into, a page at a time."""
-        query = query or FindQuery()
-        response, correlation, result = self._read(
-            "find",
-            self.settings.find_path,
-            caller,
-            correlation_id,
-            local_time,
-            query.to_params(),
-            AirMilesFindResult.model_validate_json,
-            deadline,
+        params = (query or FindQuery()).to_params()
+        return self._read(
+            "find", caller, params, AirMilesFindResult, correlation_id, local_time, deadline
         )
-        _check_entries(response, correlation, result.offers, caller, asked=None)
-        return result
 
     def count(
         self,
@@ -224,18 +207,10 @@ class OfferStateClient:
         deadline: Deadline | None = None,
     ) -> int:
         """How many offers the collector has saved or opted into (filters as FIND)."""
-        query = query or CountQuery()
-        _, _, result = self._read(
-            "count",
-            self.settings.count_path,
-            caller,
-            correlation_id,
-            local_time,
-            query.to_params(),
-            AirMilesCountResult.model_validate_json,
-            deadline,
-        )
-        return result.count
+        params = (query or CountQuery()).to_params()
+        return self._read(
+            "count", caller, params, AirMilesCountResult, correlation_id, local_time, deadline
+        ).count
 
     def put(
         self,
@@ -294,16 +269,23 @@ class OfferStateClient:
 
     def _read(
         self,
-        endpoint: str,
-        path: str,
+        endpoint: Literal["get", "find", "count"],
         caller: Caller,
+        params: list[tuple[str, str]],
+        answer: type[AnswerT],
         correlation_id: str | UUID | None,
         local_time: str | None,
-        params: list[tuple[str, str]],
-        validate: Any,
         deadline: Deadline | None,
-    ) -> tuple[requests.Response, str, Any]:
+        asked: set[UUID] | None = None,
+    ) -> AnswerT:
+        """GET, FIND or COUNT: the answer, refused if it lists another collector's offers or
+        offers not `asked` for (`_check_entries`)."""
         correlation = _correlation_id(correlation_id)
+        path = {
+            "get": self.settings.get_path,
+            "find": self.settings.find_path,
+            "count": self.settings.count_path,
+        }[endpoint]
         response = self._call(
             endpoint,
             "GET",
@@ -314,7 +296,10 @@ class OfferStateClient:
             local_time=local_time,
             params=params,
         )
-        return response, correlation, _parse(response, correlation, validate)
+        result: AnswerT = _parse(response, correlation, answer.model_validate_json)
+        if isinstance(result, AirMilesGetResult | AirMilesFindResult):
+            _check_entries(response, correlation, result.offers, caller, asked)
+        return result
 
     def _call(
         self,

@@ -69,17 +69,7 @@ class StateReads:
         self, call: CallContext, offer_ids: Sequence[UUID], local_time: str | None
     ) -> OfferStatesAnswer:
         entry = AuditEntry(Action.GET_STATES, offer_ids=[str(o) for o in offer_ids])
-        found = self._audited_read(
-            call,
-            entry,
-            lambda collector: self.service.client.get(
-                collector,
-                offer_ids,
-                correlation_id=call.audit.correlation_id,
-                local_time=local_time,
-                deadline=call.deadline.upstream,
-            ),
-        )
+        found = self._audited_read(call, entry, self.service.client.get, offer_ids, local_time)
         by_id = {o.offer_id: o for o in found}
         return OfferStatesAnswer(offers=[_view(i, by_id.get(i)) for i in offer_ids])
 
@@ -87,17 +77,7 @@ class StateReads:
         self, call: CallContext, query: FindQuery, local_time: str | None
     ) -> FindAnswer:
         entry = AuditEntry(Action.FIND_STATES, requested_states=_filters(query))
-        result = self._audited_read(
-            call,
-            entry,
-            lambda collector: self.service.client.find(
-                collector,
-                query,
-                correlation_id=call.audit.correlation_id,
-                local_time=local_time,
-                deadline=call.deadline.upstream,
-            ),
-        )
+        result = self._audited_read(call, entry, self.service.client.find, query, local_time)
         return FindAnswer(
             offers=[_view(o.offer_id, o) for o in result.offers],
             pageNumber=result.page_number if result.page_number is not None else query.page_number,
@@ -109,24 +89,20 @@ class StateReads:
         self, call: CallContext, query: CountQuery, local_time: str | None
     ) -> CountAnswer:
         entry = AuditEntry(Action.COUNT_STATES, requested_states=_filters(query))
-        number = self._audited_read(
-            call,
-            entry,
-            lambda collector: self.service.client.count(
-                collector,
-                query,
-                correlation_id=call.audit.correlation_id,
-                local_time=local_time,
-                deadline=call.deadline.upstream,
-            ),
-        )
+        number = self._audited_read(call, entry, self.service.client.count, query, local_time)
         return CountAnswer(count=number)
 
     def _audited_read(
-        self, call: CallContext, entry: AuditEntry, read: Callable[[Any], ResultT]
+        self,
+        call: CallContext,
+        entry: AuditEntry,
+        read: Callable[..., ResultT],
+        query: object,
+        local_time: str | None,
     ) -> ResultT:
-        """One audit item after the call. If it cannot be written the answer is 503: what
-        cannot be audited is not disclosed."""
+        """`read(collector, query, ...)`, one of the client's GET, FIND and COUNT, and one audit
+        item after it. If that cannot be written the answer is 503: what cannot be audited is
+        not disclosed."""
         from offer_state.client import Collector
 
         # The collector's pseudonym (the audit item's key) first: KMS is then asked while there
@@ -134,7 +110,13 @@ class StateReads:
         self.service.audit.pseudonym(call.identity.collector_number)
         started = time.monotonic()
         try:
-            result = read(Collector(call.identity.collector_number))
+            result = read(
+                Collector(call.identity.collector_number),
+                query,
+                correlation_id=call.audit.correlation_id,
+                local_time=local_time,
+                deadline=call.deadline.upstream,
+            )
         except OfferStateError as exc:
             call.deadline.finishing()
             # The caller gets the original error; a failed audit write is logged and counted.
