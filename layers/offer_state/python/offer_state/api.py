@@ -17,7 +17,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -44,6 +44,7 @@ CORRELATION_HEADER = "X-Correlation-Id"
 
 # Errors that mean "refused before AIR MILES was called": audited as REJECTED.
 _REJECTION_STATUSES = frozenset({400, 403, 409, 413, 415})
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class PartnerApi:
@@ -119,14 +120,16 @@ class PartnerApi:
 
     @property
     def correlation_id(self) -> str:
-        return self.app.context["correlation_id"]
+        correlation_id: str = self.app.context["correlation_id"]
+        return correlation_id
 
     @property
     def deadline(self) -> InvocationDeadline:
         """The current invocation's deadline."""
-        return self.app.context["deadline"]
+        deadline: InvocationDeadline = self.app.context["deadline"]
+        return deadline
 
-    def json(self, model: BaseModel, headers: Mapping[str, str] | None = None) -> Response:
+    def json(self, model: ModelT, headers: Mapping[str, str] | None = None) -> Response[ModelT]:
         return Response(
             status_code=200,
             content_type=JSON_CONTENT_TYPE,
@@ -136,13 +139,13 @@ class PartnerApi:
 
     # ------------------------------------------------------------ errors
 
-    def _invalid_request(self, exc: RequestValidationError) -> Response:
+    def _invalid_request(self, exc: RequestValidationError) -> Response[str]:
         details = [error_detail(e) for e in exc.errors()]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
         error = ValidationError(f"The request is not valid ({summary}).", details=details)
         return self._failed(error)
 
-    def _failed(self, exc: OfferStateError) -> Response:
+    def _failed(self, exc: OfferStateError) -> Response[str]:
         answer = self._error_answer(
             exc,
             self.app.current_event.raw_event,
@@ -156,11 +159,11 @@ class PartnerApi:
             headers=answer["headers"],
         )
 
-    def _unexpected(self, _exc: Exception) -> Response:
+    def _unexpected(self, _exc: Exception) -> Response[str]:
         logger.exception("unhandled error")
         return self._failed(OfferStateError("The gateway failed unexpectedly."))
 
-    def _not_found(self, _exc: Exception) -> Response:
+    def _not_found(self, _exc: Exception) -> Response[str]:
         if self.app.current_event.raw_event.get("routeKey") in COLLECTOR_ROUTES:
             # API Gateway matched a declared route, so the path is ours, but its parameter is
             # not even shaped like an id (a character no route takes): a bad request.
@@ -250,7 +253,7 @@ class PartnerApi:
     def _route_key(self, event: Mapping[str, Any]) -> str:
         """`METHOD /path` as template.yaml declares it: API Gateway's routeKey, else the
         route Powertools matched (an event written by hand may lack routeKey)."""
-        key = event.get("routeKey", "")
+        key: str = event.get("routeKey", "")
         route = self.app.context.get("_route")
         if key not in COLLECTOR_ROUTES and route is not None:
             key = f"{route.method} " + re.sub(r"<(\w+)>", r"{\1}", route.path)

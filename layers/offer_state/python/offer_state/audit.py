@@ -287,7 +287,7 @@ class AuditWriter:
     def _stored(self, item: dict[str, Any]) -> bool:
         """Whether `item` itself is stored: botocore retries a PutItem whose answer was lost,
         and when the first attempt had stored it the retry fails its own condition."""
-        found = self._dynamodb.get_item(
+        found: dict[str, dict[str, str]] = self._dynamodb.get_item(
             TableName=self._table,
             Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
             ConsistentRead=True,

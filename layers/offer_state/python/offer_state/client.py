@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -74,6 +74,8 @@ _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
+ParsedT = TypeVar("ParsedT")
+InputT = TypeVar("InputT")
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,9 @@ class OfferStateClient:
         body: StateChanges = (
             changes
             if isinstance(changes, StateChanges)
-            else _validated(lambda c: StateChanges(state_changes=c), list(changes))
+            else _validated(
+                lambda c: StateChanges.model_validate({"state_changes": c}), list(changes)
+            )
         )
         correlation = _correlation_id(correlation_id)
         response = self._call(
@@ -296,7 +300,7 @@ class OfferStateClient:
             local_time=local_time,
             params=params,
         )
-        result: AnswerT = _parse(response, correlation, answer.model_validate_json)
+        result = _parse(response, correlation, answer.model_validate_json)
         if isinstance(result, AirMilesGetResult | AirMilesFindResult):
             _check_entries(response, correlation, result.offers, caller, asked)
         return result
@@ -371,7 +375,9 @@ class OfferStateClient:
         )
 
 
-def _parse(response: requests.Response, correlation_id: str, validate: Any) -> Any:
+def _parse(
+    response: requests.Response, correlation_id: str, validate: Callable[[bytes], ParsedT]
+) -> ParsedT:
     try:
         return validate(response.content)
     except PydanticValidationError as exc:
@@ -409,7 +415,7 @@ def _check_entries(
             )
 
 
-def _validated(parse: Any, value: Any) -> Any:
+def _validated(parse: Callable[[InputT], ParsedT], value: InputT) -> ParsedT:
     try:
         return parse(value)
     except PydanticValidationError as exc:

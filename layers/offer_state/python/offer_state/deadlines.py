@@ -226,7 +226,7 @@ def _time_limit_error() -> type[Exception]:
     # Built on first use: botocore is loaded with the first AWS client, never at import.
     from botocore.exceptions import BotoCoreError
 
-    class AwsTimeLimitReached(BotoCoreError):
+    class AwsTimeLimitReached(BotoCoreError):  # type: ignore[misc]  # botocore has no types
         fmt = "Not enough time is left in this invocation for an AWS call to end in time."
 
     return AwsTimeLimitReached

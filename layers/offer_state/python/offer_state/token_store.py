@@ -87,7 +87,7 @@ class TokenStore:
         return StoredToken.parse(item.get("Item"))
 
     def decrypt(self, stored: StoredToken) -> str:
-        plaintext = self._call("decrypt", CiphertextBlob=stored.ciphertext)["Plaintext"]
+        plaintext: bytes = self._call("decrypt", CiphertextBlob=stored.ciphertext)["Plaintext"]
         token = plaintext.decode(errors="replace")
         if token_id(token) != stored.token_id:
             raise CorruptTokenItem("Decrypt", "not the token of its tokenId")

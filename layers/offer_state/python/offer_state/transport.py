@@ -124,7 +124,9 @@ class CallObserver(Protocol):
 
 
 class _NoObserver:
-    def upstream_call(self, endpoint: str, status: int | None, seconds: float, attempt: int):
+    def upstream_call(
+        self, endpoint: str, status: int | None, seconds: float, attempt: int
+    ) -> None:
         return None
 
 
