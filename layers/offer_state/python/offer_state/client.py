@@ -18,8 +18,8 @@ Usable on its own, outside Lambda:
     states = client.get(Collector("80000000110"), ["951d9a70-4cf8-41b1-a01e-7953f069f527"])
 
 A call is made either on behalf of a collector with the partner's machine token
-(`Collector(number)`: the `Collector-Number` header names the collector) or with the
-member's own bearer token (`MemberToken(token)`: no `Collector-Number` is ever sent).
+(`Collector(number)`) or with the member's own bearer token (`MemberToken(token)`):
+offer_state.callers.
 
 Every call ends by its `deadline` (by default the whole `total_budget` from the call), its
 token fetch and retries included (offer_state.transport).
@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
@@ -41,6 +40,7 @@ from pydantic import ValidationError as PydanticValidationError
 from offer_state import upstream
 from offer_state.auth import CredentialsSource, TokenObserver, TokenProvider
 from offer_state.auth_flow import AuthFlow
+from offer_state.callers import Caller, Collector, MemberToken
 from offer_state.config import ClientCredentials, ClientSettings
 from offer_state.errors import (
     OfferStateError,
@@ -50,7 +50,6 @@ from offer_state.errors import (
     unknown_outcome,
     validation_details,
 )
-from offer_state.identity import is_collector_number, mask_collector_number
 from offer_state.models.airmiles_answers import (
     AirMilesCountResult,
     AirMilesErrorBody,
@@ -70,36 +69,14 @@ from offer_state.models.airmiles_requests import (
 from offer_state.token_store import TokenStore
 from offer_state.transport import CallObserver, Deadline, Transport, outcome_unknown_status
 
+__all__ = ["Caller", "Collector", "MemberToken", "OfferStateClient"]
+
 _JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 ParsedT = TypeVar("ParsedT")
 InputT = TypeVar("InputT")
-
-
-@dataclass(frozen=True)
-class Collector:
-    """Call on behalf of this collector with the partner's machine-to-machine token."""
-
-    number: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if not is_collector_number(self.number):
-            raise ValidationError("A collector number is 11 digits.")
-
-    def __repr__(self) -> str:
-        return f"Collector({mask_collector_number(self.number)})"
-
-
-@dataclass(frozen=True)
-class MemberToken:
-    """Call with the member's own AIR MILES bearer token (the collector is in the token)."""
-
-    access_token: str = field(repr=False)
-
-
-Caller = Collector | MemberToken
 
 
 class OfferStateClient:

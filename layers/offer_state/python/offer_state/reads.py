@@ -4,12 +4,13 @@ after the call and answered in the partner's terms."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome
-from offer_state.deadlines import InvocationDeadline
+from offer_state.callers import Collector
+from offer_state.deadlines import Deadline, InvocationDeadline
 from offer_state.errors import OfferStateError
 from offer_state.models.airmiles_answers import AirMilesOfferStates
 from offer_state.models.airmiles_requests import CountQuery, FindQuery
@@ -24,7 +25,25 @@ from offer_state.models.partner import (
 )
 from offer_state.service import CallContext, OfferStateService, now_iso
 
+QueryT = TypeVar("QueryT")
 ResultT = TypeVar("ResultT")
+QueryT_contra = TypeVar("QueryT_contra", contravariant=True)
+ResultT_co = TypeVar("ResultT_co", covariant=True)
+
+
+class ClientRead(Protocol[QueryT_contra, ResultT_co]):
+    """One of the client's reads: `OfferStateClient.get`, `find` or `count`."""
+
+    def __call__(
+        self,
+        caller: Collector,
+        query: QueryT_contra,
+        /,
+        *,
+        correlation_id: str,
+        local_time: str | None,
+        deadline: Deadline,
+    ) -> ResultT_co: ...
 
 
 class StateReads:
@@ -96,15 +115,13 @@ class StateReads:
         self,
         call: CallContext,
         entry: AuditEntry,
-        read: Callable[..., ResultT],
-        query: object,
+        read: ClientRead[QueryT, ResultT],
+        query: QueryT,
         local_time: str | None,
     ) -> ResultT:
         """`read(collector, query, ...)`, one of the client's GET, FIND and COUNT, and one audit
         item after it. If that cannot be written the answer is 503: what cannot be audited is
         not disclosed."""
-        from offer_state.client import Collector
-
         # The collector's pseudonym (the audit item's key) first: KMS is then asked while there
         # is time, not in the reserve kept for the record, and an unusable key costs no call.
         self.service.audit.pseudonym(call.identity.collector_number)

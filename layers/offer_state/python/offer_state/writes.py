@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome, PendingNotStored, PendingRecord
+from offer_state.callers import Collector
 from offer_state.errors import (
     IDEMPOTENCY_STORE,
     DependencyUnavailableError,
@@ -129,8 +130,6 @@ class StateWrites:
         `attempt.error`): Powertools keeps the record of what the function returns and
         deletes that of what it raises, and this answer must keep its key, so that a repeat
         gets it again rather than sending the change a second time."""
-        from offer_state.client import Collector
-
         entry = _entry(changes)
         # Too late to send the PUT: not sent, and audited as such. (Once the PENDING item is
         # written the transport checks again, right before sending.)
