@@ -1,5 +1,5 @@
-"""Every example the README marks `<!-- readme-test: … -->` runs as printed, against a stack
-on free ports (its host:port pairs rewritten to them)."""
+"""Every example the README and docs/ mark `<!-- readme-test: … -->` runs as printed, against a
+stack on free ports (its host:port pairs rewritten to them)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ import pytest
 from local.template import ROOT
 from tests.support.stack import RunningStack, clean_env
 
-README = (ROOT / "README.md").read_text()
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _BLOCK = re.compile(
     r"<!-- readme-test: (?P<needs>[^>]+?) -->\s*```(?P<lang>\w+)\n(?P<code>.*?)```", re.S
 )
-BLOCKS = [(m["needs"], m["lang"], m["code"]) for m in _BLOCK.finditer(README)]
+# (document, what it needs, language, code)
+BLOCKS = [
+    (document.name, m["needs"], m["lang"], m["code"])
+    for document in DOCUMENTS
+    for m in _BLOCK.finditer(document.read_text())
+]
 FAILURE_MARKS = ('"error"', "Unauthorized", "Not Found", "Internal Server Error", "Traceback")
 
 
@@ -33,14 +38,19 @@ def _rewrite(code: str, stack: RunningStack) -> str:
 
 
 def test_the_readme_has_runnable_examples():
-    assert {needs for needs, _, _ in BLOCKS} == {"make run", "make sandbox"}
+    in_readme = {needs for document, needs, _, _ in BLOCKS if document == "README.md"}
+    assert in_readme == {"make run", "make sandbox"}
     assert len(BLOCKS) >= 4
 
 
 @pytest.mark.parametrize(
-    ("needs", "lang", "code"), BLOCKS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(BLOCKS)]
+    ("document", "needs", "lang", "code"),
+    BLOCKS,
+    ids=[f"{d}-{n}-{i}" for i, (d, n, _, _) in enumerate(BLOCKS)],
 )
-def test_readme_example_runs_as_printed(stack: RunningStack, needs: str, lang: str, code: str):
+def test_readme_example_runs_as_printed(
+    stack: RunningStack, document: str, needs: str, lang: str, code: str
+):
     script = _rewrite(code, stack)
     if lang == "sh":
         command = ["bash", "-euo", "pipefail", "-c", script]

@@ -1,5 +1,5 @@
 """What template.yaml promises: least privilege, the layer, tracing, logs, a durable audit
-table, gradual deployment, and a README that documents its parameters and outputs."""
+table, gradual deployment, and a deploy doc that documents its parameters and outputs."""
 
 from __future__ import annotations
 
@@ -555,10 +555,10 @@ def test_every_checkov_skip_has_a_reason(template: Template):
             assert len(skip["comment"]) > 40, f"{name} {skip['id']}: say why"
 
 
-def test_readme_documents_every_parameter_and_output(template: Template):
-    readme = (ROOT / "README.md").read_text()
+def test_deploy_doc_documents_every_parameter_and_output(template: Template):
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
     for name in [*template.body["Parameters"], *template.body["Outputs"]]:
-        assert f"`{name}`" in readme, f"README does not mention {name}"
+        assert f"`{name}`" in deploy, f"docs/deploy.md does not mention {name}"
 
 
 def test_cors_follows_the_parameter():
