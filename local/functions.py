@@ -67,7 +67,7 @@ RESTORE_TIMEOUT = 10.0
 # Lambda's limit for init (on demand): 10 s, beyond which the request fails (Sandbox.Timedout;
 # a gateway's 500). With SnapStart, Lambda inits at publish time, with a longer limit; locally
 # init and the before-snapshot hooks run at a cold start, so the same 10 s hold for them.
-# Measured (`make bench`, README): init takes 0.3 s uncapped (0.7 s before bytecode is
+# Measured (`make bench`; docs/local-stack.md): init takes 0.3 s uncapped (0.7 s before bytecode is
 # written), 2.0 to 2.2 s at `LOCAL_CPU_SHARE=lambda`'s share for 256 MB (0.145 of a core), so
 # there an estimated 5 s (0.7 / 0.145) before bytecode is written, the hooks and a loaded
 # machine on top: 10 s holds, with less to spare there than Lambda's own functions have.

@@ -1,4 +1,4 @@
-"""Between the client and the transport: the bearer token a call carries, and the one retry
+"""Between the client and the transport: the bearer token a call carries, and its renewal
 after a 401.
 
 **The rule.** A call made with a member's own token carries it as given, and its 401 is the

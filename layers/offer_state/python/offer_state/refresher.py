@@ -2,7 +2,8 @@
 when a function asks (`refusedTokenId`: a token refused or not decryptable). It fetches only a
 token due (none, past `refreshAt`, the one refused), under a claim (a conditional write: no
 unexpired claim, `tokenId` unchanged; lasting the run's time left) so that overlapping runs fetch
-once. Each run emits `StoredTokenOverdueSeconds` (0 while fresh, a day without a token)."""
+once. Each run emits `StoredTokenOverdueSeconds` (0 while fresh, a day without a token).
+The scheme: docs/architecture.md, "One AIR MILES token per deployment"."""
 
 from __future__ import annotations
 

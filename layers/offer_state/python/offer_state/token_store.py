@@ -2,7 +2,8 @@
 (offer_state.refresher) and the functions read (offer_state.auth): the token encrypted with KMS
 under the context {tokenTable, item}, `tokenId` (16 hex digits of its SHA-256, safe to log),
 `issuedAt`, `expiresAt`, `refreshAt`, and a refresher's claim (`claimOwner`, `claimUntil`).
-Failures are `TokenStoreError`s naming an operation and an AWS code, never the token."""
+Failures are `TokenStoreError`s naming an operation and an AWS code, never the token.
+The scheme: docs/architecture.md, "One AIR MILES token per deployment"."""
 
 from __future__ import annotations
 
