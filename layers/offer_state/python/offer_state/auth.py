@@ -1,12 +1,8 @@
 """The client-credentials token, cached until shortly before it expires. After the endpoint
-failed or refused the credentials, or AIR MILES refused a fresh token, calls needing a new one
-get that error again for a cool-down instead of asking (Auth0 bills and limits requests).
-
-With a store (the functions; docs/architecture.md, "One AIR MILES token per deployment") the
-token is only read: kept until its refresh time; with none usable, the refresher is asked and
-the item read again with backoff (a throttled read too) while half the upstream budget is left,
-or until a quarter is left while a refresher's claim shows it fetching. Then, or when
-the store or the Invoke fails outright, a token of its own (`TokenFallbackFetches`) serves."""
+failed or refused the credentials, calls needing a new one get that error again for a cool-down
+instead of asking (Auth0 bills and limits requests). With a store (the functions) the token is
+only read, and fetched here only as the last resort: docs/architecture.md, "One AIR MILES token
+per deployment"."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ RequestData = str | Mapping[str, str] | list[tuple[str, str]] | None
 
 
 class AuthFlow:
-    """Sends a request with its bearer token, renewing a refused machine token once."""
+    """Sends a request with its bearer token, renewing a refused machine token (up to twice)."""
 
     def __init__(self, transport: Transport, tokens: TokenProvider | None) -> None:
         self.transport = transport
@@ -53,7 +53,7 @@ class AuthFlow:
         repeatable: bool = True,
     ) -> requests.Response:
         """The transport's answer to the request with `member_token`, or else the machine
-        token (renewed once after a 401, the module docstring)."""
+        token (renewed up to twice after a 401, the module docstring)."""
 
         def send_with(token: str) -> requests.Response:
             return self.transport.send(
