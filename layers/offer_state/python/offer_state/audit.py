@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offer_state.errors import AUDIT_TRAIL, DependencyUnavailableError, dependency_unavailable
 from offer_state.identity import Identity
 from offer_state.pseudonyms import Pseudonym
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 # Only an item whose outcome is not recorded yet carries this attribute (`begin` writes it,
 # `finish` removes it): the sparse index PENDING_INDEX holds exactly those items, by time, so
@@ -67,7 +70,7 @@ class AuditEntry:
 
     action: Action
     offer_ids: Sequence[str] = ()
-    requested_states: Sequence[dict[str, Any]] = ()
+    requested_states: Sequence[Mapping[str, object]] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class AuditWriter:
 
     def __init__(
         self,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         table_name: str,
         pseudonyms: Callable[[str], Pseudonym],
         retention_days: int,
@@ -140,7 +143,7 @@ class AuditWriter:
         (PendingNotStored when its PutItem failed: see `settle_unsent`)."""
         item = self._item(identity, context, entry, Outcome.PENDING)
         item[PENDING_ATTRIBUTE] = Outcome.PENDING.value
-        pending = PendingRecord(pk=item["pk"], sk=item["sk"])
+        pending = PendingRecord(pk=str(item["pk"]), sk=str(item["sk"]))
         try:
             self._put(item)
         except DependencyUnavailableError as exc:
@@ -155,7 +158,7 @@ class AuditWriter:
         http_status: int,
         upstream_status: int | None = None,
         error_code: str | None = None,
-        states_after: Sequence[dict[str, Any]] | None = None,
+        states_after: Sequence[Mapping[str, object]] | None = None,
         idempotency_record: str | None = None,
     ) -> None:
         """Turn the PENDING item into its outcome (only if it is still PENDING); the item
@@ -188,7 +191,7 @@ class AuditWriter:
         return True
 
     def _set_outcome(
-        self, pending: PendingRecord, outcome: Outcome, values: dict[str, Any]
+        self, pending: PendingRecord, outcome: Outcome, values: dict[str, object]
     ) -> None:
         """`outcome` and `values` on the item, if it is still PENDING; it leaves the index."""
         values = {**values, "outcome": outcome.value}
@@ -214,10 +217,10 @@ class AuditWriter:
 
     def _item(
         self, identity: Identity, context: AuditContext, entry: AuditEntry, outcome: Outcome
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         pseudonym = self.pseudonym(identity.collector_number)
         now = self._clock()
-        item: dict[str, Any] = {
+        item: dict[str, object] = {
             "pk": pseudonym.value,
             "pseudonymKey": pseudonym.key_id,
             "sk": f"{_timestamp(now)}#{context.request_id}",
@@ -255,11 +258,11 @@ class AuditWriter:
         upstream_status: int | None,
         latency_ms: float | None,
         error_code: str | None,
-        states_after: Sequence[dict[str, Any]] | None,
-    ) -> dict[str, Any]:
+        states_after: Sequence[Mapping[str, object]] | None,
+    ) -> dict[str, object]:
         from decimal import Decimal
 
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "httpStatus": http_status,
             "upstreamStatus": upstream_status,
             "latencyMs": Decimal(f"{latency_ms:.1f}") if latency_ms is not None else None,
@@ -268,7 +271,7 @@ class AuditWriter:
         }
         return {k: v for k, v in values.items() if v is not None}
 
-    def _put(self, item: dict[str, Any]) -> None:
+    def _put(self, item: dict[str, object]) -> None:
         from botocore.exceptions import ClientError  # loaded with the client
 
         with self._writing("put"):
@@ -284,10 +287,10 @@ class AuditWriter:
                 if code != "ConditionalCheckFailedException" or not self._stored(item):
                     raise
 
-    def _stored(self, item: dict[str, Any]) -> bool:
+    def _stored(self, item: dict[str, object]) -> bool:
         """Whether `item` itself is stored: botocore retries a PutItem whose answer was lost,
         and when the first attempt had stored it the retry fails its own condition."""
-        found: dict[str, dict[str, str]] = self._dynamodb.get_item(
+        found = self._dynamodb.get_item(
             TableName=self._table,
             Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
             ConsistentRead=True,
@@ -309,13 +312,18 @@ class AuditWriter:
             raise dependency_unavailable(AUDIT_TRAIL, exc) from exc
 
 
+# An audit item read back: its attributes as boto3's TypeDeserializer makes them (str, Decimal,
+# list, ...; boto3 has no types for it).
+Record = dict[str, Any]
+
+
 class AuditReader:
     """Reads the trail back, newest first, a page at a time (support staff's view).
 
     A collector's records are found by their pseudonyms, which the caller computes (with
     `kms:GenerateMac`: `offer_state.pseudonyms`); this reader reads the table only."""
 
-    def __init__(self, dynamodb: Any, table_name: str, *, page_size: int = 100) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str, *, page_size: int = 100) -> None:
         from boto3.dynamodb.types import TypeDeserializer
 
         self._dynamodb = dynamodb
@@ -323,7 +331,7 @@ class AuditReader:
         self._page_size = page_size
         self._deserialize = TypeDeserializer().deserialize
 
-    def for_collector(self, pseudonyms: Sequence[Pseudonym]) -> Iterator[dict[str, Any]]:
+    def for_collector(self, pseudonyms: Sequence[Pseudonym]) -> Iterator[Record]:
         """The records filed under any of `pseudonyms` (one collector's, under each key that
         has keyed the trail), newest first across all of them."""
         queries = [
@@ -333,14 +341,15 @@ class AuditReader:
         # Each query is newest first (the sort key starts with the time): merge, page by page.
         return heapq.merge(*queries, key=lambda item: item["sk"], reverse=True)
 
-    def for_correlation_id(self, correlation_id: str) -> Iterator[dict[str, Any]]:
+    def for_correlation_id(self, correlation_id: str) -> Iterator[Record]:
         return self._query(
             IndexName="CorrelationIndex",
             KeyConditionExpression="correlationId = :key",
             key=correlation_id,
         )
 
-    def _query(self, *, key: str, **query: Any) -> Iterator[dict[str, Any]]:
+    def _query(self, *, key: str, **query: Any) -> Iterator[Record]:
+        # `query`: the rest of the Query's parameters (its key condition, an index), as given.
         pages = self._dynamodb.get_paginator("query").paginate(
             TableName=self._table,
             ExpressionAttributeValues={":key": {"S": key}},

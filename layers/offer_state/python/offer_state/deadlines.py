@@ -31,7 +31,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    # botocore ships no types (the boto3 stubs are per service, offer_state.service): these
+    # names document what botocore hands over, and check as Any.
+    from botocore.awsrequest import AWSResponse
+    from botocore.client import BaseClient
+    from botocore.model import OperationModel
+
+    # What botocore's `needs-retry` event passes as `response`: (HTTP answer, parsed answer).
+    BotocoreAnswer = tuple[AWSResponse, dict[str, Any]]
+
+ClientT = TypeVar("ClientT", bound="BaseClient")
 
 # After the last AWS call: building the answer, Powertools' metrics and log lines (a few ms).
 ANSWER_SECONDS = 0.1
@@ -154,23 +166,23 @@ class InvocationDeadline:
 _CURRENT: ContextVar[InvocationDeadline | None] = ContextVar("offer_state_invocation", default=None)
 
 
-def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECONDS) -> Any:
+def bound_by_invocation(client: ClientT, attempt_seconds: float = AWS_ATTEMPT_SECONDS) -> ClientT:
     """Makes the botocore `client` respect the current invocation's deadline (see the module
     docstring); outside an invocation it is unchanged. An attempt refused raises a BotoCoreError
     (`AwsTimeLimitReached`), which every caller already treats as the service failing."""
     refused = _time_limit_error()
 
-    def before_attempt(**_: Any) -> None:
+    def before_attempt(**_: object) -> None:
         invocation = _CURRENT.get()
         if invocation is not None and not invocation.fits_aws_attempt(attempt_seconds):
             raise refused()
 
     def needs_retry(
         attempts: int,
-        response: Any = None,
+        response: BotocoreAnswer | None = None,
         caught_exception: Exception | None = None,
-        operation: Any = None,
-        **_: Any,
+        operation: OperationModel | None = None,
+        **_: object,
     ) -> None:
         invocation = _CURRENT.get()
         if invocation is None or (caught_exception is None and not _failed(response)):
@@ -191,6 +203,8 @@ def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECOND
         # "no retry"; older ones (Lambda's runtime brings its own) sleep 0 s and retry.
         if caught_exception is not None:
             raise caught_exception
+        assert response is not None  # an error answer (`_failed`)
+        assert operation is not None  # botocore names it with every answer
         raise _client_error(client, response[1], operation.name)
 
     # `request-created` comes once per attempt, before anything is sent (and before any
@@ -201,13 +215,14 @@ def bound_by_invocation(client: Any, attempt_seconds: float = AWS_ATTEMPT_SECOND
     return client
 
 
-def _failed(response: Any) -> bool:
+def _failed(response: BotocoreAnswer | None) -> bool:
     """Whether botocore's (HTTP answer, parsed answer) is an error answer."""
+    assert response is not None  # botocore passes one whenever no exception was caught
     http_response, parsed = response
     return bool(http_response.status_code >= 300 or "Error" in parsed)
 
 
-def _client_error(client: Any, parsed: dict[str, Any], operation_name: str) -> Exception:
+def _client_error(client: BaseClient, parsed: dict[str, Any], operation_name: str) -> Exception:
     # What botocore's client raises for an error answer (BaseClient._make_api_call): the
     # service's modeled exception for its code, a ClientError otherwise.
     error = parsed.get("Error", {})

@@ -14,12 +14,15 @@ import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Final
 
 from offer_state.errors import PSEUDONYM_KEY, dependency_unavailable
 
+if TYPE_CHECKING:
+    from types_boto3_kms import KMSClient
+
 PREFIX = "COLLECTOR#"
-MAC_ALGORITHM = "HMAC_SHA_256"
+MAC_ALGORITHM: Final = "HMAC_SHA_256"
 # What the audit trail's items made with the secret's `audit_pepper` (before KMS) are keyed
 # by; they carry no `pseudonymKey`.
 LEGACY_PEPPER = "legacy-pepper"
@@ -42,7 +45,7 @@ class KmsPseudonyms:
     The cache is bounded (least recently used first out), so a busy environment's memory does
     not grow with the number of collectors it has served."""
 
-    def __init__(self, kms: Any, key_id: str) -> None:
+    def __init__(self, kms: KMSClient, key_id: str) -> None:
         self._kms = kms
         self.key_id = key_id
         # Per instance (not on the method, which would keep every instance alive); a failure

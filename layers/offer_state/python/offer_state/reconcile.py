@@ -20,12 +20,18 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from offer_state.audit import PENDING_ATTRIBUTE, PENDING_INDEX, Outcome, _timestamp
 from offer_state.observability import count, logger
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+    Item = dict[str, AttributeValueTypeDef]  # a DynamoDB item as the low-level client has it
 
 OUTCOME_NOT_RECORDED = "OUTCOME_NOT_RECORDED"
 # Past the write function's Timeout Lambda has ended the invocation; the margin covers clocks
@@ -77,7 +83,7 @@ class PendingReconciler:
     """Finds the stale PENDING items in the index and records them as UNKNOWN (boto3's
     low-level DynamoDB client is given, not created)."""
 
-    def __init__(self, dynamodb: Any, table_name: str, stale_after: timedelta) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str, stale_after: timedelta) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
         self._stale_after = stale_after
@@ -111,7 +117,7 @@ class PendingReconciler:
         count("StalePendingReconciled", reconciled)
         return Reconciliation(reconciled, finished_meanwhile, complete)
 
-    def _stale(self, cutoff: str) -> Iterator[dict[str, Any]]:
+    def _stale(self, cutoff: str) -> Iterator[Item]:
         """The index's items created before `cutoff`, oldest first, page by page (the sort
         key starts with the creation time)."""
         pages = self._dynamodb.get_paginator("query").paginate(
@@ -128,7 +134,7 @@ class PendingReconciler:
         for page in pages:
             yield from page.get("Items", [])
 
-    def _record_unknown(self, item: dict[str, Any], now: datetime) -> bool:
+    def _record_unknown(self, item: Item, now: datetime) -> bool:
         """UNKNOWN on the item if it is still PENDING; False if it was finished meanwhile."""
         from botocore.exceptions import ClientError  # loaded with the client
 

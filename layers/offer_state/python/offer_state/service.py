@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from offer_state.audit import Action, AuditContext, AuditEntry, AuditWriter, Outcome
 from offer_state.config import GatewaySettings
@@ -33,6 +33,11 @@ TOKEN_STORE_READ_SECONDS = 0.5
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from botocore.client import BaseClient
+    from botocore.config import Config
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_kms import KMSClient
+    from types_boto3_secretsmanager import SecretsManagerClient
 
     from offer_state.client import OfferStateClient
     from offer_state.pseudonyms import KmsPseudonyms
@@ -67,7 +72,7 @@ class OfferStateService:
     def from_env(cls) -> OfferStateService:
         return cls(GatewaySettings.from_env())
 
-    def deadline(self, lambda_context: Any) -> InvocationDeadline:
+    def deadline(self, lambda_context: LambdaContext | None) -> InvocationDeadline:
         """The deadline of the invocation that `lambda_context` serves (None: outside Lambda,
         the upstream budget alone), from now."""
         remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
@@ -80,7 +85,7 @@ class OfferStateService:
     # ------------------------------------------------------------ dependencies (lazy)
 
     @cached_property
-    def _boto_config(self) -> Any:
+    def _boto_config(self) -> Config:
         from botocore.config import Config
 
         # Short limits, so that one attempt fits in what an invocation keeps after AIR MILES;
@@ -93,32 +98,35 @@ class OfferStateService:
         )
 
     @cached_property
-    def dynamodb(self) -> Any:
+    def dynamodb(self) -> DynamoDBClient:
         import boto3
 
-        return bound_by_invocation(boto3.client("dynamodb", config=self._boto_config))
+        client: DynamoDBClient = boto3.client("dynamodb", config=self._boto_config)
+        return bound_by_invocation(client)
 
     @cached_property
-    def kms(self) -> Any:
+    def kms(self) -> KMSClient:
         import boto3
 
-        return bound_by_invocation(boto3.client("kms", config=self._boto_config))
+        client: KMSClient = boto3.client("kms", config=self._boto_config)
+        return bound_by_invocation(client)
 
     @cached_property
-    def secretsmanager(self) -> Any:
+    def secretsmanager(self) -> SecretsManagerClient:
         import boto3
 
-        client = bound_by_invocation(boto3.client("secretsmanager", config=self._boto_config))
+        client: SecretsManagerClient = boto3.client("secretsmanager", config=self._boto_config)
+        client = bound_by_invocation(client)
         client.meta.events.register(
             "after-call.secrets-manager.GetSecretValue", lambda **_kw: count("SecretFetches")
         )
         return client
 
     @cached_property
-    def _token_clients(self) -> dict[str, Any]:
+    def _token_clients(self) -> dict[str, BaseClient]:
         return {}
 
-    def _token_client(self, service: str) -> Any:
+    def _token_client(self, service: str) -> BaseClient:
         """An AWS client of the token store (DynamoDB, KMS, and Lambda for the refresher),
         built at its first use. Quick to give up (one attempt of at most 1 s): the caller
         retries a throttled read itself, and a store that fails costs a token of its own,
@@ -221,7 +229,8 @@ class OfferStateService:
         unaudited: str,
         *,
         expected: bool = False,
-        **fields: Any,
+        upstream_status: int | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         """The audit item of a request that ends with `error` (best effort: the caller gets
         `error` whatever happens here). An audit write that fails is logged as `unaudited`:
@@ -233,8 +242,9 @@ class OfferStateService:
                 entry,
                 outcome,
                 http_status=error.status,
+                upstream_status=upstream_status,
+                latency_ms=latency_ms,
                 error_code=error.code,
-                **fields,
             )
         except OfferStateError:
             log = logger.warning if expected else logger.error
