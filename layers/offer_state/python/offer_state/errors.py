@@ -8,8 +8,30 @@ the raiser: they never carry a token, a secret or a collector number.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypedDict, Unpack
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError as PydanticValidationError
+
+# One field's problem in an error answer: `{"field": ..., "message": ...}` (ErrorDetail in
+# openapi.json; `field` is null when the problem is the whole request's).
+Detail = Mapping[str, str | None]
+
+
+class AnswerContext(TypedDict, total=False):
+    """What an error knows of the AIR MILES answer it stands for, and of the request."""
+
+    upstream_status: int | None
+    response_code: str | None
+    correlation_id: str | None
+
+
+class ErrorContext(AnswerContext, total=False):
+    """What an `OfferStateError` may be told besides its message (its keyword arguments)."""
+
+    details: Sequence[Detail] | None
+    retry_after: float | None
 
 
 class OfferStateError(Exception):
@@ -28,7 +50,7 @@ class OfferStateError(Exception):
         upstream_status: int | None = None,
         response_code: str | None = None,
         correlation_id: str | None = None,
-        details: list[dict[str, Any]] | None = None,
+        details: Sequence[Detail] | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.message = message or self.default_message
@@ -53,9 +75,9 @@ class OfferStateError(Exception):
         again.correlation_id = correlation_id
         return again.with_traceback(None)
 
-    def to_body(self, correlation_id: str) -> dict[str, Any]:
+    def to_body(self, correlation_id: str) -> dict[str, object]:
         """The partner-facing error body (docs/partner-api.md, "Errors")."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error: dict[str, object] = {"code": self.code, "message": self.message}
         if self.details:
             error["details"] = self.details
         return {"error": error, "correlationId": correlation_id}
@@ -151,6 +173,15 @@ class UpstreamTimeoutError(OfferStateError):
     default_message = "AIR MILES did not answer in time."
 
 
+class SavedOutcome(TypedDict):
+    """What an idempotency record keeps of an `OutcomeUnknownError` (JSON)."""
+
+    status: int
+    message: str
+    upstreamStatus: int | None
+    responseCode: str | None
+
+
 class OutcomeUnknownError(OfferStateError):
     """A change was sent to AIR MILES and its answer lost (none in time, a connection closed,
     an answer cut off or unreadable, a 5xx but 503): it may or may not have been applied.
@@ -167,11 +198,13 @@ class OutcomeUnknownError(OfferStateError):
         "change is not there, send it again with a new Idempotency-Key."
     )
 
-    def __init__(self, message: str | None = None, *, status: int = 502, **kwargs: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, status: int = 502, **kwargs: Unpack[ErrorContext]
+    ) -> None:
         super().__init__(message, **kwargs)
         self.status = status
 
-    def saved(self) -> dict[str, Any]:
+    def saved(self) -> SavedOutcome:
         """What an idempotency record keeps of this answer (JSON)."""
         return {
             "status": self.status,
@@ -181,7 +214,7 @@ class OutcomeUnknownError(OfferStateError):
         }
 
     @classmethod
-    def replay(cls, saved: Mapping[str, Any], correlation_id: str | None) -> OutcomeUnknownError:
+    def replay(cls, saved: SavedOutcome, correlation_id: str | None) -> OutcomeUnknownError:
         """The answer `saved` kept, given again (`Idempotent-Replayed: true`) to a repeat."""
         again = cls(
             saved["message"],
@@ -202,7 +235,9 @@ class DependencyUnavailableError(OfferStateError):
     code = "DEPENDENCY_UNAVAILABLE"
     default_message = "A service the gateway depends on is unavailable."
 
-    def __init__(self, message: str | None = None, *, dependency: str, **kwargs: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, dependency: str, **kwargs: Unpack[ErrorContext]
+    ) -> None:
         super().__init__(message, **kwargs)
         self.dependency = dependency
 
@@ -353,7 +388,7 @@ def error_for_upstream_status(
     member_token: bool = False,
 ) -> OfferStateError:
     """The exception for an AIR MILES answer that is not a success (one mapping for all)."""
-    context: dict[str, Any] = {
+    context: AnswerContext = {
         "upstream_status": status,
         "response_code": response_code,
         "correlation_id": correlation_id,
@@ -377,7 +412,7 @@ _PLAIN_ERRORS: dict[int, type[OfferStateError]] = {
 
 
 def _refused(
-    status: int, token_endpoint: bool, member_token: bool, context: dict[str, Any]
+    status: int, token_endpoint: bool, member_token: bool, context: AnswerContext
 ) -> OfferStateError:
     """A 400, 401 or 403: the gateway's credentials, the request, the member's token or the
     gateway's token refused."""
@@ -392,7 +427,7 @@ def _refused(
     return UpstreamAuthError("AIR MILES refused the gateway's token.", **context)
 
 
-def validation_details(exc: Any) -> list[dict[str, Any]]:
+def validation_details(exc: PydanticValidationError) -> list[dict[str, str | None]]:
     """A pydantic ValidationError as `[{"field", "message"}]`, never echoing the input
     (it may hold a token or a collector number)."""
     return [
@@ -401,7 +436,7 @@ def validation_details(exc: Any) -> list[dict[str, Any]]:
     ]
 
 
-def error_detail(error: Mapping[str, Any]) -> dict[str, Any]:
+def error_detail(error: Mapping[str, Any]) -> dict[str, str | None]:
     """One pydantic (or Powertools request-validation) error as `{field, message}`: only
     its location and message, never its input."""
     loc = [str(p) for p in error.get("loc", ())]

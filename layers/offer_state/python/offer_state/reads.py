@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome
@@ -172,5 +172,5 @@ def _view(offer_id: UUID, entry: AirMilesOfferStates | None) -> OfferStateView:
     )
 
 
-def _filters(query: CountQuery) -> list[dict[str, Any]]:
+def _filters(query: CountQuery) -> list[dict[str, str]]:
     return [{"name": f.name, "value": f.value} for f in query.state]

@@ -8,7 +8,7 @@ Every way of failing to get a usable secret is a `DependencyUnavailableError` (5
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -41,7 +41,7 @@ class SecretReader:
         )
 
         try:
-            value: Any = self._provider.get(
+            value = self._provider.get(
                 self._secret_id, max_age=self._max_age, transform="json", force_fetch=force
             )
         except TransformParameterError:

@@ -7,11 +7,11 @@ only `OfferStateError`s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 from offer_state.audit import Action, AuditEntry, Outcome, PendingNotStored, PendingRecord
@@ -28,6 +28,9 @@ from offer_state.models.airmiles_requests import StateChanges
 from offer_state.models.partner import AppliedChange, AppliedChanges, AppliedState
 from offer_state.observability import count, logger, state_changed
 from offer_state.service import CallContext, OfferStateService, now_iso
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 # Idempotency records' ids are `<prefix>#<hash of [collector pseudonym, Idempotency-Key]>`.
 IDEMPOTENCY_KEY_PREFIX = "update-states"
@@ -92,8 +95,10 @@ class StateWrites:
         }
         configs, idempotent_apply = self._idempotency
         for config in configs:
-            # The in-progress lock must expire with the invocation that holds it.
-            config.register_lambda_context(call.lambda_context)
+            # The in-progress lock must expire with the invocation that holds it. (None outside
+            # Lambda: Powertools' config holds an optional context, its setter is typed too
+            # narrowly.)
+            config.register_lambda_context(call.lambda_context)  # type: ignore[arg-type]
         try:
             with _idempotency_errors_as_ours(attempt):
                 outcome = idempotent_apply(
@@ -120,7 +125,7 @@ class StateWrites:
         changes: StateChanges,
         local_time: str | None,
         attempt: _Attempt,
-        **_: Any,
+        **_: object,
     ) -> dict[str, Any]:
         """The write itself: the PENDING item, the PUT, and on failure the item's outcome
         (FAILED, or UNKNOWN when the change may have been applied). On success the answer's
@@ -212,7 +217,9 @@ class StateWrites:
             raise attempt.error
         return self._succeeded(changes, attempt)
 
-    def _succeeded(self, changes: StateChanges, attempt: _Attempt, **fields: Any) -> AppliedChanges:
+    def _succeeded(
+        self, changes: StateChanges, attempt: _Attempt, idempotency_record: str | None = None
+    ) -> AppliedChanges:
         """The applied answer, once its audit item says SUCCEEDED."""
         assert attempt.pending is not None
         assert attempt.answer is not None
@@ -222,7 +229,7 @@ class StateWrites:
             200,
             attempt.upstream_status,
             states_after=attempt.answer["stateChanges"],
-            **fields,
+            idempotency_record=idempotency_record,
         )
         for change in changes.state_changes:
             for state in change.states:
@@ -230,7 +237,7 @@ class StateWrites:
         return AppliedChanges.model_validate(attempt.answer)
 
     @cached_property
-    def _idempotency(self) -> tuple[list[Any], Callable[..., dict[str, Any]]]:
+    def _idempotency(self) -> tuple[list[IdempotencyConfig], Callable[..., dict[str, Any]]]:
         """Powertools Idempotency on DynamoDB around `_apply`: (its configs, idempotent apply).
 
         One idempotency layer per pseudonym key: the current key's around `_apply`, inside one
@@ -281,13 +288,22 @@ class StateWrites:
         outcome: Outcome,
         http_status: int,
         upstream_status: int | None,
-        **fields: Any,
+        *,
+        error_code: str | None = None,
+        states_after: Sequence[Mapping[str, object]] | None = None,
+        idempotency_record: str | None = None,
     ) -> None:
         # The PENDING item already proves the attempt; the change itself must not be undone
         # or reported as failed because its outcome could not be written.
         try:
             self.service.audit.finish(
-                pending, outcome, http_status=http_status, upstream_status=upstream_status, **fields
+                pending,
+                outcome,
+                http_status=http_status,
+                upstream_status=upstream_status,
+                error_code=error_code,
+                states_after=states_after,
+                idempotency_record=idempotency_record,
             )
         except DependencyUnavailableError:
             logger.error("audit outcome not written; the PENDING record remains")
