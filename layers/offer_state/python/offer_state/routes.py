@@ -10,10 +10,11 @@ declare the routes on the Event Handler with `route_docs` and these parameter ty
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
-from pydantic import WithJsonSchema
+from pydantic import BaseModel, WithJsonSchema
 
 from offer_state import upstream
 from offer_state.audit import Action
@@ -82,7 +83,7 @@ _CORRELATION_ID = "0ac22720-3ab1-435f-982d-f2a2bdb5331c"
 _NOW = "2026-11-26T00:31:01.149341Z"
 
 
-def _example(summary: str, value: Any) -> dict[str, Any]:
+def _example(summary: str, value: object) -> dict[str, object]:
     return {"summary": summary, "value": value}
 
 
@@ -93,12 +94,12 @@ class Operation(NamedTuple):
     tag: str
     summary: str
     description: str
-    model: type[Any]  # its 200 answer's (the route's return annotation names it too)
-    answer: dict[str, Any]  # an example of its 200 answer
+    model: type[BaseModel]  # its 200 answer's (the route's return annotation names it too)
+    answer: Mapping[str, object]  # an example of its 200 answer
     errors: tuple[int, ...]  # the error statuses it documents
     # Examples of its request: the body's (a PUT), or its query parameters' (by name).
-    body: dict[str, Any] | None = None
-    parameters: dict[str, Any] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
+    body: Mapping[str, object] | None = None
+    parameters: Mapping[str, object] = {}
 
 
 _READ_ERRORS = (400, 401, 403, 404, 429, 502, 503, 504)
@@ -271,7 +272,7 @@ _UNKNOWN = (
 _WRITE_DESCRIPTIONS = {502: _ERRORS[502] + _UNKNOWN, 504: _ERRORS[504] + _UNKNOWN}
 
 
-def _error_examples(*examples: tuple[str, OfferStateError]) -> dict[str, Any]:
+def _error_examples(*examples: tuple[str, OfferStateError]) -> dict[str, object]:
     """(summary, error) as the examples of an error answer, by code: the answers as the
     gateway writes them (errors.py)."""
     return {
@@ -288,7 +289,7 @@ _INVALID = ValidationError(
 _IN_FLIGHT = IdempotencyConflictError(
     "A request with this Idempotency-Key is still in flight; retry shortly."
 )
-_ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
+_ERROR_EXAMPLES: dict[int, dict[str, object]] = {
     400: _error_examples(
         ("An offer id that is not a UUID", _INVALID),
         ("A member token with Collector-Number", CollectorAmbiguousError()),
@@ -344,7 +345,8 @@ _SUCCESS = {
 def route_docs(route_key: str) -> dict[str, Any]:
     """A route decorator's OpenAPI arguments: its operation (`OPERATIONS`), the scope it
     needs, and what it answers, with examples (the success body's schema comes from the
-    route's return annotation)."""
+    route's return annotation). Keyword arguments of Powertools' decorator, each of its own
+    type: hence `Any`."""
     operation = OPERATIONS[route_key]
     route = COLLECTOR_ROUTES.get(route_key)
     writes = route is not None and route.scope == WRITE_SCOPE
@@ -352,7 +354,7 @@ def route_docs(route_key: str) -> dict[str, Any]:
         "model": operation.model,
         "examples": {"ok": _example(operation.summary, operation.answer)},
     }
-    responses: dict[int, Any] = {200: {**_SUCCESS, "content": {"application/json": answer}}}
+    responses: dict[int, object] = {200: {**_SUCCESS, "content": {"application/json": answer}}}
     for status in operation.errors:
         examples = _ERROR_EXAMPLES[status] | (_UNKNOWN_EXAMPLES.get(status, {}) if writes else {})
         description = (_WRITE_DESCRIPTIONS if writes else {}).get(status, _ERRORS[status])
@@ -370,7 +372,7 @@ def route_docs(route_key: str) -> dict[str, Any]:
     }
 
 
-def _error_content(status: int, examples: dict[str, Any]) -> dict[str, Any]:
+def _error_content(status: int, examples: dict[str, object]) -> dict[str, object]:
     """An error status's body: ErrorAnswer; API Gateway's GatewayMessage where it answers
     that status itself (401 alone; 403 and 429 as well as the gateway's own)."""
     message = _GATEWAY_MESSAGES.get(status)
@@ -384,17 +386,18 @@ def _error_content(status: int, examples: dict[str, Any]) -> dict[str, Any]:
     return {"schema": {"oneOf": [_ref(ErrorAnswer), _ref(GatewayMessage)]}, "examples": examples}
 
 
-def _ref(model: type[Any]) -> dict[str, str]:
+def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def parameter_examples(route_key: str) -> dict[str, Any]:
+def parameter_examples(route_key: str) -> Mapping[str, object]:
     """The route's query parameters' example values, by name (local/openapi.py places those
     of the parameters Powertools makes from a query model: it cannot)."""
     return OPERATIONS[route_key].parameters
 
 
 def _body_examples(route_key: str) -> dict[str, Any]:
+    # Powertools' `openapi_examples`: its Example model validates the dict.
     return {"example": _example("A request", OPERATIONS[route_key].body)}
 
 
