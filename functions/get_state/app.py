@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from offer_state.api import PartnerApi
 from offer_state.event_handler import Query
@@ -11,6 +11,9 @@ from offer_state.models.partner import CountAnswer, FindAnswer, HealthAnswer, Of
 from offer_state.observability import logger, metrics, tracer
 from offer_state.reads import StateReads
 from offer_state.routes import CollectorNumberHeader, LocalTimeHeader, OfferIdsQuery, route_docs
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 api = PartnerApi.from_env()
 service, app = api.service, api.app
@@ -53,5 +56,5 @@ def count_states(
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return api.handle(event, context)

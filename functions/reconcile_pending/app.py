@@ -3,13 +3,16 @@ write function's Timeout. Thin: the work is the layer's (offer_state/reconcile.p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from offer_state.observability import logger, metrics, tracer
 from offer_state.reconcile import PendingReconciler, ReconcilerSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 settings = ReconcilerSettings.from_env()  # read once, at cold start
 # Nobody waits on this function: patient timeouts, botocore's standard retries.
@@ -22,7 +25,7 @@ reconciler = PendingReconciler(dynamodb, settings.audit_table, settings.stale_af
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     done = reconciler.run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     return {
         "reconciled": done.reconciled,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from offer_state.api import PartnerApi
@@ -20,6 +20,9 @@ from offer_state.routes import (
     route_docs,
 )
 from offer_state.writes import StateWrites
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 api = PartnerApi.from_env()
 service, app = api.service, api.app
@@ -64,5 +67,5 @@ def _apply(
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return api.handle(event, context)

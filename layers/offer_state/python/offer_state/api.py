@@ -17,7 +17,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -37,6 +37,9 @@ from offer_state.identity import Identity, resolve_identity
 from offer_state.observability import count, logger, server_error_answered
 from offer_state.routes import COLLECTOR_ROUTES
 from offer_state.service import CallContext, OfferStateService
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 MAX_BODY_BYTES = 64 * 1024
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -76,7 +79,7 @@ class PartnerApi:
 
     # ------------------------------------------------------------ per request
 
-    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         """Resolve one payload-2.0 event into one answer, by the invocation's deadline."""
         deadline = self.service.deadline(context)
         headers = _lower(event.get("headers"))
@@ -184,7 +187,7 @@ class PartnerApi:
         correlation_id: str,
         deadline: InvocationDeadline | None,
     ) -> dict[str, Any]:
-        extra: dict[str, Any] = {
+        extra: dict[str, object] = {
             "status": exc.status,
             "errorCode": exc.code,
             "upstreamStatus": exc.upstream_status,

@@ -17,7 +17,12 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
     from aws_lambda_powertools.logging.types import LogRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# A Lambda handler: the event (JSON) and the invocation's context in, the answer (JSON) out.
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
 # Standing alone: 11 digits inside an id or a hex digest are not a collector number.
 _ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z.])\d{7}(\d{4})(?![0-9A-Za-z.])")
@@ -39,11 +44,11 @@ class LazyTracer:
     Built at the first invocation, it still patches both before any client exists (the
     service creates its clients on first use)."""
 
-    def capture_lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        traced: Callable[..., Any] | None = None
+    def capture_lambda_handler(self, handler: Handler) -> Handler:
+        traced: Handler | None = None
 
         @functools.wraps(handler)
-        def wrapper(event: Any, context: Any) -> Any:
+        def wrapper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             nonlocal traced
             if traced is None:
                 # Never the answer body as trace metadata (Powertools' default): it names a
@@ -78,7 +83,7 @@ def tracing_on() -> bool:
 
 
 @functools.cache  # one Tracer for every handler wrapped, built by `prepare` or the first call
-def _tracer() -> Any:
+def _tracer() -> Tracer:
     from aws_lambda_powertools import Tracer
 
     return Tracer(patch_modules=("requests", "botocore"))
