@@ -24,11 +24,9 @@ import requests
 
 from offer_state.auth import TokenProvider
 from offer_state.deadlines import Deadline
-from offer_state.transport import Transport
+from offer_state.transport import RequestData, Transport
 
 _RENEWALS = 2  # after a 401 (the module docstring)
-# What a `data` or `params` argument of requests may be: sent as given.
-RequestData = str | Mapping[str, str] | list[tuple[str, str]] | None
 
 
 class AuthFlow:

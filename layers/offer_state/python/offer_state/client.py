@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
@@ -67,11 +67,17 @@ from offer_state.models.airmiles_requests import (
     parse_offer_ids,
 )
 from offer_state.token_store import TokenStore
-from offer_state.transport import CallObserver, Deadline, Transport, outcome_unknown_status
+from offer_state.transport import (
+    CallObserver,
+    Deadline,
+    RequestData,
+    Transport,
+    outcome_unknown_status,
+)
 
 __all__ = ["Caller", "Collector", "MemberToken", "OfferStateClient"]
 
-_JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)
+_JSON_VALUE: TypeAdapter[Any] = TypeAdapter(Any)  # any JSON at all: a 200's body is only parsed
 _LOCAL_TIME = re.compile(upstream.LOCAL_TIME_PATTERN)
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
@@ -194,7 +200,7 @@ class OfferStateClient:
     def put(
         self,
         caller: Caller,
-        changes: StateChanges | Iterable[StateChange | dict[str, Any]],
+        changes: StateChanges | Iterable[StateChange | Mapping[str, object]],
         *,
         correlation_id: str | UUID | None = None,
         local_time: str | None = None,
@@ -292,7 +298,7 @@ class OfferStateClient:
         *,
         deadline: Deadline | None,
         local_time: str | None = None,
-        params: Any = None,
+        params: RequestData = None,
         data: str | None = None,
         success: frozenset[int] = frozenset({200}),
         repeatable: bool = True,

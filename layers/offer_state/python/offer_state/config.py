@@ -106,7 +106,8 @@ class ClientSettings(BaseModel):
 
     @classmethod
     def for_environment(cls, environment: str, **overrides: Any) -> ClientSettings:
-        """Settings for `uat`, `prod`, or any base URL (the token URL then must be given)."""
+        """Settings for `uat`, `prod`, or any base URL (the token URL then must be given).
+        `overrides`: other fields, as text or as their type (the model validates them)."""
         if environment in upstream.ENVIRONMENTS:
             base_url, token_url = upstream.ENVIRONMENTS[environment]
             overrides.setdefault("token_url", token_url)
@@ -123,7 +124,7 @@ class ClientSettings(BaseModel):
         # By hand rather than with pydantic-settings: a dozen variables do not justify another
         # package in the layer and on the cold path.
         env = os.environ if environ is None else environ
-        overrides: dict[str, Any] = {}
+        overrides: dict[str, str] = {}
         for field in cls.model_fields:
             if field == "base_url":
                 continue
@@ -187,7 +188,7 @@ class GatewaySettings(BaseModel):
             "token_refresher": "TOKEN_REFRESHER_FUNCTION",
             "deadline_reserve": "DEADLINE_RESERVE_SECONDS",
         }
-        values: dict[str, Any] = {
+        values: dict[str, Any] = {  # text and lists of it, validated by the model
             field: env[name] for field, name in names.items() if env.get(name) not in (None, "")
         }
         lists = {

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -62,14 +62,21 @@ from offer_state.errors import (
     unknown_outcome,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 __all__ = [
     "CallObserver",
     "Deadline",
     "DeadlineAdapter",
     "NotSentError",
+    "RequestData",
     "Transport",
     "outcome_unknown_status",
 ]
+
+# What a `data` or `params` argument of requests may be: sent as given.
+RequestData = str | Mapping[str, str] | list[tuple[str, str]] | None
 
 # Transient answers worth another try for a request that changes nothing (docs/airmiles-api.md).
 # 500 is not: it is a bug, not a blip.
@@ -203,8 +210,8 @@ class Transport:
         deadline: Deadline,
         correlation_id: str | None,
         headers: Mapping[str, str],
-        params: Any = None,
-        data: Any = None,
+        params: RequestData = None,
+        data: RequestData = None,
         repeatable: bool = True,
     ) -> requests.Response:
         """The final answer, its body read (any status not worth retrying, or the last one
@@ -329,8 +336,8 @@ class _Call:
     deadline: Deadline
     correlation_id: str | None
     headers: Mapping[str, str]
-    params: Any
-    data: Any
+    params: RequestData
+    data: RequestData
 
 
 @dataclass(frozen=True)
@@ -430,7 +437,7 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
     MaxRetryError names it `reason`, `raise ... from` makes it `__cause__`. (Not `__context__`:
     an error merely handled on the way is not a cause.)"""
     seen: set[int] = set()
-    pending: list[Any] = [error]
+    pending: list[object] = [error]
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
@@ -473,7 +480,7 @@ class _DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int | None:
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
         left = self._deadline.remaining()
         if left <= 0:
             raise TimeoutError("the call's deadline has passed")
@@ -535,7 +542,7 @@ class DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose connections end every exchange by the call's deadline (the
     module docstring). Mount it on a session of your own to give it the same bound."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:  # requests' own, passed on
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _DeadlineHTTPConnectionPool,

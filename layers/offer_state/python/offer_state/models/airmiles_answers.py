@@ -39,7 +39,7 @@ class AirMilesOfferState(_AirMilesAnswer):
 
     name: str
     value: str
-    properties: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None  # free-form: its samples show only {}
     updated_at: Timestamp | None = Field(default=None, alias="updatedAt")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -135,7 +135,7 @@ class CountQuery(_AirMilesRequest):
 
     @field_validator("state", mode="before")
     @classmethod
-    def _parse_filters(cls, value: Any) -> Any:
+    def _parse_filters(cls, value: object) -> object:
         if isinstance(value, str):
             value = [value]
         if isinstance(value, list | tuple):
@@ -178,13 +178,13 @@ class FindQuery(CountQuery):
         return params
 
 
-def _split_ids(values: Any) -> Any:
+def _split_ids(values: object) -> object:
     # GET takes ids repeated and/or comma-separated: "a,b" and ["a", "b"] mean the same.
     if isinstance(values, str | UUID):
         values = [values]
     if not isinstance(values, list | tuple):
         return values
-    parts: list[Any] = []
+    parts: list[object] = []
     for value in values:
         parts += value.split(",") if isinstance(value, str) else [value]
     return [p.strip() if isinstance(p, str) else p for p in parts]
@@ -211,7 +211,7 @@ def _offer_ids() -> TypeAdapter[list[UUID]]:
     return TypeAdapter(OfferIdList)
 
 
-def parse_offer_ids(values: Any) -> list[UUID]:
+def parse_offer_ids(values: object) -> list[UUID]:
     """1 to 100 distinct offer ids, from a list and/or comma-separated strings."""
     return _offer_ids().validate_python(values)
 

@@ -19,12 +19,13 @@ class _PartnerModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _is_none(value: Any) -> bool:
+def _is_none(value: object) -> bool:
     return value is None
 
 
 def _omitted_when_none() -> Any:
-    """An optional answer field that is left out, not sent as null."""
+    """An optional answer field that is left out, not sent as null. (`Any`, as pydantic's
+    `Field` returns: it stands for the field's default.)"""
     return Field(default=None, exclude_if=_is_none)
 
 
