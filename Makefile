@@ -56,7 +56,7 @@ lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_TOOLS_STAMP) ## ruff, xenon 
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/xenon --max-absolute B --max-modules A --max-average A layers functions
-	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py functions/reconcile_pending/app.py functions/refresh_token/app.py local
+	$(BIN)/mypy layers/offer_state/python/offer_state functions/get_state/app.py functions/update_state/app.py functions/reconcile_pending/app.py functions/refresh_token/app.py local tests
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet

@@ -604,7 +604,8 @@ def test_an_init_past_its_limit_is_sandbox_timedout_and_a_failed_integration(
     (tmp_path / "app.py").write_text("import time\n\ntime.sleep(60)\n")
     template, issuer = echo_template
     spec = FunctionSpec.from_template(template, "EchoFunction", "http://127.0.0.1:1")
-    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path), stdout=[].append)
+    printed: list[str] = []
+    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path), stdout=printed.append)
     try:
         with pytest.raises(functions.FunctionTimeout) as timed_out:
             pool.invoke({"rawPath": "/plain"}, "req-3")
@@ -695,7 +696,10 @@ def test_a_restore_past_its_limit_is_sandbox_timedout(
     spec = FunctionSpec.from_template(
         Template(tmp_path / "template.yaml"), "RestoreFunction", "http://127.0.0.1:1"
     )
-    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path / "code"), stdout=[].append)
+    printed: list[str] = []
+    pool = FunctionPool(
+        dataclasses.replace(spec, task_root=tmp_path / "code"), stdout=printed.append
+    )
     try:
         with pytest.raises(functions.FunctionTimeout) as timed_out:
             pool.invoke({"sleep": 0}, "req-4")

@@ -58,6 +58,7 @@ class _Sdk:
         self.package = package
         self.models = importlib.import_module(f"{PACKAGE}.models")
         self.api = _Operations()
+        assert package.__file__ is not None
         for tag in ("health", "offer_states"):
             for path in (Path(package.__file__).parent / "api" / tag).glob("*.py"):
                 if path.stem != "__init__":

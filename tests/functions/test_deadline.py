@@ -27,7 +27,7 @@ from tests.support.sandbox_control import SandboxControl
 # of 2 s each).
 TIMEOUT = 5.0
 # 50 ms a byte: a whole answer (170 bytes at the least) takes over 8 s.
-DRIP = {"mode": "drip", "intervalMs": 50}
+DRIP: dict[str, Any] = {"mode": "drip", "intervalMs": 50}
 # What a 503's log line names for a quiet service (the start of `dependency`), and the name
 # its answer gives it.
 DEPENDENCIES = {"SECRETS_MANAGER": "secretsmanager:", "DYNAMODB": "dynamodb:", "KMS": "kms:"}
@@ -170,7 +170,7 @@ def test_slow_work_before_air_miles_leaves_the_upstream_budget_whole(
     not the upstream budget (3 s in these tests), which starts with the first exchange. Stood
     in for here by an AWS call that takes longer than the budget."""
     budget = float(FAST_UPSTREAM["AIRMILES_TOTAL_BUDGET"])
-    boto3.DEFAULT_SESSION.events.register_first(  # type: ignore[union-attr]
+    boto3.DEFAULT_SESSION.events.register_first(
         f"before-send.{slow}", lambda **_: time.sleep(budget + 0.5)
     )
     answer = get_state.call(event("GET", "/v1/offers/states/count"))

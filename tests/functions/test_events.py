@@ -30,7 +30,7 @@ EXPECTED = {
 
 # The scheduled functions' events: event file -> (function, its result on a new stack, less
 # what differs from run to run).
-SCHEDULED = {
+SCHEDULED: dict[str, tuple[str, dict[str, object]]] = {
     "scheduled_reconcile": (
         "ReconcilePendingFunction",
         {"reconciled": 0, "finishedMeanwhile": 0, "complete": True},

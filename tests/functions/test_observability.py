@@ -59,7 +59,11 @@ def traced(monkeypatch: pytest.MonkeyPatch) -> _RecordingProvider:
     # Tracer keeps its settings on the class: this test's settings go when it ends.
     monkeypatch.setattr(Tracer, "_config", copy.copy(Tracer._default_config))
     tracer = Tracer(
-        service="offer-state-gateway", disabled=False, auto_patch=False, provider=provider
+        service="offer-state-gateway",
+        disabled=False,
+        auto_patch=False,
+        # Duck-typed: Powertools names its abstract BaseProvider, more than this test needs.
+        provider=provider,  # type: ignore[arg-type]
     )
     monkeypatch.setattr(observability, "_tracer", lambda: tracer)
     return provider

@@ -396,7 +396,7 @@ def test_a_put_answered_502_is_sent_once_and_audited_unknown(
 
 
 # A PUT sent and its answer lost, stored by AIR MILES all the same: (fault, status).
-LOST_ANSWERS = [
+LOST_ANSWERS: list[tuple[dict[str, str | int], int]] = [
     ({"mode": "timeout"}, 504),  # held unanswered past the read timeout
     ({"mode": "reset"}, 502),  # the connection closed after the request went out
     ({"mode": "drip", "intervalMs": 50}, 504),  # an answer too slow for the budget

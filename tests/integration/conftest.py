@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH
 from offer_state.client import OfferStateClient
@@ -23,7 +24,8 @@ FAST = {
 
 @pytest.fixture
 def credentials() -> ClientCredentials:
-    return ClientCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, audience=AUDIENCE)
+    secret = SecretStr(CLIENT_SECRET)
+    return ClientCredentials(client_id=CLIENT_ID, client_secret=secret, audience=AUDIENCE)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from pydantic import SecretStr
 
 from local.sandbox import AUDIENCE, CLIENT_ID
 from offer_state.client import Collector, MemberToken, OfferStateClient
@@ -238,7 +239,8 @@ def test_wrong_client_secret_is_an_auth_error_after_one_reread(
 
     def wrong_secret(force: bool) -> ClientCredentials:
         reads.append(force)
-        return ClientCredentials(client_id=CLIENT_ID, client_secret="wrong", audience=AUDIENCE)
+        wrong = SecretStr("wrong")
+        return ClientCredentials(client_id=CLIENT_ID, client_secret=wrong, audience=AUDIENCE)
 
     with (
         OfferStateClient(settings, wrong_secret) as client,
@@ -256,7 +258,8 @@ def test_wrong_client_secret_is_an_auth_error_after_one_reread(
 def test_rotated_secret_is_reread_once_and_the_call_succeeds(
     settings: ClientSettings, credentials: ClientCredentials, sandbox_control: SandboxControl
 ):
-    stale = ClientCredentials(client_id=CLIENT_ID, client_secret="rotated-away", audience=AUDIENCE)
+    rotated = SecretStr("rotated-away")
+    stale = ClientCredentials(client_id=CLIENT_ID, client_secret=rotated, audience=AUDIENCE)
 
     def source(force: bool) -> ClientCredentials:
         return credentials if force else stale
@@ -277,7 +280,7 @@ def test_token_endpoint_refusals_are_auth_errors(
     settings: ClientSettings, sandbox_control: SandboxControl, client_id, audience, response_code
 ):
     creds = ClientCredentials(
-        client_id=client_id, client_secret="sandbox-secret", audience=audience
+        client_id=client_id, client_secret=SecretStr("sandbox-secret"), audience=audience
     )
     with OfferStateClient(settings, creds) as client, pytest.raises(UpstreamAuthError) as caught:
         client.health()

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from offer_state.client import Collector, MemberToken, OfferStateClient
 from offer_state.config import ClientCredentials, ClientSettings
@@ -23,7 +24,7 @@ COLLECTOR = "80000000110"
 def liar() -> Iterator[tuple[OfferStateClient, LyingUpstream]]:
     with lying_upstream() as (url, handler):
         settings = ClientSettings.for_environment(url, token_url=url + "/oauth/token")
-        credentials = ClientCredentials(client_id="c", client_secret="s", audience="a")
+        credentials = ClientCredentials(client_id="c", client_secret=SecretStr("s"), audience="a")
         with OfferStateClient(settings, credentials) as client:
             yield client, handler
 

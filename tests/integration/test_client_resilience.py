@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from offer_state.auth import TokenProvider
 from offer_state.client import Collector, OfferStateClient
@@ -304,7 +305,9 @@ def test_renewing_the_session_drops_pooled_connections(
     with OfferStateClient(settings, credentials, session=session) as client:
         client.count(Collector(COLLECTOR))
         before = client.transport.session
-        pooled = before.get_adapter(sandbox_control.url).poolmanager
+        adapter = before.get_adapter(sandbox_control.url)
+        assert isinstance(adapter, HTTPAdapter)
+        pooled = adapter.poolmanager
         assert len(pooled.pools) == 1  # the connection of that call, kept for the next
 
         client.transport.renew_session()
@@ -312,5 +315,7 @@ def test_renewing_the_session_drops_pooled_connections(
         assert len(pooled.pools) == 0
         # A session of ours is replaced; the caller's is kept (only its pools are closed).
         assert (client.transport.session is before) is given_session
-        assert len(client.transport.session.get_adapter(sandbox_control.url).poolmanager.pools) == 0
+        adapter = client.transport.session.get_adapter(sandbox_control.url)
+        assert isinstance(adapter, HTTPAdapter)
+        assert len(adapter.poolmanager.pools) == 0
         assert client.count(Collector(COLLECTOR)) >= 0

@@ -282,19 +282,20 @@ def _cells() -> Iterator[Cell]:
             yield Cell(f"token {scenario}", route, status, code, (outcome,), counted, spec)
     for route in ("GET states", "PUT one"):
         endpoint = ROUTES[route][1]
-        for fault in SECRET_FAULTS:
+        for aws_fault in SECRET_FAULTS:
             # AIR MILES cannot be called; the audit trail, which needs no secret, says so.
-            calls = {endpoint: 0, "token": 0}
-            yield Cell(fault, route, *UNAVAILABLE, ("FAILED",), calls, aws_fault=fault)
+            none = {endpoint: 0, "token": 0}
+            yield Cell(aws_fault, route, *UNAVAILABLE, ("FAILED",), none, aws_fault=aws_fault)
         # A token of the environment's own, one request for it: answered as if nothing failed.
-        for fault in TOKEN_STORE_FAULTS:
-            calls = {endpoint: 1, "token": 1}
-            yield Cell(fault, route, 200, None, ("SUCCEEDED",), calls, aws_fault=fault)
+        for aws_fault in TOKEN_STORE_FAULTS:
+            once = {endpoint: 1, "token": 1}
+            yield Cell(aws_fault, route, 200, None, ("SUCCEEDED",), once, aws_fault=aws_fault)
         # A read is made, then cannot be audited: it is not disclosed. A write is never sent.
         # Without the collector's pseudonym (KMS) neither is made: it comes first.
-        for fault in AUDIT_FAULTS:
-            read = endpoint == "get" and fault != "pseudonym-key-unreachable"
-            yield Cell(fault, route, *UNAVAILABLE, (), {endpoint: int(read)}, aws_fault=fault)
+        for aws_fault in AUDIT_FAULTS:
+            read = endpoint == "get" and aws_fault != "pseudonym-key-unreachable"
+            reads = {endpoint: int(read)}
+            yield Cell(aws_fault, route, *UNAVAILABLE, (), reads, aws_fault=aws_fault)
     keyed = "PUT one (key)"
     yield Cell(
         "idempotency-unreachable",

@@ -8,6 +8,7 @@ has seconds to spare, and a race is a barrier."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -103,7 +104,7 @@ def test_a_cold_burst_against_a_slow_token_endpoint_asks_for_at_most_two_tokens(
     burst = environments(32)
     # Through each environment's own client, in an invocation's deadline: Powertools' metrics,
     # one set per process, are not for 32 invocations at once in one process.
-    answers = _in_threads([lambda f=f: _count_in_client(f) for f in burst])
+    answers = _in_threads([functools.partial(_count_in_client, f) for f in burst])
     assert [answer for answer in answers if not isinstance(answer, int)] == []
     assert sandbox_control.calls()["token"] <= 2
     assert refresher.outcomes().count("refreshed") == 1
@@ -333,7 +334,7 @@ def test_two_refreshers_at_once_fetch_one_token(
 
         run.store.claim = claim
     context = _context(refresher)
-    answers = _in_threads([lambda r=r: r.run({}, context()) for r in runs])
+    answers = _in_threads([functools.partial(lambda r: r.run({}, context()), r) for r in runs])
     assert sorted(a["outcome"] for a in answers) == ["claimed by another run", "refreshed"]
     assert sandbox_control.calls()["token"] == 1
     assert "claimOwner" not in deployed.token_item()

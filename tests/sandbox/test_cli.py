@@ -37,10 +37,13 @@ def test_cli_prints_ready_logs_requests_and_stops_on_signal(signum, port_argumen
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None and process.stderr is not None  # both PIPE
     try:
         line = _read_line(process.stdout, 15)
         assert "ready" in line
-        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        ready = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert ready is not None
+        url = ready.group(0)
         token = requests.post(url + TOKEN_PATH, data=token_form(), timeout=5).json()
         answer = requests.get(
             url + HEALTH, headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=5

@@ -107,6 +107,7 @@ def test_truncate_announces_the_whole_answer_sends_half_its_body_and_closes(
         raw_exchange(sandbox_server.port, request)
 
     sent, missing = cut.value.partial, cut.value.expected
+    assert missing is not None  # http.client knew the length from Content-Length
     announced = len(sent) + missing
     assert len(sent) == announced // 2 > 0
     start = ANSWER_STARTS[called]

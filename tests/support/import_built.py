@@ -62,8 +62,8 @@ def main(function_dir: str, layer_dir: str, host_site: str) -> None:
     strays = sorted(
         name
         for name, module in list(sys.modules.items())
-        if getattr(module, "__file__", None)
-        and not module.__file__.startswith(allowed)
+        if (file := getattr(module, "__file__", None))
+        and not file.startswith(allowed)
         and name not in ("__main__", "__mp_main__")  # this script
     )
     print(json.dumps({"imported": imported, "foreign_binaries": foreign, "strays": strays}))

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-compiled = []
+compiled: list[str] = []
 _source_to_code = importlib.machinery.SourceFileLoader.source_to_code
 
 
@@ -26,11 +26,13 @@ def _recording_source_to_code(self, data, path, *args, **kwargs):
 
 
 def main(function_dir: str, layer_dir: str, host_site: str) -> None:
-    importlib.machinery.SourceFileLoader.source_to_code = _recording_source_to_code
+    # The one way to see every compile: the import system's own loader, patched in place.
+    importlib.machinery.SourceFileLoader.source_to_code = _recording_source_to_code  # type: ignore[method-assign]
     # -I leaves this script's folder off sys.path: load its sibling by path.
     spec = importlib.util.spec_from_file_location(
         "import_built", Path(__file__).with_name("import_built.py")
     )
+    assert spec is not None and spec.loader is not None  # a file that is there
     import_built = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(import_built)
     import_built.main(function_dir, layer_dir, host_site)

@@ -51,7 +51,7 @@ def test_errors_have_the_one_documented_shape(status):
             if path == "/health" and status in ("400", "403", "429"):
                 continue
             content = operation["responses"][status]["content"]["application/json"]
-            expected = {"$ref": "#/components/schemas/ErrorAnswer"}
+            expected: dict[str, object] = {"$ref": "#/components/schemas/ErrorAnswer"}
             if status in ("403", "429"):  # API Gateway answers these too, in its own shape
                 expected = {"oneOf": [expected, {"$ref": "#/components/schemas/GatewayMessage"}]}
             assert content["schema"] == expected, (method, path)

@@ -570,6 +570,7 @@ def test_cors_follows_the_parameter():
         },
         resource_refs=REFS,
     ).http_api_cors()
+    assert cors is not None
     assert cors["AllowOrigins"] == ["https://www.partner.example", "https://m.partner.example"]
     assert set(cors["AllowMethods"]) == {"GET", "PUT"}
     assert set(cors["AllowHeaders"]) == {

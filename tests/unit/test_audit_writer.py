@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from offer_state.audit import Action, AuditContext, AuditEntry, AuditWriter, Outcome
 from offer_state.identity import Identity
 from offer_state.pseudonyms import Pseudonym
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 NOW = datetime(2026, 11, 25, 16, 59, 0, 123456, tzinfo=UTC)
 
@@ -26,7 +29,11 @@ def test_an_audit_item_is_dated_and_expires_by_the_writers_clock():
     dynamodb = RecordingDynamoDB()
     pseudonym = Pseudonym("COLLECTOR#" + "ab" * 32, "arn:aws:kms:us-east-1:1:key/k")
     writer = AuditWriter(
-        dynamodb, "audit", pseudonyms=lambda _n: pseudonym, retention_days=30, clock=lambda: NOW
+        cast("DynamoDBClient", dynamodb),
+        "audit",
+        pseudonyms=lambda _n: pseudonym,
+        retention_days=30,
+        clock=lambda: NOW,
     )
     context = AuditContext(
         route="GET /v1/offers/states/count",

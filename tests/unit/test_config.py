@@ -77,10 +77,11 @@ def test_bad_settings_are_refused(overrides):
 
 
 def test_credentials_never_show_the_secret():
-    creds = ClientCredentials(client_id="id", client_secret="s3cr3t-value", audience="aud")
+    secret = {"client_id": "id", "client_secret": "s3cr3t-value", "audience": "aud"}
+    creds = ClientCredentials.model_validate(secret)
     assert "s3cr3t-value" not in repr(creds) and "s3cr3t-value" not in str(creds)
     with pytest.raises(ValidationError):
-        ClientCredentials(client_id="id", client_secret="", audience="aud")
+        ClientCredentials.model_validate({**secret, "client_secret": ""})
 
 
 def test_gateway_settings_read_the_lists_the_template_joins_with_commas():

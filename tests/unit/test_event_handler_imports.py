@@ -193,7 +193,9 @@ def test_the_pinned_inits_are_only_reexports_and_the_parser_reads_them_all(packa
 
     from offer_state.event_handler import reexports
 
-    origin = importlib.util.find_spec(package).origin
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    origin = spec.origin
     with open(origin, encoding="utf-8") as source:
         text = source.read()
     tree = ast.parse(text)

@@ -76,6 +76,7 @@ def test_routes_come_from_the_function_events():
 def test_cors_only_when_origins_are_given():
     assert Template(parameters=PARAMS).http_api_cors() is None
     cors = Template(parameters={**PARAMS, "CorsAllowOrigins": "http://a,http://b"}).http_api_cors()
+    assert cors is not None
     assert cors["AllowOrigins"] == ["http://a", "http://b"]
     assert "Idempotency-Key" in cors["AllowHeaders"]
 
