@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from local.sandbox.calls import ENDPOINTS
@@ -39,8 +41,67 @@ DEFAULT_RETRY_AFTER = 1
 DEFAULT_INTERVAL_MS = 200
 
 
+@dataclass(frozen=True)
+class ModeField:
+    """The field a mode is about: required (no default), or filled in when absent."""
+
+    name: str
+    default: Any = None
+    # True: refused with any other mode; False: any mode may carry it, and it is stored.
+    only_this_mode: bool = False
+
+
+# Each mode's own field, in the order they are checked (the first bad one is the one named).
+# A table rather than one branch per mode: what a mode needs is read off in one place.
+MODE_FIELDS = {
+    "status": ModeField("status"),
+    "delay": ModeField("delayMs"),
+    "drip": ModeField("intervalMs", default=DEFAULT_INTERVAL_MS, only_this_mode=True),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# What a value of each field must be, and the sentence a bad one gets: the control API answers
+# it as its 400, a contract checked from outside, so the sentences are kept word for word.
+VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "status": (
+        lambda value: is_json_int(value) and 100 <= value <= 599,
+        "status must be an integer from 100 to 599.",
+    ),
+    "delayMs": (
+        lambda value: _is_number(value) and value >= 0,
+        "delayMs must be a number of milliseconds, 0 or more.",
+    ),
+    "intervalMs": (
+        lambda value: _is_number(value) and value >= 1,
+        "intervalMs must be a number of milliseconds, 1 or more.",
+    ),
+    "applied": (lambda value: isinstance(value, bool), "applied must be true or false."),
+    "count": (lambda value: is_json_int(value) and value >= 1, "count must be a positive integer."),
+    "retryAfter": (
+        lambda value: is_json_int(value) and value >= 0,
+        "retryAfter must be a whole number of seconds, 0 or more.",
+    ),
+}
+
+
 def validate(spec: Any) -> dict[str, Any]:
     """The fault as it will be stored; raises ValueError with a sentence on bad input."""
+    fault = _endpoint_and_mode(spec)
+    _add_mode_fields(spec, fault)
+    _add_applied(spec.get("applied"), fault)
+    count = spec.get("count")
+    if count is not None:
+        fault["count"] = _checked("count", count)
+        fault["remaining"] = count
+    fault["retryAfter"] = _checked("retryAfter", spec.get("retryAfter", DEFAULT_RETRY_AFTER))
+    return fault
+
+
+def _endpoint_and_mode(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise ValueError("The body must be a JSON object.")
     unknown = sorted(set(spec) - set(FIELDS))
@@ -50,47 +111,40 @@ def validate(spec: Any) -> dict[str, Any]:
         raise ValueError(f"endpoint must be one of {', '.join(FAULT_ENDPOINTS)}.")
     if spec.get("mode") not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}.")
-    fault = {"endpoint": spec["endpoint"], "mode": spec["mode"]}
-    status = spec.get("status")
-    if status is not None or fault["mode"] == "status":
-        if not is_json_int(status) or not 100 <= status <= 599:
-            raise ValueError("status must be an integer from 100 to 599.")
-        fault["status"] = status
-    delay = spec.get("delayMs")
-    if delay is not None or fault["mode"] == "delay":
-        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
-            raise ValueError("delayMs must be a number of milliseconds, 0 or more.")
-        fault["delayMs"] = delay
-    interval = spec.get("intervalMs")
-    if interval is not None and fault["mode"] != "drip":
-        raise ValueError("intervalMs goes with mode drip only.")
-    if fault["mode"] == "drip":
-        interval = DEFAULT_INTERVAL_MS if interval is None else interval
-        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval < 1:
-            raise ValueError("intervalMs must be a number of milliseconds, 1 or more.")
-        fault["intervalMs"] = interval
-    applied = spec.get("applied")
+    return {"endpoint": spec["endpoint"], "mode": spec["mode"]}
+
+
+def _add_mode_fields(spec: dict[str, Any], fault: dict[str, Any]) -> None:
+    """The fault's own mode's field, checked even when absent; another mode's, when given."""
+    for mode, field in MODE_FIELDS.items():
+        value = spec.get(field.name)
+        if mode == fault["mode"]:
+            fault[field.name] = _checked(field.name, field.default if value is None else value)
+        elif value is not None:
+            if field.only_this_mode:
+                raise ValueError(f"{field.name} goes with mode {mode} only.")
+            fault[field.name] = _checked(field.name, value)
+
+
+def _add_applied(applied: Any, fault: dict[str, Any]) -> None:
+    """`applied` is stored, false by default, on the PUT faults of APPLIED_MODES only."""
+    takes_applied = fault["endpoint"] == "put" and fault["mode"] in APPLIED_MODES
     if applied is not None:
-        if not isinstance(applied, bool):
-            raise ValueError("applied must be true or false.")
+        _checked("applied", applied)
         if fault["endpoint"] != "put":
             raise ValueError("applied goes with endpoint put only (it is about a PUT's change).")
-        if fault["mode"] not in APPLIED_MODES:
+        if not takes_applied:
             modes = f"{', '.join(APPLIED_MODES[:-1])} or {APPLIED_MODES[-1]}"
             raise ValueError(f"applied goes with mode {modes} only.")
-    if fault["endpoint"] == "put" and fault["mode"] in APPLIED_MODES:
+    if takes_applied:
         fault["applied"] = bool(applied)
-    count = spec.get("count")
-    if count is not None:
-        if not is_json_int(count) or count < 1:
-            raise ValueError("count must be a positive integer.")
-        fault["count"] = count
-        fault["remaining"] = count
-    retry_after = spec.get("retryAfter", DEFAULT_RETRY_AFTER)
-    if not is_json_int(retry_after) or retry_after < 0:
-        raise ValueError("retryAfter must be a whole number of seconds, 0 or more.")
-    fault["retryAfter"] = retry_after
-    return fault
+
+
+def _checked(field: str, value: Any) -> Any:
+    accepts, sentence = VALUE_RULES[field]
+    if not accepts(value):
+        raise ValueError(sentence)
+    return value
 
 
 class FaultRegistry:
