@@ -121,3 +121,94 @@ def test_binary_bodies_are_base64():
         "PUT", "/x", route_key="PUT /x", body="{}", headers={"content-type": "application/json"}
     )
     assert (text["body"], text["isBase64Encoded"]) == ("{}", False)
+
+
+# The keys every event has, in their order.
+ALWAYS_IN_EVENT = [
+    "version",
+    "routeKey",
+    "rawPath",
+    "rawQueryString",
+    "headers",
+    "requestContext",
+    "isBase64Encoded",
+]
+
+
+def test_event_is_whole_with_every_part_given():
+    event = http_api_event(
+        "put",
+        "/v1/offers/abc/states",
+        route_key="PUT /v1/offers/{offerId}/states",
+        path_parameters={"offerId": "abc"},
+        query="a=1&a=&b=2",
+        headers={
+            "Host": "api.example.com",
+            "User-Agent": "ua/1",
+            "Content-Type": "application/json",
+            "Cookie": "k=v; ;j=w",
+        },
+        body='{"x": 1}',
+        claims={"sub": "s", "admin": True},
+        scopes=[],
+        source_ip="10.0.0.1",
+        request_id="rid",
+        time_epoch_ms=1773238800434,
+    )
+
+    assert event == {
+        "version": "2.0",
+        "routeKey": "PUT /v1/offers/{offerId}/states",
+        "rawPath": "/v1/offers/abc/states",
+        "rawQueryString": "a=1&a=&b=2",
+        "headers": {
+            "host": "api.example.com",
+            "user-agent": "ua/1",
+            "content-type": "application/json",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {
+                "method": "PUT",
+                "path": "/v1/offers/abc/states",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "10.0.0.1",
+                "userAgent": "ua/1",
+            },
+            "requestId": "rid",
+            "routeKey": "PUT /v1/offers/{offerId}/states",
+            "stage": "$default",
+            "time": "11/Mar/2026:14:20:00 +0000",
+            "timeEpoch": 1773238800434,
+            "authorizer": {"jwt": {"claims": {"sub": "s", "admin": "true"}, "scopes": None}},
+        },
+        "isBase64Encoded": False,
+        "cookies": ["k=v", "j=w"],
+        "queryStringParameters": {"a": "1,", "b": "2"},
+        "pathParameters": {"offerId": "abc"},
+        "body": '{"x": 1}',
+    }
+    # the key order too: the event is handed on as JSON, and its dumps keep that order
+    assert list(event) == [
+        *ALWAYS_IN_EVENT,
+        "cookies",
+        "queryStringParameters",
+        "pathParameters",
+        "body",
+    ]
+
+
+def test_event_leaves_out_the_parts_not_given():
+    event = http_api_event("GET", "/health", route_key="GET /health", time_epoch_ms=0)
+
+    assert list(event) == ALWAYS_IN_EVENT
+    assert (event["rawQueryString"], event["headers"]) == ("", {})
+    context = event["requestContext"]
+    assert (context["domainName"], context["domainPrefix"]) == ("127.0.0.1", "127")
+    assert (context["http"]["userAgent"], context["http"]["sourceIp"]) == ("", "127.0.0.1")
+    assert (context["time"], context["timeEpoch"]) == ("01/Jan/1970:00:00:00 +0000", 0)
+    assert "authorizer" not in context
+    assert len(context["requestId"]) == 36  # a fresh uuid4
