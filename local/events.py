@@ -46,19 +46,8 @@ def http_api_event(
 ) -> dict[str, Any]:
     """One event as API Gateway sends it to a Lambda integration (payload format 2.0)."""
     raw_query = query if isinstance(query, str) else urlencode(list(query or []))
-    pairs = parse_qsl(raw_query, keep_blank_values=True)
-    header_pairs = headers.items() if isinstance(headers, Mapping) else (headers or [])
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in header_pairs:
-        key = name.lower()
-        if key == "cookie":
-            cookies += [c.strip() for c in value.split(";") if c.strip()]
-            continue
-        # Repeated headers arrive joined by commas, names lower-cased.
-        joined[key] = f"{joined[key]},{value}" if key in joined else value
+    joined, cookies = _headers_and_cookies(headers)
     epoch_ms = time_epoch_ms if time_epoch_ms is not None else int(time.time() * 1000)
-    request_id = request_id or str(uuid.uuid4())
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -77,7 +66,7 @@ def http_api_event(
                 "sourceIp": source_ip,
                 "userAgent": joined.get("user-agent", ""),
             },
-            "requestId": request_id,
+            "requestId": request_id or str(uuid.uuid4()),
             "routeKey": route_key,
             "stage": "$default",
             "time": datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime(
@@ -87,32 +76,61 @@ def http_api_event(
         },
         "isBase64Encoded": False,
     }
+    # The optional parts: each only when there is something to put in it.
     if cookies:
         event["cookies"] = cookies
-    if pairs:
-        params: dict[str, str] = {}
-        for name, value in pairs:  # repeated keys joined by commas
-            params[name] = f"{params[name]},{value}" if name in params else value
+    params = _joined(parse_qsl(raw_query, keep_blank_values=True))  # repeated keys, commas
+    if params:
         event["queryStringParameters"] = params
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if claims is not None:
-        event["requestContext"]["authorizer"] = {
-            "jwt": {
-                # The authorizer passes claims as strings (lists as "[a b]").
-                "claims": {k: _claim_text(v) for k, v in claims.items()},
-                "scopes": list(scopes) if scopes else None,
-            }
-        }
+        event["requestContext"]["authorizer"] = _jwt_authorizer(claims, scopes)
     if body is not None:
-        data = body.encode() if isinstance(body, str) else body
-        content_type = joined.get("content-type", "")
-        if content_type.startswith(_TEXT_TYPES) and _is_utf8(data):
-            event["body"] = data.decode()
-        else:
-            event["body"] = base64.b64encode(data).decode()
-            event["isBase64Encoded"] = True
+        event.update(_body(body, joined.get("content-type", "")))
     return event
+
+
+def _headers_and_cookies(
+    headers: Iterable[tuple[str, str]] | Mapping[str, str] | None,
+) -> tuple[dict[str, str], list[str]]:
+    """Headers as API Gateway passes them, names lower-cased and a repeated one's values joined
+    by commas; the Cookie headers apart, one entry per cookie."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or [])
+    others: list[tuple[str, str]] = []
+    cookies: list[str] = []
+    for name, value in pairs:
+        if name.lower() == "cookie":
+            cookies += [c.strip() for c in value.split(";") if c.strip()]
+        else:
+            others.append((name.lower(), value))
+    return _joined(others), cookies
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Values of a repeated name joined by commas, as API Gateway joins headers and queries."""
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def _jwt_authorizer(claims: Mapping[str, Any], scopes: Iterable[str] | None) -> dict[str, Any]:
+    return {
+        "jwt": {
+            # The authorizer passes claims as strings (lists as "[a b]").
+            "claims": {k: _claim_text(v) for k, v in claims.items()},
+            "scopes": list(scopes) if scopes else None,
+        }
+    }
+
+
+def _body(body: bytes | str, content_type: str) -> dict[str, Any]:
+    """Text as it is; anything else (or text that is not UTF-8) in base64, flagged so."""
+    data = body.encode() if isinstance(body, str) else body
+    if content_type.startswith(_TEXT_TYPES) and _is_utf8(data):
+        return {"body": data.decode()}
+    return {"body": base64.b64encode(data).decode(), "isBase64Encoded": True}
 
 
 def _claim_text(value: Any) -> str:
