@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import pytest
+
 from local.events import http_api_event
 from local.template import Template
 
@@ -212,3 +217,99 @@ def test_event_leaves_out_the_parts_not_given():
     assert (context["time"], context["timeEpoch"]) == ("01/Jan/1970:00:00:00 +0000", 0)
     assert "authorizer" not in context
     assert len(context["requestId"]) == 36  # a fresh uuid4
+
+
+SMALL_TEMPLATE = """\
+Parameters:
+  Stage: {Type: String, Default: prod}
+  Origins: {Type: CommaDelimitedList, Default: "http://a, http://b"}
+Mappings:
+  Limits: {prod: {Rate: 50}}
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+  IsDev: !Not [{Condition: IsProd}]  # long form: _tag reads !Condition as Fn::Condition
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties: {}
+  Key:
+    Type: AWS::KMS::Key
+    Properties: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    path = tmp_path_factory.mktemp("template") / "template.yaml"
+    path.write_text(SMALL_TEMPLATE)
+    return Template(path, resource_refs={"Table": "tbl", "Key": "k-1"})
+
+
+@pytest.mark.parametrize(
+    ("expression", "resolved"),
+    [
+        ({"Ref": "Stage"}, "prod"),
+        ({"Ref": "Origins"}, ["http://a", "http://b"]),
+        ({"Ref": "Table"}, "tbl"),
+        ({"Ref": "AWS::Region"}, "us-east-1"),
+        ({"Ref": "AWS::AccountId"}, "123456789012"),
+        ({"Ref": "AWS::StackName"}, "offer-state-local"),
+        (
+            {"Ref": "AWS::StackId"},
+            "arn:aws:cloudformation:us-east-1:123456789012:stack/offer-state-local/local",
+        ),
+        ({"Ref": "AWS::Partition"}, "aws"),
+        ({"Ref": "AWS::URLSuffix"}, "amazonaws.com"),
+        ({"a": {"Ref": "AWS::NoValue"}, "b": [1, {"Ref": "AWS::NoValue"}]}, {"b": [1]}),
+        ({"Condition": "IsProd"}, True),
+        ({"Condition": "IsDev"}, False),
+        ({"Fn::If": ["IsProd", "yes", {"Ref": "Stage"}]}, "yes"),
+        ({"Fn::If": ["IsDev", "yes", {"Ref": "Stage"}]}, "prod"),
+        ({"Fn::Equals": [50, "50"]}, True),
+        ({"Fn::Equals": [{"Ref": "Stage"}, "dev"]}, False),
+        ({"Fn::Not": [{"Condition": "IsProd"}]}, False),
+        ({"Fn::And": [True, {"Condition": "IsProd"}]}, True),
+        ({"Fn::And": [True, {"Condition": "IsDev"}]}, False),
+        ({"Fn::Or": [False, {"Condition": "IsDev"}]}, False),
+        ({"Fn::Or": [False, {"Condition": "IsProd"}]}, True),
+        ({"Fn::FindInMap": ["Limits", {"Ref": "Stage"}, "Rate"]}, 50),
+        ({"Fn::Split": [",", {"Fn::Join": [",", ["a", "b"]]}]}, ["a", "b"]),
+        ({"Fn::Join": ["-", [{"Ref": "Stage"}, 1]]}, "prod-1"),
+        ({"Fn::Select": ["1", ["a", {"Ref": "Stage"}]]}, "prod"),
+        (
+            {"Fn::GetAtt": ["Table", "Arn"]},
+            "arn:aws:dynamodb:us-east-1:123456789012:table/tbl",
+        ),
+        ({"Fn::GetAtt": "Key.Arn"}, "arn:aws:kms:us-east-1:123456789012:key/k-1"),
+        (
+            {"Fn::GetAtt": ["FnRole", "Arn"]},
+            "arn:aws:iam::123456789012:role/offer-state-local-FnRole",
+        ),
+        (
+            {"Fn::Sub": "${Stage}:${AWS::Region}:${Table.Arn}"},
+            "prod:us-east-1:arn:aws:dynamodb:us-east-1:123456789012:table/tbl",
+        ),
+        ({"Fn::Sub": ["${Stage}/${Extra}", {"Extra": {"Ref": "Table"}}]}, "prod/tbl"),
+    ],
+)
+def test_each_intrinsic_resolves(small_template: Template, expression: Any, resolved: Any):
+    assert small_template.resolve(expression) == resolved
+
+
+@pytest.mark.parametrize(
+    ("expression", "error", "message"),
+    [
+        ({"Fn::Base64": "x"}, NotImplementedError, "Fn::Base64 is not resolved locally"),
+        ({"Fn::GetAZs": ""}, NotImplementedError, "Fn::GetAZs is not resolved locally"),
+        ({"Ref": "Nothing"}, KeyError, "no local value for Ref Nothing"),
+        ({"Fn::GetAtt": ["Table", "StreamArn"]}, KeyError, "GetAtt Table.StreamArn"),
+    ],
+)
+def test_an_intrinsic_not_resolved_locally_raises(
+    small_template: Template, expression: Any, error: type[Exception], message: str
+):
+    with pytest.raises(error, match=re.escape(message)):
+        small_template.resolve(expression)
