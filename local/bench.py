@@ -288,14 +288,46 @@ def run() -> tuple[dict[str, Any], dict[str, Any]]:
         sandbox.stop()
 
 
+# One cold measurement: its result key, its function (None: not one function's), the child's
+# request and its environment.
+ColdJob = tuple[str, str | None, dict[str, Any], dict[str, str]]
+# One function's warm run: the function, its plan (FUNCTIONS), sys.path, context, environment.
+WarmJob = tuple[str, dict[str, Any], list[str], dict[str, Any], dict[str, str]]
+
+
 def _measure(
     template: Template, sandbox_url: str, moto_url: str, layer: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Planned first, then measured in phases: cold starts, warm requests, sizes, each
+    function's import costs, and the same children at Lambda's CPU."""
+    refs = template.resource_refs
+    cold, warm_jobs, cpu_jobs = _plan(template, sandbox_url, moto_url)
+    results, reference = _cold_starts(cold)
+    results.update(_warm(warm_jobs, refs["AuditTable"], sandbox_url))
+    results["layer_unzipped_mb"] = build.unzipped_size_mb(layer)
+    results.update(shipped_bytecode())
+    for function, _, sys_path, _, environment in warm_jobs:
+        measured = _child({"mode": "cold_init", "sys_path": sys_path}, environment, importtime=True)
+        reference[f"imports {function}"] = expensive_imports(measured["importtime"])
+    results = _rounded(results)
+    results["lambda_cpu"] = bench_cpu.measure(
+        cpu_jobs,
+        sandbox_url,
+        refs["AuditTable"],
+        lambda request, environment, join: _child(request, environment, preexec=join),
+        _progress,
+    )
+    return results, reference
+
+
+def _plan(
+    template: Template, sandbox_url: str, moto_url: str
+) -> tuple[list[ColdJob], list[WarmJob], list[bench_cpu.FunctionJob]]:
+    """Every measurement the bench makes: (cold, warm, at Lambda's CPU)."""
     refs = template.resource_refs
     runtime_path = [str(TWIN / "layer" / "python"), str(RUNTIME)]
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    # Every cold measurement: (result key, function or None, request, environment).
-    cold: list[tuple[str, str | None, dict[str, Any], dict[str, str]]] = [
+    cold: list[ColdJob] = [
         (
             "baseline_boto3_import_ms",
             None,
@@ -305,7 +337,7 @@ def _measure(
         ("framework", None, {"mode": "framework_import", "sys_path": runtime_path}, base_env),
         ("xray", None, {"mode": "xray_import", "sys_path": runtime_path}, base_env),
     ]
-    warm_jobs = []
+    warm_jobs: list[WarmJob] = []
     cpu_jobs = []
     for function, plan in FUNCTIONS.items():
         spec = FunctionSpec.from_template(template, function, moto_url)
@@ -345,7 +377,11 @@ def _measure(
                 function, sys_path, environment, spec.timeout, route, sample_event(plan["first"])
             )
         )
+    return cold, warm_jobs, cpu_jobs
 
+
+def _cold_starts(cold: list[ColdJob]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The median of each cold measurement: (results, reference)."""
     # Rounds, each running every measurement once, so that the machine's drift (2 shared
     # cores) falls on all of them alike; the first round only warms the bytecode caches.
     samples: dict[tuple[str, str | None], list[float]] = {}
@@ -371,8 +407,14 @@ def _measure(
             results[result_key] = median
         else:
             results[result_key][measured_function] = median
+    return results, reference
 
-    results["warm_overhead_ms"], results["peak_rss_mb"] = {}, {}
+
+def _warm(warm_jobs: list[WarmJob], audit_table: str, sandbox_url: str) -> dict[str, Any]:
+    """WARM_REQUESTS per route in one environment per function: the overhead per route, the
+    peak memory per function, and the calls to other services per request."""
+    overhead: dict[str, dict[str, float]] = {}
+    peak_rss: dict[str, float] = {}
     first_thousand: list[dict[str, int]] = []
     audit: dict[str, list[float]] = {"read": [], "write": []}
     for function, plan, sys_path, context, environment in warm_jobs:
@@ -385,7 +427,7 @@ def _measure(
                 "requests": WARM_REQUESTS,
                 "warmup": 20,
                 "context": context,
-                "audit_table": refs["AuditTable"],
+                "audit_table": audit_table,
                 "sandbox_url": sandbox_url,
                 "window": min(1000, WARM_REQUESTS),
             },
@@ -394,29 +436,19 @@ def _measure(
         for route, numbers in warm["routes"].items():
             if numbers["statuses"] != [200]:
                 raise RuntimeError(f"{route} answered {numbers['statuses']}")
-            results["warm_overhead_ms"][route] = {"p50": numbers["p50"], "p99": numbers["p99"]}
+            overhead[route] = {"p50": numbers["p50"], "p99": numbers["p99"]}
             kind = "read" if route.startswith("GET") else "write"
             audit[kind].append(numbers["audit_writes_per_request"])
         first_thousand.append(warm["first_thousand"])
-        results["peak_rss_mb"][function] = warm["peak_rss_mb"]
-    results["token_requests_per_1000"] = max(f["token_requests"] for f in first_thousand)
-    results["secret_reads_per_1000"] = max(f["secret_reads"] for f in first_thousand)
-    results["audit_writes_per_read"] = max(audit["read"])
-    results["audit_writes_per_write"] = max(audit["write"])
-    results["layer_unzipped_mb"] = build.unzipped_size_mb(layer)
-    results.update(shipped_bytecode())
-    for function, _plan, sys_path, _context, environment in warm_jobs:
-        measured = _child({"mode": "cold_init", "sys_path": sys_path}, environment, importtime=True)
-        reference[f"imports {function}"] = expensive_imports(measured["importtime"])
-    results = _rounded(results)
-    results["lambda_cpu"] = bench_cpu.measure(
-        cpu_jobs,
-        sandbox_url,
-        refs["AuditTable"],
-        lambda request, environment, join: _child(request, environment, preexec=join),
-        _progress,
-    )
-    return results, reference
+        peak_rss[function] = warm["peak_rss_mb"]
+    return {
+        "warm_overhead_ms": overhead,
+        "peak_rss_mb": peak_rss,
+        "token_requests_per_1000": max(f["token_requests"] for f in first_thousand),
+        "secret_reads_per_1000": max(f["secret_reads"] for f in first_thousand),
+        "audit_writes_per_read": max(audit["read"]),
+        "audit_writes_per_write": max(audit["write"]),
+    }
 
 
 def _function_path(twin: Path, function: str) -> list[str]:
