@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import jwt
 import pytest
 import requests
 
-from local.sandbox import AUDIENCE, CLIENT_ID, TOKEN_PATH, Sandbox
+from local.sandbox import AUDIENCE, CLIENT_ID, CLIENT_SECRET, TOKEN_PATH, Sandbox
 from tests.sandbox.helpers import m2m_token, token_form, verify_with_jwks
 
 
@@ -121,3 +122,98 @@ def test_jwks_publishes_the_signing_key(sandbox_server, http):
     assert jwk["use"] == "sig"
     assert "d" not in jwk  # public half only
     verify_with_jwks(http, sandbox_server, m2m_token(sandbox_server, http), AUDIENCE)
+
+
+def test_unauthorized_client_names_the_grant_type(sandbox_server, http):
+    form = token_form(grant_type="password")
+    answer = http.post(sandbox_server.url + TOKEN_PATH, data=form, timeout=5)
+
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "error": "unauthorized_client",
+        "error_description": "Grant type 'password' not allowed for the client.",
+    }
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'["a JSON array"]'])
+def test_a_json_body_that_is_not_an_object_is_invalid_request(sandbox_server, http, body):
+    answer = http.post(
+        sandbox_server.url + TOKEN_PATH,
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "invalid_request",
+        "error_description": "The request body is not valid.",
+    }
+
+
+def test_a_json_body_s_fields_that_are_not_strings_are_left_out(sandbox_server, http):
+    answer = http.post(
+        sandbox_server.url + TOKEN_PATH, json={**token_form(), "audience": 5}, timeout=5
+    )
+
+    assert answer.status_code == 403
+    assert answer.json()["error_description"] == "Service not enabled within domain: "
+
+
+def test_an_error_is_not_to_be_cached_either(sandbox_server, http):
+    answer = http.post(sandbox_server.url + TOKEN_PATH, data=token_form(client_id="x"), timeout=5)
+
+    assert answer.status_code == 401
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Pragma"] == "no-cache"
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _percent_encoded(text: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in text.encode())
+
+
+NO_CLIENT = token_form(client_id=None, client_secret=None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "form", "status", "error"),
+    [
+        # client_secret_basic: the client in the Authorization header, its parts URL-encoded.
+        (_basic(CLIENT_ID, _percent_encoded(CLIENT_SECRET)), NO_CLIENT, 200, None),
+        (_basic(_percent_encoded(CLIENT_ID), CLIENT_SECRET), NO_CLIENT, 200, None),
+        (_basic(CLIENT_ID, "wrong-secret"), NO_CLIENT, 401, "invalid_client"),
+        # The header is read when the form names no client (an empty client_id names none).
+        (_basic(CLIENT_ID, CLIENT_SECRET), token_form(client_id=None), 200, None),
+        (_basic(CLIENT_ID, CLIENT_SECRET), token_form(client_id=""), 200, None),
+        # A client_id in the form wins over the header, secret and all.
+        (_basic(CLIENT_ID, CLIENT_SECRET), token_form(client_secret=None), 401, "invalid_client"),
+        (_basic(CLIENT_ID, CLIENT_SECRET), token_form(client_id="x"), 401, "access_denied"),
+        # Not Basic, not base64, or no colon: no credentials.
+        ({"Authorization": "Bearer abc"}, NO_CLIENT, 401, "access_denied"),
+        ({"Authorization": "Basic !!!"}, NO_CLIENT, 401, "access_denied"),
+        (
+            {"Authorization": "Basic " + base64.b64encode(b"\xff:x").decode()},
+            NO_CLIENT,
+            401,
+            "access_denied",
+        ),
+        (
+            {"Authorization": "Basic " + base64.b64encode(CLIENT_ID.encode()).decode()},
+            NO_CLIENT,
+            401,
+            "access_denied",
+        ),
+    ],
+)
+def test_the_client_may_authenticate_with_basic(sandbox_server, http, headers, form, status, error):
+    answer = http.post(sandbox_server.url + TOKEN_PATH, data=form, headers=headers, timeout=5)
+
+    assert answer.status_code == status
+    if error is not None:
+        assert answer.json()["error"] == error
+    else:
+        verify_with_jwks(http, sandbox_server, answer.json()["access_token"], AUDIENCE)
