@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from local.functions import LAYER_PYTHON
@@ -125,10 +126,29 @@ def _refined(schema: dict[str, Any]) -> dict[str, Any]:
     400 (Powertools documents its default 422), an unexpected failure is our 500 error shape,
     and FIND/COUNT's query model becomes typed parameters (Powertools types them as strings),
     with the examples the route table gives them (Powertools has nowhere to take them from)."""
-    from offer_state import routes, upstream
+    from offer_state import routes
+
+    typed = _typed_query_parameters()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            examples = routes.parameter_examples(f"{method.upper()} {path}")
+            _refine_responses(operation["responses"])
+            for parameter in operation.get("parameters", []):
+                _refine_parameter(parameter, typed, examples)
+    # Keep the component schemas something refers to (Powertools also lists its own
+    # validation-error shapes and the query models it flattened).
+    kept = _referenced_schemas(schema)
+    components = schema["components"]["schemas"]
+    schema["components"]["schemas"] = {k: v for k, v in components.items() if k in kept}
+    return schema
+
+
+def _typed_query_parameters() -> dict[str, dict[str, Any]]:
+    """The schema of each FIND/COUNT query parameter, by name."""
+    from offer_state import upstream
 
     pairs = [f"{n}:{v}" for n, values in upstream.ALLOWED_STATES.items() for v in sorted(values)]
-    typed = {
+    return {
         "state": {"type": "array", "items": {"type": "string", "enum": pairs}},
         "partnerId": {"type": "string", "format": "uuid"},
         "region": {"type": "string", "enum": sorted(upstream.REGIONS)},
@@ -144,26 +164,35 @@ def _refined(schema: dict[str, Any]) -> dict[str, Any]:
             "default": upstream.PAGE_SIZE_DEFAULT,
         },
     }
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
-    for path, operations in schema["paths"].items():
-        for method, operation in operations.items():
-            examples = routes.parameter_examples(f"{method.upper()} {path}")
-            operation["responses"].pop("422", None)
-            if "500" in operation["responses"]:
-                operation["responses"]["500"] = {
-                    "description": "The gateway failed unexpectedly (INTERNAL_ERROR)",
-                    "content": error,
-                }
-            for parameter in operation.get("parameters", []):
-                if parameter["in"] == "query" and parameter["name"] in typed:
-                    parameter["schema"] = typed[parameter["name"]]
-                    if parameter["name"] == "state":
-                        parameter.update(style="form", explode=True)
-                    if parameter["name"] in examples:
-                        example = {"value": examples[parameter["name"]]}
-                        parameter["examples"] = {"example": example}
-    # Keep the component schemas something refers to (Powertools also lists its own
-    # validation-error shapes and the query models it flattened).
+
+
+def _refine_responses(responses: dict[str, Any]) -> None:
+    """No 422; a 500 that Powertools lists is our error shape."""
+    responses.pop("422", None)
+    if "500" in responses:
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+        responses["500"] = {
+            "description": "The gateway failed unexpectedly (INTERNAL_ERROR)",
+            "content": error,
+        }
+
+
+def _refine_parameter(
+    parameter: dict[str, Any], typed: dict[str, dict[str, Any]], examples: Mapping[str, object]
+) -> None:
+    """A typed query parameter gets its schema (`state` repeats) and its example."""
+    name = parameter["name"]
+    if parameter["in"] != "query" or name not in typed:
+        return
+    parameter["schema"] = typed[name]
+    if name == "state":
+        parameter.update(style="form", explode=True)
+    if name in examples:
+        parameter["examples"] = {"example": {"value": examples[name]}}
+
+
+def _referenced_schemas(schema: dict[str, Any]) -> set[str]:
+    """The component schemas the paths refer to, directly or through another component."""
     components = schema["components"]["schemas"]
     kept: set[str] = set()
     pending = [json.dumps(schema["paths"])]
@@ -172,8 +201,7 @@ def _refined(schema: dict[str, Any]) -> dict[str, Any]:
             if name not in kept:
                 kept.add(name)
                 pending.append(json.dumps(components[name]))
-    schema["components"]["schemas"] = {k: v for k, v in components.items() if k in kept}
-    return schema
+    return kept
 
 
 def _load_handler(template: Template, function: str) -> Any:
