@@ -77,20 +77,28 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def _clients(stack: str | None) -> tuple[Any, Any, str, list[str]]:
     """(dynamodb, kms, audit table name, pseudonym key ids: the current one first) of the stack
     to read. Nothing here touches the stack's secret."""
+    return _local_clients() if stack is None else _stack_clients(stack)
+
+
+def _local_clients() -> tuple[Any, Any, str, list[str]]:
+    """The local stack's (make run), found in its AWS emulation."""
+    from local.stack import Ports, aws_clients, existing_resources
+
+    endpoint = f"http://127.0.0.1:{Ports.from_env().moto}"
+    refs = existing_resources(endpoint)
+    if refs is None:
+        raise UsageError(
+            f"no local stack answers at {endpoint}: start it with `make run`, or give STACK="
+        )
+    clients = aws_clients(endpoint)
+    return clients["dynamodb"], clients["kms"], refs["AuditTable"], [refs["PseudonymKey"]]
+
+
+def _stack_clients(stack: str) -> tuple[Any, Any, str, list[str]]:
+    """A deployed stack's, named by its outputs."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if stack is None:
-        from local.stack import Ports, aws_clients, existing_resources
-
-        endpoint = f"http://127.0.0.1:{Ports.from_env().moto}"
-        refs = existing_resources(endpoint)
-        if refs is None:
-            raise UsageError(
-                f"no local stack answers at {endpoint}: start it with `make run`, or give STACK="
-            )
-        clients = aws_clients(endpoint)
-        return clients["dynamodb"], clients["kms"], refs["AuditTable"], [refs["PseudonymKey"]]
     try:
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except (BotoCoreError, ClientError) as exc:
@@ -109,12 +117,18 @@ def _clients(stack: str | None) -> tuple[Any, Any, str, list[str]]:
 
 def records(args: argparse.Namespace) -> Iterable[dict[str, Any]]:
     from offer_state.audit import AuditReader
-    from offer_state.pseudonyms import KmsPseudonyms, pepper_pseudonym
 
     dynamodb, kms, table, key_ids = _clients(args.stack)
     reader = AuditReader(dynamodb, table, page_size=args.page_size)
     if args.correlation is not None:
         return reader.for_correlation_id(args.correlation)
+    return reader.for_collector(_pseudonyms(args, kms, key_ids))
+
+
+def _pseudonyms(args: argparse.Namespace, kms: Any, key_ids: list[str]) -> list[Any]:
+    """The collector's pseudonym under each key, then under the legacy pepper if one is given."""
+    from offer_state.pseudonyms import KmsPseudonyms, pepper_pseudonym
+
     pseudonyms = []
     for key_id in key_ids:
         try:
@@ -127,32 +141,45 @@ def records(args: argparse.Namespace) -> Iterable[dict[str, Any]]:
         except OSError as exc:
             raise UsageError(f"cannot read the legacy pepper: {exc.strerror}") from None
         pseudonyms.append(pepper_pseudonym(args.collector, pepper))
-    return reader.for_collector(pseudonyms)
+    return pseudonyms
 
 
 def _row(item: dict[str, Any]) -> tuple[str, ...]:
-    offers = item.get("offerIds", [])
-    shown = offers[0][:8] + "…" if offers else "-"
-    if len(offers) > 1:
-        shown += f" +{len(offers) - 1}"
-    states = []
-    for entry in item.get("requestedStates", []):
-        for state in entry.get("states", [entry]):
-            states.append(f"{state.get('name')}:{state.get('value')}")
-    status = str(item.get("httpStatus", "…"))
-    if "upstreamStatus" in item:
-        status += f" (AIR MILES {item['upstreamStatus']})"
     latency = f"{float(item['latencyMs']):.0f} ms" if "latencyMs" in item else "-"
     return (
         item.get("createdAt", "?"),
         item.get("action", "?"),
-        shown,
-        ", ".join(dict.fromkeys(states)) or "-",
+        _offers_cell(item.get("offerIds", [])),
+        _states_cell(item.get("requestedStates", [])),
         item.get("outcome", "?") + (f" {item['errorCode']}" if "errorCode" in item else ""),
-        status,
+        _status_cell(item),
         item.get("correlationId", "?"),
         latency,
     )
+
+
+def _offers_cell(offers: list[str]) -> str:
+    """The first offer id's start, and how many more."""
+    shown = offers[0][:8] + "…" if offers else "-"
+    if len(offers) > 1:
+        shown += f" +{len(offers) - 1}"
+    return shown
+
+
+def _states_cell(requested: list[dict[str, Any]]) -> str:
+    """Each name:value once, in order (an entry lists its states, or is one)."""
+    states = []
+    for entry in requested:
+        for state in entry.get("states", [entry]):
+            states.append(f"{state.get('name')}:{state.get('value')}")
+    return ", ".join(dict.fromkeys(states)) or "-"
+
+
+def _status_cell(item: dict[str, Any]) -> str:
+    status = str(item.get("httpStatus", "…"))
+    if "upstreamStatus" in item:
+        status += f" (AIR MILES {item['upstreamStatus']})"
+    return status
 
 
 def _plain(value: Any) -> Any:
@@ -172,22 +199,27 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.json:
+        for item in found:
+            print(json.dumps(_plain(item), sort_keys=True))
+        return 0
     subject = (
         f"collector {mask_collector_number(args.collector)}"
         if args.collector
         else f"correlation id {args.correlation}"
     )
-    if args.json:
-        for item in found:
-            print(json.dumps(_plain(item), sort_keys=True))
-        return 0
+    _print_table(found, subject)
+    return 0
+
+
+def _print_table(found: list[dict[str, Any]], subject: str) -> None:
+    """The records as a table, how many for whom, and a note on each unsettled outcome shown."""
     print(format_table([COLUMNS, *(_row(item) for item in found)]))
     print(f"{len(found)} record(s) for {subject}, newest first")
     shown = {item.get("outcome") for item in found}
     for outcome, note in OUTCOME_NOTES.items():
         if outcome in shown:
             print(note)
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ it finds, and that it needs no more than the stack's AuditReaderPolicy (never th
 from __future__ import annotations
 
 import json
+import re
+import socket
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -14,7 +17,7 @@ from local import audit_reader
 from offer_state.pseudonyms import KmsPseudonyms, pepper_pseudonym
 from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
 from tests.support.iam import AUDIT_READER, Evaluator, assert_evaluated
-from tests.support.inprocess import Deployed, fresh_boto3_session
+from tests.support.inprocess import FAKE_AWS, Deployed, fresh_boto3_session
 from tests.support.pending import begin_change, writer_at
 from tests.support.permissions import as_arns, policy_permissions, recorded_aws_calls
 from tests.support.sandbox_control import SandboxControl
@@ -262,4 +265,134 @@ def _write_as_before_kms(deployed: Deployed, pepper: bytes) -> None:
             "collector": "*******0110",
             "correlationId": str(uuid.uuid4()),
         }
+    )
+
+
+# Records as the reader returns them (DynamoDB's numbers are Decimals), for how they are shown.
+SHOWN = [
+    {
+        "createdAt": "2026-01-05T10:15:30.123Z",
+        "action": "UPDATE_STATES",
+        "offerIds": ["0123456789abcdef", "fedcba98", "x"],
+        "requestedStates": [
+            {"states": [{"name": "SAVE", "value": "SAVED"}, {"name": "OPT_IN", "value": "IN"}]},
+            {"name": "SAVE", "value": "SAVED"},
+        ],
+        "outcome": "REJECTED",
+        "errorCode": "VALIDATION_ERROR",
+        "httpStatus": Decimal(400),
+        "upstreamStatus": Decimal(204),
+        "correlationId": "c-1",
+        "latencyMs": Decimal("12.6"),
+    },
+    {"outcome": "PENDING", "offerIds": ["abc"], "httpStatus": Decimal(200)},
+    {},
+]
+
+
+def test_a_table_row_shows_each_field_short_and_a_dash_or_a_mark_where_one_is_missing(
+    monkeypatch, capsys
+):
+    monkeypatch.setattr(audit_reader, "records", lambda args: SHOWN)
+
+    code, out, _ = _run(capsys, "--collector", MEMBER)
+
+    assert code == 0
+    cells = [re.split(r"\s{2,}", line) for line in out.splitlines()[2:5]]
+    assert cells == [
+        [
+            "2026-01-05T10:15:30.123Z",
+            "UPDATE_STATES",
+            "01234567… +2",
+            "SAVE:SAVED, OPT_IN:IN",
+            "REJECTED VALIDATION_ERROR",
+            "400 (AIR MILES 204)",
+            "c-1",
+            "13 ms",
+        ],
+        ["?", "?", "abc…", "-", "PENDING", "200", "?", "-"],
+        ["?", "?", "-", "-", "?", "…", "?", "-"],
+    ]
+    assert out.splitlines()[5:] == [
+        "3 record(s) for collector *******0110, newest first",
+        audit_reader.OUTCOME_NOTES["PENDING"],
+    ]
+
+
+def test_a_correlation_id_is_named_in_the_summary_in_lower_case(monkeypatch, capsys):
+    monkeypatch.setattr(audit_reader, "records", lambda args: [])
+    correlation = "6F9619FF-8B86-D011-B42D-00CF4FC964FF"
+
+    code, out, _ = _run(capsys, "--correlation", correlation)
+
+    assert code == 0
+    assert (
+        out.splitlines()[-1]
+        == f"0 record(s) for correlation id {correlation.lower()}, newest first"
+    )
+
+
+def test_json_lines_give_decimals_as_plain_numbers(monkeypatch, capsys):
+    item = {
+        "b": Decimal("2.50"),
+        "a": Decimal("2"),
+        "c": [Decimal("1.0"), {"d": Decimal("0.1")}],
+        "e": "x",
+        "f": True,
+        "g": None,
+    }
+    monkeypatch.setattr(audit_reader, "records", lambda args: [item, {}])
+
+    code, out, _ = _run(capsys, "--collector", MEMBER, "--json")
+
+    assert code == 0
+    assert out.splitlines() == [
+        '{"a": 2, "b": 2.5, "c": [1, {"d": 0.1}], "e": "x", "f": true, "g": null}',
+        "{}",
+    ]
+
+
+def test_a_legacy_pepper_needs_a_collector(capsys, tmp_path):
+    code, out, err = _run(
+        capsys, "--correlation", str(uuid.uuid4()), "--legacy-pepper-file", str(tmp_path)
+    )
+    assert (code, out) == (2, "")
+    assert err == "error: a legacy pepper finds a collector's records: give a collector\n"
+
+
+def test_a_legacy_pepper_that_cannot_be_read_is_a_one_line_error(
+    cloudformation_stack, tmp_path, capsys
+):
+    missing = tmp_path / "missing"
+    code, out, err = _run(
+        capsys,
+        *("--collector", MEMBER, "--stack", cloudformation_stack),
+        *("--legacy-pepper-file", str(missing)),
+    )
+    assert (code, out) == (2, "")
+    assert err == "error: cannot read the legacy pepper: No such file or directory\n"
+
+
+def test_a_stack_without_the_outputs_is_a_one_line_error(aws, capsys):
+    code, out, err = _run(capsys, "--collector", MEMBER, "--stack", _stack("bare", {}))
+    assert (code, out) == (2, "")
+    assert err == "error: stack bare has no AuditTableName and ActivePseudonymKeyArn outputs\n"
+
+
+def test_without_a_stack_and_no_local_stack_running_it_says_how_to_start_one(monkeypatch, capsys):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MOTO_PORT", str(port))
+
+    code, out, err = _run(capsys, "--collector", MEMBER)
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: no local stack answers at http://127.0.0.1:{port}: start it with `make run`,"
+        " or give STACK=\n"
     )
