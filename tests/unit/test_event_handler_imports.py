@@ -186,8 +186,8 @@ print(json.dumps(seen))
     ["aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.data_classes"],
 )
 def test_the_pinned_inits_are_only_reexports_and_the_parser_reads_them_all(package: str):
-    # The deferral reads the `__init__` with a pattern, not a parser: it holds for these
-    # files only while they are what this checks (a Powertools upgrade must pass it again).
+    # The deferral holds for these files only while they do nothing but re-export names of
+    # their submodules, which this checks (a Powertools upgrade must pass it again).
     import ast
     import importlib.util
 
