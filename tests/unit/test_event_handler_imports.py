@@ -5,45 +5,17 @@ on sys.modules, once per process)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from local.functions import LAYER_PYTHON
 from local.template import ROOT
-
-
-def _run(program: str, *, cwd: str | None = None) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=cwd or ROOT,
-        env={
-            "PYTHONPATH": str(LAYER_PYTHON),
-            "PATH": "/usr/bin:/bin",
-            # What the functions read at import (any well-formed values).
-            "AIRMILES_ENV": "uat",
-            "SECRET_ID": "secret",
-            "AUDIT_TABLE_NAME": "audit",
-            "PSEUDONYM_KEY_ID": "key",
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
-            "AWS_REGION": "us-east-1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+from tests.support.fresh import run_fresh
 
 
 @pytest.mark.parametrize("function", ["get_state", "update_state"])
 def test_a_function_loads_no_resolver_or_event_class_it_does_not_use(function: str):
-    loaded = _run(
+    loaded = run_fresh(
         "import json, sys, app; print(json.dumps(sorted(sys.modules)))",
-        cwd=str(ROOT / "functions" / function),
+        cwd=ROOT / "functions" / function,
     )
     assert "asyncio" not in loaded
     assert not [m for m in loaded if m.startswith("aws_lambda_powertools.event_handler.appsync")]
@@ -78,8 +50,8 @@ print(json.dumps(names))
 def test_every_name_of_the_deferred_packages_is_powertools_own():
     # Every name an `__init__` re-exports, reached through the deferred package, is the object
     # the real package (imported whole, in another process) gives under that name.
-    deferred = _run(_IDENTITIES.format(first=""))
-    real = _run(
+    deferred = run_fresh(_IDENTITIES.format(first=""))
+    real = run_fresh(
         _IDENTITIES.format(
             first="import aws_lambda_powertools.event_handler, "
             "aws_lambda_powertools.utilities.data_classes"
@@ -99,7 +71,7 @@ def test_every_name_of_the_deferred_packages_is_powertools_own():
 
 
 def test_a_name_that_is_not_a_reexport_runs_the_whole_init():
-    loaded = _run(
+    loaded = run_fresh(
         """
 import json, sys
 import offer_state.event_handler
@@ -115,7 +87,7 @@ print(json.dumps([before, "asyncio" in sys.modules, "AppSyncResolver" in names,
 
 
 def test_a_package_imported_before_is_left_as_it_is():
-    loaded = _run(
+    loaded = run_fresh(
         """
 import json, sys
 import aws_lambda_powertools.event_handler as real
@@ -146,7 +118,7 @@ def test_reexports_reads_plain_parenthesized_relative_and_aliased_imports():
 def test_a_name_shared_with_a_submodule_means_what_the_real_package_says():
     # `from .event_source import event_source`: the function, even when something imported
     # the submodule of the same name first.
-    loaded = _run(
+    loaded = run_fresh(
         """
 import json
 import offer_state.event_handler
@@ -159,7 +131,7 @@ print(json.dumps([type(event_source).__name__]))
 
 
 def test_threads_asking_for_the_whole_init_at_once_all_get_it():
-    loaded = _run(
+    loaded = run_fresh(
         """
 import json, threading
 import offer_state.event_handler

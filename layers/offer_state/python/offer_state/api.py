@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -32,7 +31,12 @@ from offer_state.errors import (
     error_detail,
     failure_cause,
 )
-from offer_state.event_handler import APIGatewayHttpResolver, RequestValidationError, Response
+from offer_state.event_handler import (
+    APIGatewayHttpResolver,
+    RequestValidationError,
+    Response,
+    declared_query_names,
+)
 from offer_state.identity import Identity, resolve_identity
 from offer_state.observability import count, logger, server_error_answered
 from offer_state.routes import COLLECTOR_ROUTES
@@ -257,10 +261,13 @@ class PartnerApi:
         """`METHOD /path` as template.yaml declares it: API Gateway's routeKey, else the
         route Powertools matched (an event written by hand may lack routeKey)."""
         key: str = event.get("routeKey", "")
-        route = self.app.context.get("_route")
-        if key not in COLLECTOR_ROUTES and route is not None:
-            key = f"{route.method} " + re.sub(r"<(\w+)>", r"{\1}", route.path)
-        return key
+        if key in COLLECTOR_ROUTES:
+            return key
+        try:
+            request = self.app.request  # the route's path as OpenAPI writes it: /a/{b}
+        except RuntimeError:  # refused before routing: no route matched
+            return key
+        return f"{request.method} {request.route}"
 
     def _audit_context(self, event: Mapping[str, Any], correlation_id: str) -> AuditContext:
         context = event.get("requestContext") or {}
@@ -283,11 +290,10 @@ class PartnerApi:
 def _check_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     """Refuse what validation would let through silently: a misspelt (unknown) parameter,
     and values with control characters or surrounding spaces (`pageSize=1%0A` parses as 1)."""
-    route = app.context.get("_route")
     given = app.current_event.raw_event.get("queryStringParameters") or {}
-    if route is None or not given:
+    if not given:
         return next_middleware(app)
-    known = _known_query_names(route)
+    known = declared_query_names(app)
     details = [
         {"field": name[:64], "message": "unknown query parameter"}
         for name in sorted(set(given) - known)[:10]
@@ -300,19 +306,6 @@ def _check_query_parameters(app: APIGatewayHttpResolver, next_middleware: Any) -
     if details:
         raise ValidationError("The query string is not valid.", details=details)
     return next_middleware(app)
-
-
-def _known_query_names(route: Any) -> set[str]:
-    """The query parameters a route declares: its `Query` parameters, and the fields (by
-    alias) of a model it takes from the query string."""
-    known: set[str] = set()
-    for param in route.dependant.query_params:
-        annotation = param.field_info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            known |= {f.alias or name for name, f in annotation.model_fields.items()}
-        else:
-            known.add(param.alias)
-    return known
 
 
 def _unprintable(value: str) -> bool:
