@@ -10,6 +10,7 @@ from botocore.exceptions import (
 
 from offer_state import errors
 from offer_state.client import Collector
+from offer_state.deadlines import AwsTimeLimitReached
 
 
 @pytest.mark.parametrize(
@@ -66,12 +67,6 @@ def _aws_error(code: str, operation: str = "GenerateMac") -> Exception:
     return ClientError({"Error": {"Code": code, "Message": "no"}}, operation)
 
 
-def _time_limit() -> Exception:
-    from offer_state.deadlines import _time_limit_error
-
-    return _time_limit_error()()
-
-
 @pytest.mark.parametrize(
     ("failure", "message"),
     [
@@ -84,7 +79,7 @@ def _time_limit() -> Exception:
             "The pseudonym key could not be used: KMS did not answer in time.",
         ),
         (
-            _time_limit,
+            AwsTimeLimitReached,
             "The pseudonym key could not be used: too little of the request's time was left "
             "to wait for KMS.",
         ),

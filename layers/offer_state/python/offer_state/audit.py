@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from offer_state.errors import AUDIT_TRAIL, DependencyUnavailableError, dependency_unavailable
 from offer_state.identity import Identity
@@ -177,8 +180,6 @@ class AuditWriter:
         item must not stay PENDING (the reconciler would record UNKNOWN). True when there
         was such an item; False when there was none. DependencyUnavailableError when DynamoDB
         cannot be used (not counted again: `begin` counted the failure)."""
-        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
-
         values = self._finished(failure.status, None, None, failure.code, states_after=None)
         try:
             self._set_outcome(failure.pending, Outcome.FAILED, values)
@@ -260,8 +261,6 @@ class AuditWriter:
         error_code: str | None,
         states_after: Sequence[Mapping[str, object]] | None,
     ) -> dict[str, object]:
-        from decimal import Decimal
-
         values: dict[str, object] = {
             "httpStatus": http_status,
             "upstreamStatus": upstream_status,
@@ -272,8 +271,6 @@ class AuditWriter:
         return {k: v for k, v in values.items() if v is not None}
 
     def _put(self, item: dict[str, object]) -> None:
-        from botocore.exceptions import ClientError  # loaded with the client
-
         with self._writing("put"):
             try:
                 self._dynamodb.put_item(
@@ -303,8 +300,6 @@ class AuditWriter:
     @contextmanager
     def _writing(self, operation: str) -> Iterator[None]:
         """Any DynamoDB failure is counted and becomes a 503 (DependencyUnavailableError)."""
-        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
-
         try:
             yield
         except (BotoCoreError, ClientError) as exc:

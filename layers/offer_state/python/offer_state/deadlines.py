@@ -25,13 +25,14 @@ when it leaves the time of one more attempt for the outcome's write.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import BotoCoreError
 
 if TYPE_CHECKING:
     # botocore ships no types (the boto3 stubs are per service, offer_state.service): these
@@ -166,16 +167,19 @@ class InvocationDeadline:
 _CURRENT: ContextVar[InvocationDeadline | None] = ContextVar("offer_state_invocation", default=None)
 
 
+class AwsTimeLimitReached(BotoCoreError):  # type: ignore[misc]  # botocore has no types
+    fmt = "Not enough time is left in this invocation for an AWS call to end in time."
+
+
 def bound_by_invocation(client: ClientT, attempt_seconds: float = AWS_ATTEMPT_SECONDS) -> ClientT:
     """Makes the botocore `client` respect the current invocation's deadline (see the module
     docstring); outside an invocation it is unchanged. An attempt refused raises a BotoCoreError
     (`AwsTimeLimitReached`), which every caller already treats as the service failing."""
-    refused = _time_limit_error()
 
     def before_attempt(**_: object) -> None:
         invocation = _CURRENT.get()
         if invocation is not None and not invocation.fits_aws_attempt(attempt_seconds):
-            raise refused()
+            raise AwsTimeLimitReached()
 
     def needs_retry(
         attempts: int,
@@ -233,15 +237,4 @@ def _client_error(client: BaseClient, parsed: dict[str, Any], operation_name: st
 
 def is_time_limit(error: BaseException) -> bool:
     """Whether `error` is an AWS attempt refused for lack of time (not the service failing)."""
-    return isinstance(error, _time_limit_error())
-
-
-@functools.cache
-def _time_limit_error() -> type[Exception]:
-    # Built on first use: botocore is loaded with the first AWS client, never at import.
-    from botocore.exceptions import BotoCoreError
-
-    class AwsTimeLimitReached(BotoCoreError):  # type: ignore[misc]  # botocore has no types
-        fmt = "Not enough time is left in this invocation for an AWS call to end in time."
-
-    return AwsTimeLimitReached
+    return isinstance(error, AwsTimeLimitReached)

@@ -16,6 +16,8 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from offer_state.errors import PSEUDONYM_KEY, dependency_unavailable
 
 if TYPE_CHECKING:
@@ -57,8 +59,6 @@ class KmsPseudonyms:
         return self._cached(collector_number)
 
     def _generate(self, collector_number: str) -> Pseudonym:
-        from botocore.exceptions import BotoCoreError, ClientError  # loaded with the client
-
         try:
             answer = self._kms.generate_mac(
                 KeyId=self.key_id, Message=collector_number.encode(), MacAlgorithm=MAC_ALGORITHM

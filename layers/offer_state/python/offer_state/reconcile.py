@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from offer_state.audit import PENDING_ATTRIBUTE, PENDING_INDEX, Outcome, _timestamp
@@ -136,8 +137,6 @@ class PendingReconciler:
 
     def _record_unknown(self, item: Item, now: datetime) -> bool:
         """UNKNOWN on the item if it is still PENDING; False if it was finished meanwhile."""
-        from botocore.exceptions import ClientError  # loaded with the client
-
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
