@@ -173,6 +173,21 @@ class UpstreamTimeoutError(OfferStateError):
     default_message = "AIR MILES did not answer in time."
 
 
+class NotSentError(UpstreamTimeoutError):
+    """No attempt was started: too little was left of the deadline. Nothing was sent."""
+
+    default_message = "AIR MILES was not called: too little time was left to get its answer."
+
+    @classmethod
+    def for_change(cls, correlation_id: str | None) -> NotSentError:
+        """The error of a change that was not sent (it says that nothing was changed)."""
+        return cls(
+            "The change was not sent to AIR MILES: too little time was left to send it and get "
+            "its answer. Nothing was changed; try again.",
+            correlation_id=correlation_id,
+        )
+
+
 class SavedOutcome(TypedDict):
     """What an idempotency record keeps of an `OutcomeUnknownError` (JSON)."""
 

@@ -8,17 +8,17 @@ Every way of failing to get a usable secret is a `DependencyUnavailableError` (5
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import (
+    GetParameterError,
+    TransformParameterError,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from offer_state.config import ClientCredentials
 from offer_state.errors import SECRET, DependencyUnavailableError, dependency_unavailable
 
 _SECRETS = SECRET.name
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 
 class SecretReader:
@@ -35,11 +35,6 @@ class SecretReader:
 
     def credentials(self, force: bool) -> ClientCredentials:
         """A `CredentialsSource` for the token provider."""
-        from aws_lambda_powertools.utilities.parameters.exceptions import (
-            GetParameterError,
-            TransformParameterError,
-        )
-
         try:
             value = self._provider.get(
                 self._secret_id, max_age=self._max_age, transform="json", force_fetch=force

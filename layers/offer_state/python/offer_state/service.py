@@ -26,6 +26,8 @@ from offer_state.deadlines import (
 from offer_state.errors import OfferStateError
 from offer_state.identity import Identity
 from offer_state.observability import UpstreamTelemetry, count, logger
+from offer_state.pseudonyms import KmsPseudonyms
+from offer_state.token_store import TokenStore
 
 # The token store: DynamoDB, KMS and Lambda answer in milliseconds inside a region.
 TOKEN_STORE_CONNECT_SECONDS = 0.5
@@ -40,9 +42,7 @@ if TYPE_CHECKING:
     from types_boto3_secretsmanager import SecretsManagerClient
 
     from offer_state.client import OfferStateClient
-    from offer_state.pseudonyms import KmsPseudonyms
     from offer_state.secrets import SecretReader
-    from offer_state.token_store import TokenStore
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,6 @@ class OfferStateService:
         table, key_id = self.settings.token_table, self.settings.token_key_id
         if table is None or key_id is None:
             return None
-        from offer_state.token_store import TokenStore
-
         clients = (lambda name: getattr(self, name)) if patient else self._token_client
         return TokenStore(clients, table, key_id, self.settings.token_refresher)
 
@@ -194,15 +192,11 @@ class OfferStateService:
     @cached_property
     def pseudonyms(self) -> KmsPseudonyms:
         """Collector numbers' pseudonyms under the current key (audit and idempotency keys)."""
-        from offer_state.pseudonyms import KmsPseudonyms
-
         return KmsPseudonyms(self.kms, self.settings.pseudonym_key_id)
 
     @cached_property
     def retired_pseudonyms(self) -> tuple[KmsPseudonyms, ...]:
         """Pseudonyms under the keys used before the current one (a rotation's replays)."""
-        from offer_state.pseudonyms import KmsPseudonyms
-
         return tuple(KmsPseudonyms(self.kms, k) for k in self.settings.retired_pseudonym_key_ids)
 
     def drop_connections(self) -> None:

@@ -30,8 +30,14 @@ import importlib
 import random
 from typing import TYPE_CHECKING
 
-from offer_state.observability import logger
+from offer_state.models.airmiles_answers import build_validators
+from offer_state.observability import logger, tracer
 from offer_state.routes import SECURITY_SCHEME
+
+try:  # Lambda's Python runtime (3.12 and later) and the local stack's runtime client have it
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+except ImportError:  # not Lambda's Python runtime: no snapshot will be taken
+    register_after_restore = register_before_snapshot = None
 
 if TYPE_CHECKING:
     from offer_state.api import PartnerApi
@@ -40,12 +46,9 @@ if TYPE_CHECKING:
 # secret's reader, imported when the environment first fetches a token (one that takes the
 # deployment's token from its store may never do).
 _FIRST_REQUEST_MODULES = (
-    "aws_lambda_powertools.utilities.parameters",  # the secret's reader
-    "aws_lambda_powertools.utilities.parameters.exceptions",
     "boto3.dynamodb.types",  # the audit writer's serializer
-    "botocore.exceptions",
     "offer_state.client",  # with requests, urllib3, and the token's provider and store
-    "offer_state.secrets",
+    "offer_state.secrets",  # the secret's reader, with Powertools Parameters
 )
 _IDEMPOTENCY_MODULES = (  # update-state's
     "aws_lambda_powertools.utilities.idempotency",
@@ -58,9 +61,7 @@ _AWS_SERVICES = ("dynamodb", "kms", "secretsmanager")
 def register(api: PartnerApi) -> None:
     """Register `before_snapshot` and `after_restore` for `api`'s environment with Lambda's
     runtime hooks, where they exist."""
-    try:
-        from snapshot_restore_py import register_after_restore, register_before_snapshot
-    except ImportError:  # not Lambda's Python runtime: no snapshot will be taken
+    if register_before_snapshot is None:  # not Lambda's Python runtime
         return
     register_before_snapshot(before_snapshot, api)
     register_after_restore(after_restore, api)
@@ -70,9 +71,6 @@ def before_snapshot(api: PartnerApi) -> None:
     """Build what `api`'s first request would build, short of anything secret, time-bound or
     networked: its modules, the AWS service models, the validators of AIR MILES's answers and
     of the routes, the X-Ray tracer."""
-    from offer_state.models.airmiles_answers import build_validators
-    from offer_state.observability import tracer
-
     service = api.service
     idempotent = bool(service.settings.idempotency_table)
     for module in _FIRST_REQUEST_MODULES + (_IDEMPOTENCY_MODULES if idempotent else ()):

@@ -54,6 +54,7 @@ from urllib3.util.retry import Retry
 from offer_state.config import ClientSettings
 from offer_state.deadlines import Deadline
 from offer_state.errors import (
+    NotSentError,
     OfferStateError,
     RateLimitedError,
     UpstreamError,
@@ -104,21 +105,6 @@ _NOT_SENT_ERRORS = (
     requests.exceptions.URLRequired,
 )
 _BODY_CHUNK = 64 * 1024
-
-
-class NotSentError(UpstreamTimeoutError):
-    """No attempt was started: too little was left of the deadline. Nothing was sent."""
-
-    default_message = "AIR MILES was not called: too little time was left to get its answer."
-
-    @classmethod
-    def for_change(cls, correlation_id: str | None) -> NotSentError:
-        """The error of a change that was not sent (it says that nothing was changed)."""
-        return cls(
-            "The change was not sent to AIR MILES: too little time was left to send it and get "
-            "its answer. Nothing was changed; try again.",
-            correlation_id=correlation_id,
-        )
 
 
 class CallObserver(Protocol):

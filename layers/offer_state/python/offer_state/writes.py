@@ -20,6 +20,7 @@ from offer_state.errors import (
     IDEMPOTENCY_STORE,
     DependencyUnavailableError,
     IdempotencyConflictError,
+    NotSentError,
     OfferStateError,
     OutcomeUnknownError,
     dependency_unavailable,
@@ -186,8 +187,6 @@ class StateWrites:
     def _not_sent(self, call: CallContext, entry: AuditEntry, attempt: _Attempt) -> NoReturn:
         """Too little time is left to send the change and get its answer: it is not sent,
         and audited FAILED (best effort, in the reserve), nothing having reached AIR MILES."""
-        from offer_state.transport import NotSentError  # with requests: not at init
-
         error = NotSentError.for_change(call.audit.correlation_id)
         attempt.error = error
         call.deadline.finishing()
