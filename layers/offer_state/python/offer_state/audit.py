@@ -112,7 +112,7 @@ class AuditWriter:
         on_failure: Callable[[str], None] = lambda _operation: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        from boto3.dynamodb.types import TypeSerializer
+        from boto3.dynamodb.types import TypeSerializer  # boto3: 134 ms CPU at 0.15 core
 
         self._dynamodb = dynamodb
         self._table = table_name
@@ -319,7 +319,7 @@ class AuditReader:
     `kms:GenerateMac`: `offer_state.pseudonyms`); this reader reads the table only."""
 
     def __init__(self, dynamodb: DynamoDBClient, table_name: str, *, page_size: int = 100) -> None:
-        from boto3.dynamodb.types import TypeDeserializer
+        from boto3.dynamodb.types import TypeDeserializer  # boto3: 134 ms CPU at 0.15 core
 
         self._dynamodb = dynamodb
         self._table = table_name

@@ -84,7 +84,7 @@ def tracing_on() -> bool:
 
 @functools.cache  # one Tracer for every handler wrapped, built by `prepare` or the first call
 def _tracer() -> Tracer:
-    from aws_lambda_powertools import Tracer
+    from aws_lambda_powertools import Tracer  # the X-Ray SDK: 335 ms of CPU at 0.15 core
 
     return Tracer(patch_modules=("requests", "botocore"))
 
