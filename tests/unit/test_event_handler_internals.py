@@ -16,7 +16,8 @@ from tests.support.fresh import run_fresh
 _OFFER = "27686e93-63c8-57dc-9990-5e19c3ccf4e9"
 _STATES = {"states": [{"name": "SAVE", "value": "SAVED"}]}
 # A valid request of each route (Powertools validates before any middleware of ours runs).
-REQUESTS = {
+# (method, path, query, body)
+REQUESTS: dict[str, list[tuple[str, str, object, object]]] = {
     "get_state": [
         ("GET", "/health", None, None),
         ("GET", "/v1/offers/states", [("offerId", _OFFER)], None),
