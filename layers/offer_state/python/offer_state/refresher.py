@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -19,6 +20,9 @@ from offer_state.observability import dimensioned, logger
 from offer_state.service import OfferStateService
 from offer_state.token_store import StoredToken, TokenStoreError, token_id
 from offer_state.transport import Transport
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 NO_TOKEN_OVERDUE = 86400.0
 
@@ -37,7 +41,12 @@ class TokenRefresher:
             settings, Transport(settings), lambda force: service.secrets.credentials(force)
         )
 
-    def run(self, event: dict[str, Any], context: Any, wall: Any = time.time) -> dict[str, Any]:
+    def run(
+        self,
+        event: dict[str, Any],  # the schedule's or a function's ask (JSON)
+        context: LambdaContext,
+        wall: Callable[[], float] = time.time,
+    ) -> dict[str, object]:
         assert self.store is not None
         refused = event.get("refusedTokenId")
         deadline = self._service.deadline(context)
@@ -60,6 +69,10 @@ class TokenRefresher:
                     stored = StoredToken(token_id(fetched.token), b"-", *times)
         overdue = max(0.0, wall() - stored.refresh_at) if stored.whole else NO_TOKEN_OVERDUE
         dimensioned("StoredTokenOverdueSeconds", MetricUnit.Seconds, overdue, {})
-        answer = {"outcome": outcome, "tokenId": stored.token_id, "overdueSeconds": overdue}
+        answer: dict[str, object] = {
+            "outcome": outcome,
+            "tokenId": stored.token_id,
+            "overdueSeconds": overdue,
+        }
         logger.info(f"token refresher: {outcome}", extra={**answer, "refusedTokenId": refused})
         return answer
