@@ -548,18 +548,27 @@ def lambda_handler(event, context):
 """
 
 
+def _snapstart_pool(
+    tmp_path: Path, code: str, stdout: Callable[[str], None] | None = None
+) -> FunctionPool:
+    """A pool of SNAPSTART_TEMPLATE's RestoreFunction whose app.py is `code`."""
+    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(code)
+    spec = FunctionSpec.from_template(
+        Template(tmp_path / "template.yaml"), "RestoreFunction", "http://127.0.0.1:1"
+    )
+    spec = dataclasses.replace(spec, task_root=tmp_path / "code")
+    return FunctionPool(spec) if stdout is None else FunctionPool(spec, stdout=stdout)
+
+
 def test_the_timeout_runs_from_the_deadline_the_handler_sees_after_a_slow_restore(
     tmp_path: Path,
 ):
     """A 2 s after-restore hook, a 3 s Timeout: the handler's context gives it about 3 s,
     and the environment lets it use them (the restore has a limit of its own)."""
-    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "app.py").write_text(SLOW_RESTORE)
-    template = Template(tmp_path / "template.yaml")
-    spec = FunctionSpec.from_template(template, "RestoreFunction", "http://127.0.0.1:1")
-    assert spec.environment["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
-    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path / "code"))
+    pool = _snapstart_pool(tmp_path, SLOW_RESTORE)
+    assert pool.spec.environment["AWS_LAMBDA_INITIALIZATION_TYPE"] == "snap-start"
     try:
         reply = pool.invoke({"sleep": 2.5})
     finally:
@@ -580,14 +589,8 @@ def lambda_handler(event, context):
 
 
 def test_an_idle_snapstart_environment_is_not_restored_when_it_ends(tmp_path: Path):
-    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "app.py").write_text(PRINTING_HOOKS)
-    spec = FunctionSpec.from_template(
-        Template(tmp_path / "template.yaml"), "RestoreFunction", "http://127.0.0.1:1"
-    )
     lines: list[str] = []
-    pool = FunctionPool(dataclasses.replace(spec, task_root=tmp_path / "code"), stdout=lines.append)
+    pool = _snapstart_pool(tmp_path, PRINTING_HOOKS, lines.append)
     pool.warm()  # init and the before-snapshot hook; then it waits on restore/next
     pool.close()
     assert "before-snapshot" in lines
@@ -690,16 +693,8 @@ def test_a_restore_past_its_limit_is_sandbox_timedout(
     2 s hook): the invocation fails as Sandbox.Timedout, the environment ends."""
     assert functions.RESTORE_TIMEOUT == 10
     monkeypatch.setattr(functions, "RESTORE_TIMEOUT", 1.0)
-    (tmp_path / "template.yaml").write_text(SNAPSTART_TEMPLATE)
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "app.py").write_text(SLOW_RESTORE)
-    spec = FunctionSpec.from_template(
-        Template(tmp_path / "template.yaml"), "RestoreFunction", "http://127.0.0.1:1"
-    )
     printed: list[str] = []
-    pool = FunctionPool(
-        dataclasses.replace(spec, task_root=tmp_path / "code"), stdout=printed.append
-    )
+    pool = _snapstart_pool(tmp_path, SLOW_RESTORE, printed.append)
     try:
         with pytest.raises(functions.FunctionTimeout) as timed_out:
             pool.invoke({"sleep": 0}, "req-4")
