@@ -233,8 +233,3 @@ def _client_error(client: BaseClient, parsed: dict[str, Any], operation_name: st
     code = error.get("QueryErrorCode") or error.get("Code")
     exception: Exception = client.exceptions.from_code(code)(parsed, operation_name)
     return exception
-
-
-def is_time_limit(error: BaseException) -> bool:
-    """Whether `error` is an AWS attempt refused for lack of time (not the service failing)."""
-    return isinstance(error, AwsTimeLimitReached)

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from offer_state.deadlines import is_time_limit
-
 ITEM_KEY = "airmiles-token"
 _KEY = {"pk": {"S": ITEM_KEY}}
 _TIMES = ("issuedAt", "expiresAt", "refreshAt")
@@ -161,8 +159,8 @@ class TokenStore:
             error = CorruptTokenItem if code == "InvalidCiphertextException" else TokenStoreError
             raise error(operation, code) from None
         except BotoCoreError as exc:
-            reason = "AwsTimeLimitReached" if is_time_limit(exc) else type(exc).__name__
-            raise TokenStoreError(operation, reason) from None
+            # (deadlines.AwsTimeLimitReached when no time was left: `TokenStoreError.no_time`)
+            raise TokenStoreError(operation, type(exc).__name__) from None
 
 
 def _number(value: Any) -> float:
