@@ -2,26 +2,20 @@
 failed or refused the credentials, calls needing a new one get that error again for a cool-down
 instead of asking (Auth0 bills and limits requests). With a store (the functions) the token is
 only read, and fetched here only as the last resort: docs/architecture.md, "One AIR MILES token
-per deployment"."""
+per deployment". One clock for all of it: `time.time`, the one the stored times are on."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import requests
 from pydantic import ValidationError as PydanticValidationError
 
+from offer_state import errors
 from offer_state.config import ClientCredentials, ClientSettings
-from offer_state.errors import (
-    OfferStateError,
-    UpstreamAuthError,
-    UpstreamError,
-    error_for_upstream_status,
-)
 from offer_state.models.airmiles_answers import AirMilesTokenErrorBody, AirMilesTokenResult
 from offer_state.token_store import (
     CorruptTokenItem,
@@ -30,14 +24,14 @@ from offer_state.token_store import (
     TokenStoreError,
     token_id,
 )
-from offer_state.transport import Deadline, NotSentError, Transport
+from offer_state.transport import Deadline, Transport
 
 # `(force_refresh) -> credentials`; True after the endpoint refused them: a cached source
 # (Secrets Manager) re-reads once, for they may have been rotated.
 CredentialsSource = Callable[[bool], ClientCredentials]
 _DEFAULT_EXPIRES_IN = 300  # when the answer has no `expires_in` (Auth0 always sends it)
 _POLL_SECONDS, _POLL_MAX_SECONDS = 0.1, 0.8  # reading the store again while waiting
-_ASK_EVERY, _LOOK_AGAIN = 5.0, 1.0  # asking the refresher; reading a token past refresh time
+_ASK_EVERY = 5.0  # the refresher asked again at most this often
 
 
 @runtime_checkable
@@ -49,22 +43,16 @@ class TokenObserver(Protocol):
     def token_fallback(self, reason: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(NamedTuple):
     token: str
-    issued_at: float  # the wall clock, when it was asked for
-    expires_in: float
-
-    @property
-    def expires_at(self) -> float:
-        return self.issued_at + self.expires_in
+    issued_at: float  # when it was asked for
+    expires_at: float
 
 
-@dataclass(frozen=True)
-class _Held:
+class _Held(NamedTuple):
     token: str
-    usable_until: float  # (monotonic) the margin before its expiry
-    look_again_at: float  # the store is read again from then on
+    usable_until: float  # the margin before its expiry
+    fresh_until: float  # (no later) the store is read again from then on
 
 
 class TokenProvider:
@@ -76,20 +64,19 @@ class TokenProvider:
         transport: Transport,
         credentials: ClientCredentials | CredentialsSource,
         *,
-        clock: Callable[[], float] = time.monotonic,
         store: TokenStore | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
         observer: TokenObserver | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings, self._transport, self._store = settings, transport, store
         self._source: CredentialsSource = (
             credentials if callable(credentials) else lambda _force: credentials
         )
-        self._clock, self._wall, self._sleep, self._observer = clock, wall_clock, sleep, observer
+        self._observer, self._clock, self._sleep = observer, clock, sleep
         self._lock = threading.Lock()
         self._held: _Held | None = None
-        self._failure: OfferStateError | None = None  # answered again until `_failed_until`
+        self._failure: errors.OfferStateError | None = None  # answered until `_failed_until`
         self._failed_until = self._renewal_refused_until = 0.0
         self._refused: str | None = None  # a stored token's id never to be used again
         self._consistent = False  # the next read strongly consistent (after a 401)
@@ -99,11 +86,11 @@ class TokenProvider:
     def token(self, deadline: Deadline, correlation_id: str | None = None) -> str:
         """A valid token: from memory, else the store, else fetched (the module docstring)."""
         held = self._held
-        if held is not None and self._clock() < min(held.usable_until, held.look_again_at):
+        if held is not None and self._clock() < held.fresh_until:
             return held.token
         with self._lock:
             held, now = self._held, self._clock()  # another thread may have got one meanwhile
-            if held is not None and now < min(held.usable_until, held.look_again_at):
+            if held is not None and now < held.fresh_until:
                 return held.token
             usable = held if held is not None and now < held.usable_until else None
             if self._store is None:
@@ -119,12 +106,11 @@ class TokenProvider:
 
     def invalidate(self, token: str) -> None:
         """Drops `token` (AIR MILES answered 401): never taken from the store again, which is
-        read strongly consistent next."""
+        read strongly consistent next, and the refresher asked at once if it still has it."""
         with self._lock:
             if self._held is not None and self._held.token == token:
                 self._held = None
-            self._refused, self._consistent = token_id(token), True
-            self._asked_at = -_ASK_EVERY  # the refresher is asked at once if it still has it
+            self._refused, self._consistent, self._asked_at = token_id(token), True, -_ASK_EVERY
 
     def _from_store(
         self, store: TokenStore, usable: _Held | None, deadline: Deadline, cid: str | None
@@ -140,9 +126,8 @@ class TokenProvider:
                 reported = reported or self._report(exc)
                 if usable is None and not exc.passing:
                     return self._fetch_and_hold(deadline, cid, f"{exc.operation}: {exc.reason}")
-            if usable is not None:  # ours, still valid: used until the store serves again
-                self._held = _Held(usable.token, usable.usable_until, self._clock() + _LOOK_AGAIN)
-                return usable.token
+            if usable is not None:  # ours, still valid: used until its margin
+                return self._hold(usable.token, usable.usable_until, usable.usable_until).token
             deadline.begin()  # waiting for a token is waiting on AIR MILES: the budget counts
             if deadline.remaining() - keep < poll:
                 return self._fetch_and_hold(deadline, cid, "no token came in time")
@@ -153,7 +138,7 @@ class TokenProvider:
         """One read of the store: (its token, if usable, else None and the refresher asked;
         how much of the budget to keep when waiting for it)."""
         stored = store.read(consistent=consistent)
-        if stored.claim_until > self._wall():  # a refresher is fetching: a token of our own
+        if stored.claim_until > self._clock():  # a refresher is fetching: a token of our own
             keep = self._settings.total_budget / 4  # would come no sooner
         held = self._adopt(store, stored)
         if held is None:
@@ -161,14 +146,9 @@ class TokenProvider:
         return held, keep
 
     def _adopt(self, store: TokenStore, stored: StoredToken) -> _Held | None:
-        """The stored token in memory if usable by our clock (decrypted once); past its
-        refresh time it is used, read again every `_LOOK_AGAIN` s, and the refresher asked."""
-        if not stored.whole or stored.token_id == self._refused:
-            return None
-        wall, now = self._wall(), self._clock()
-        lifetime = stored.expires_at - stored.issued_at
-        usable_until = now + stored.expires_at - wall - self._margin(lifetime)
-        if now >= usable_until:
+        """The stored token in memory if usable (decrypted once), until its refresh time."""
+        now, usable_until = self._clock(), self._usable_until(stored.issued_at, stored.expires_at)
+        if not stored.whole or stored.token_id == self._refused or now >= usable_until:
             return None
         token = self._held.token if self._held is not None else ""
         if token_id(token) != stored.token_id:
@@ -178,15 +158,21 @@ class TokenProvider:
                 self._refused = stored.token_id
                 self._report(exc)
                 return None
-        look_again = now + stored.refresh_at - wall
-        self._held = _Held(token, usable_until, min(look_again, usable_until))
-        if look_again <= now:
-            self._held = _Held(token, usable_until, min(now + _LOOK_AGAIN, usable_until))
-            try:
-                self._ask(store, None)
-            except TokenStoreError as exc:
-                self._report(exc)
+        if now < stored.refresh_at:
+            return self._hold(token, usable_until, stored.refresh_at)
+        try:  # the refresher is late: asked, and this token used until its margin
+            self._ask(store, None)
+        except TokenStoreError as exc:
+            self._report(exc)
+        return self._hold(token, usable_until, usable_until)
+
+    def _hold(self, token: str, usable_until: float, fresh_until: float) -> _Held:
+        self._held = _Held(token, usable_until, min(fresh_until, usable_until))
         return self._held
+
+    def _usable_until(self, issued_at: float, expires_at: float) -> float:
+        # A margin longer than half the lifetime would make short-lived tokens unusable.
+        return expires_at - min(self._settings.token_margin, (expires_at - issued_at) / 2)
 
     def _report(self, exc: TokenStoreError) -> bool:
         if not exc.no_time and self._observer is not None:
@@ -198,10 +184,6 @@ class TokenProvider:
             self._asked_at = self._clock()
             store.ask_refresher(refused)
 
-    def _margin(self, lifetime: float) -> float:
-        # A margin longer than half the lifetime would make short-lived tokens unusable.
-        return min(self._settings.token_margin, lifetime / 2)
-
     def _fetch_and_hold(self, deadline: Deadline, cid: str | None, fallback: str = "") -> str:
         """A token of our own, used until its margin; one fetched as a `fallback` (the reason)
         for the store's is used without looking at the store for `token_store_cooldown`."""
@@ -209,37 +191,26 @@ class TokenProvider:
             self._observer.token_fallback(fallback)
         if self._failure is not None and self._clock() < self._failed_until:
             raise self._failure.again(cid)
-        fetched = self.fetch(deadline, cid)
-        now = self._clock()
-        usable_until = now + fetched.expires_in - self._margin(fetched.expires_in)
-        look_again = now + self._settings.token_store_cooldown if fallback else usable_until
-        self._held = _Held(fetched.token, usable_until, look_again)
-        return fetched.token
+        token, issued_at, expires_at = self.fetch(deadline, cid)
+        usable_until = self._usable_until(issued_at, expires_at)
+        cooldown = self._settings.token_store_cooldown
+        fresh_until = self._clock() + cooldown if fallback else usable_until
+        return self._hold(token, usable_until, fresh_until).token
 
     def fetch(self, deadline: Deadline, correlation_id: str | None = None) -> Fetched:
         """A new token from the endpoint; a failure of the endpoint's starts a cool-down."""
-        sent_before = self.fetches
-        try:
-            credentials = self._source(False)
-            issued_at = self._wall()  # before asking: it expires no later than this + expires_in
-            response = self._request(credentials, deadline, correlation_id)
+        sent_before, issued_at = self.fetches, self._clock()  # it expires no later than
+        try:  # `issued_at` + `expires_in`
+            response = self._request(self._source(False), deadline, correlation_id)
             if response.status_code == 401:  # the credentials may have been rotated: re-read
                 response.close()
                 response = self._request(self._source(True), deadline, correlation_id)
-            if response.status_code != 200:
-                raise _token_error(response, correlation_id)
-            try:
-                answer = AirMilesTokenResult.model_validate_json(response.content)
-            except PydanticValidationError:
-                raise UpstreamError(
-                    "The AIR MILES token endpoint answered in an unexpected shape.",
-                    upstream_status=response.status_code,
-                    correlation_id=correlation_id,
-                ) from None
-        except OfferStateError as exc:
+            answer = _token_answer(response, correlation_id)
+        except errors.OfferStateError as exc:
             # Held against the endpoint if it was asked (not when our secret or deadline failed).
-            if self.fetches > sent_before and not isinstance(exc, NotSentError):
-                settings, refused = self._settings, isinstance(exc, UpstreamAuthError)
+            if self.fetches > sent_before and not isinstance(exc, errors.NotSentError):
+                refused = isinstance(exc, errors.UpstreamAuthError)
+                settings = self._settings
                 cooldown = (
                     settings.token_refused_cooldown if refused else settings.token_failure_cooldown
                 )
@@ -247,7 +218,8 @@ class TokenProvider:
                 self._failed_until = self._clock() + max(cooldown, exc.retry_after or 0.0)
             raise
         self._failure = None
-        return Fetched(answer.access_token, issued_at, answer.expires_in or _DEFAULT_EXPIRES_IN)
+        expires_in = answer.expires_in or _DEFAULT_EXPIRES_IN
+        return Fetched(answer.access_token, issued_at, issued_at + expires_in)
 
     def _request(
         self, credentials: ClientCredentials, deadline: Deadline, correlation_id: str | None
@@ -269,12 +241,22 @@ class TokenProvider:
         )
 
 
-def _token_error(response: requests.Response, correlation_id: str | None) -> Exception:
+def _token_answer(response: requests.Response, correlation_id: str | None) -> AirMilesTokenResult:
+    """The endpoint's token, or the error its answer means."""
+    if response.status_code == 200:
+        try:
+            return AirMilesTokenResult.model_validate_json(response.content)
+        except PydanticValidationError:
+            raise errors.UpstreamError(
+                "The AIR MILES token endpoint answered in an unexpected shape.",
+                upstream_status=200,
+                correlation_id=correlation_id,
+            ) from None
     try:
         body = AirMilesTokenErrorBody.model_validate_json(response.content)
     except PydanticValidationError:
         body = AirMilesTokenErrorBody()
-    return error_for_upstream_status(
+    raise errors.error_for_upstream_status(
         response.status_code,
         endpoint="token",
         response_code=body.error,
