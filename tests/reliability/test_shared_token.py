@@ -22,6 +22,7 @@ from offer_state.client import Collector
 from offer_state.refresher import refresh_time
 from offer_state.token_store import ITEM_KEY, token_id
 from tests.support import aws_faults, leaks
+from tests.support.clock import FakeClock
 from tests.support.context import lambda_context
 from tests.support.functions import MEMBER, SAVE, Function, event, offer_event
 from tests.support.inprocess import PATIENT_TIMEOUT, Deployed, InProcessRefresher
@@ -65,6 +66,29 @@ def _count_in_client(function: Function) -> int:
     deadline = service.deadline(lambda_context(function.logical_id, 256, PATIENT_TIMEOUT))
     with deadline.current():
         return service.client.count(Collector(MEMBER), deadline=deadline.upstream)
+
+
+def _reads(function: Function) -> list[int]:
+    """[the GetItems the environment's token store makes from now on]: counted before any
+    handler of a test's may answer one instead of DynamoDB."""
+    reads = [0]
+
+    def counted(**_: Any) -> None:
+        reads[0] += 1
+
+    client = function.module.service._token_client("dynamodb")
+    client.meta.events.register("before-parameter-build.dynamodb.GetItem", counted)
+    return reads
+
+
+def _past_refresh_time(function: Function, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The environment's token cache on a clock a second past the stored token's refresh time:
+    moved on by the test alone."""
+    store = function.module.service.token_store()
+    assert store is not None
+    clock = FakeClock(start=store.read().refresh_at + 1)
+    monkeypatch.setattr(function.module.service.client.tokens, "_clock", clock)
+    return clock
 
 
 def _in_threads(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -156,6 +180,54 @@ def test_a_store_throttled_throughout_costs_one_fallback_inside_the_deadline(
     out, _ = capsys.readouterr()
     assert [value for _, value in emitted(out, "TokenFallbackFetches")] == [1.0]
     assert sandbox_control.calls()["token"] == 1  # its own, used for the store's cool-down
+
+
+def test_a_stored_token_past_its_refresh_time_is_used_to_its_margin_and_the_refresher_asked(
+    refresher: InProcessRefresher,
+    environments: Callable[..., list[Function]],
+    sandbox_control: SandboxControl,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    [reader] = environments(1)
+    _count(reader)  # the refresher stored a token (a day's), which the reader holds
+    clock = _past_refresh_time(reader, monkeypatch)  # the refresher is late, by the reader
+    reads = _reads(reader)
+    _count(reader)
+    refresher.api.wait()
+    assert reads == [1]  # read again at its refresh time
+    assert refresher.outcomes() == ["refreshed", "fresh"]  # asked (not due by its own clock)
+    clock.advance(3000)  # 50 minutes on: still more than its margin before it expires
+    _count(reader)
+    refresher.api.wait()
+    assert reads == [1]  # used without reading the store or asking again
+    assert len(refresher.runs) == 2
+    assert sandbox_control.calls()["token"] == 1
+
+
+def test_a_store_that_fails_leaves_the_held_token_in_use_and_the_store_alone_a_while(
+    environments: Callable[..., list[Function]],
+    sandbox_control: SandboxControl,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    [reader] = environments(1)
+    _count(reader)
+    clock = _past_refresh_time(reader, monkeypatch)  # the token held is read for again
+    service = reader.module.service
+    stop_throttling = aws_faults.throttled(service._token_client("dynamodb"), "GetItem")
+    reads = _reads(reader)
+    capsys.readouterr()
+    for _ in range(3):
+        _count(reader)
+    assert reads == [1]  # throttled once, then left alone: the token held is still valid
+    clock.advance(service.settings.client.token_store_cooldown + 1)
+    stop_throttling()
+    _count(reader)
+    assert reads == [2]  # read again after the store's cool-down
+    out, _ = capsys.readouterr()
+    assert [value for _, value in emitted(out, "TokenStoreFailures")] == [1.0]
+    assert emitted(out, "TokenFallbackFetches") == []
+    assert sandbox_control.calls()["token"] == 1
 
 
 def test_every_token_revoked_costs_one_refresh(

@@ -126,8 +126,9 @@ class TokenProvider:
                 reported = reported or self._report(exc)
                 if usable is None and not exc.passing:
                     return self._fetch_and_hold(deadline, cid, f"{exc.operation}: {exc.reason}")
-            if usable is not None:  # ours, still valid: used until its margin
-                return self._hold(usable.token, usable.usable_until, usable.usable_until).token
+            if usable is not None:  # ours, still valid: the store is left alone for a while
+                fresh_until = self._clock() + self._settings.token_store_cooldown
+                return self._hold(usable.token, usable.usable_until, fresh_until).token
             deadline.begin()  # waiting for a token is waiting on AIR MILES: the budget counts
             if deadline.remaining() - keep < poll:
                 return self._fetch_and_hold(deadline, cid, "no token came in time")
