@@ -17,8 +17,7 @@ from typing import Any
 ITEM_KEY = "airmiles-token"
 _KEY = {"pk": {"S": ITEM_KEY}}
 _TIMES = ("issuedAt", "expiresAt", "refreshAt")
-_SERVICES = {"get_item": "dynamodb", "update_item": "dynamodb", "invoke": "lambda"}
-_SERVICES.update(encrypt="kms", decrypt="kms")
+_SERVICES = {"encrypt": "kms", "decrypt": "kms", "invoke": "lambda"}  # else DynamoDB's
 _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException"}
 
 
@@ -105,41 +104,42 @@ class TokenStore:
     def claim(self, owner: str, now: float, until: float, seen: StoredToken) -> bool:
         """Claims the refresh for `owner` until `until`, if no unexpired claim is held and the
         token is still the one `seen` showed. False: either no longer holds."""
-        values = {":me": {"S": owner}, ":until": {"N": f"{until:.3f}"}, ":now": {"N": f"{now:.3f}"}}
+        values = {":until": {"N": f"{until:.3f}"}, ":now": {"N": f"{now:.3f}"}}
         if seen.token_id:
             unchanged, values[":seen"] = "tokenId = :seen", {"S": seen.token_id}
         else:  # none, or one not a string (read as none)
             unchanged, values[":string"] = "NOT attribute_type(tokenId, :string)", {"S": "S"}
-        fresh = "attribute_not_exists(claimUntil) OR claimUntil < :now"
-        return self._update("SET claimOwner = :me, claimUntil = :until", fresh, unchanged, values)
+        condition = f"(attribute_not_exists(claimUntil) OR claimUntil < :now) AND {unchanged}"
+        return self._update(owner, "SET claimOwner = :me, claimUntil = :until", condition, values)
 
     def publish(self, owner: str, token: str, times: tuple[float, float, float]) -> bool:
         """Writes `token` (issued, expires and refresh times) and ends `owner`'s claim, if
         `owner` still holds it."""
         encrypted = self._call("encrypt", Plaintext=token.encode())["CiphertextBlob"]
         values = {f":{name}": {"N": f"{t:.3f}"} for name, t in zip(_TIMES, times, strict=True)}
-        values.update({":c": {"B": encrypted}, ":id": {"S": token_id(token)}, ":me": {"S": owner}})
+        values.update({":c": {"B": encrypted}, ":id": {"S": token_id(token)}})
         fields = "".join(f", {name} = :{name}" for name in _TIMES)
         update = f"SET ciphertext = :c, tokenId = :id{fields} REMOVE claimOwner, claimUntil"
-        return self._update(update, "claimOwner = :me", "", values)
+        return self._update(owner, update, "claimOwner = :me", values)
 
     def release(self, owner: str) -> bool:
         """Ends `owner`'s claim without a token (its fetch failed)."""
-        return self._update(
-            "REMOVE claimOwner, claimUntil", "claimOwner = :me", "", {":me": {"S": owner}}
-        )
+        return self._update(owner, "REMOVE claimOwner, claimUntil", "claimOwner = :me", {})
 
-    def _update(self, update: str, condition: str, also: str, values: dict[str, Any]) -> bool:
+    def _update(self, owner: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional write by `owner` (`:me`); False: `condition` did not hold."""
         try:
             self._call(
                 "update_item",
                 TableName=self.table,
                 Key=_KEY,
                 UpdateExpression=update,
-                ConditionExpression=f"({condition}) AND {also}" if also else condition,
-                ExpressionAttributeValues=values,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":me": {"S": owner}, **values},
             )
-        except _ConditionFailed:
+        except TokenStoreError as exc:
+            if exc.reason != "ConditionalCheckFailedException":
+                raise
             return False
         return True
 
@@ -147,15 +147,13 @@ class TokenStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         operation = method.title().replace("_", "")  # the AWS name: get_item is GetItem
-        service = _SERVICES[method]
+        service = _SERVICES.get(method, "dynamodb")
         if service == "kms":
             params.update(KeyId=self._key_id, EncryptionContext=self._context)
         try:
             return getattr(self._clients(service), method)(**params)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
             error = CorruptTokenItem if code == "InvalidCiphertextException" else TokenStoreError
             raise error(operation, code) from None
         except BotoCoreError as exc:
@@ -168,7 +166,3 @@ def _number(value: Any) -> float:
         return float(Decimal(value["N"]))
     except (KeyError, TypeError, ArithmeticError):
         return 0.0
-
-
-class _ConditionFailed(Exception):
-    """A conditional write whose condition did not hold."""
