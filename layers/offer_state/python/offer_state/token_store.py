@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 ITEM_KEY = "airmiles-token"
@@ -43,7 +42,8 @@ class CorruptTokenItem(TokenStoreError):
 
 @dataclass(frozen=True)
 class StoredToken:
-    """The item as read: `token_id` its `tokenId` if a string, `whole` if the rest is too."""
+    """The item as read: `token_id` its `tokenId` if a string; `whole` if it also has a
+    ciphertext and `issuedAt` < `refreshAt` < `expiresAt` (a time missing reads as 0)."""
 
     token_id: str | None = None
     ciphertext: bytes = b""
@@ -54,20 +54,8 @@ class StoredToken:
 
     @property
     def whole(self) -> bool:
-        return bool(self.token_id and self.ciphertext) and self.issued_at < self.expires_at
-
-    @classmethod
-    def parse(cls, item: dict[str, Any] | None) -> StoredToken:
-        item = item or {}
-        token = item.get("tokenId", {}).get("S")
-        claim = _number(item.get("claimUntil"))
-        try:
-            issued, expires, refresh = (float(Decimal(item[name]["N"])) for name in _TIMES)
-            ciphertext = item["ciphertext"]["B"]
-        except (KeyError, TypeError, ArithmeticError):
-            return cls(token, claim_until=claim)  # none, or one replaced as if there were none
-        ciphertext = ciphertext if isinstance(ciphertext, bytes) else b""
-        return cls(token, ciphertext, issued, expires, refresh, claim)
+        in_order = self.issued_at < self.refresh_at < self.expires_at
+        return bool(self.token_id and self.ciphertext) and in_order
 
 
 class TokenStore:
@@ -81,8 +69,12 @@ class TokenStore:
         self._context = {"tokenTable": table, "item": ITEM_KEY}
 
     def read(self, *, consistent: bool = False) -> StoredToken:
-        item = self._call("get_item", TableName=self.table, Key=_KEY, ConsistentRead=consistent)
-        return StoredToken.parse(item.get("Item"))
+        answer = self._call("get_item", TableName=self.table, Key=_KEY, ConsistentRead=consistent)
+        item = answer.get("Item", {})
+        # (DynamoDB checks that an N is a number; one missing or of another type reads as 0)
+        times = (float(item.get(name, {}).get("N", 0)) for name in (*_TIMES, "claimUntil"))
+        ciphertext = item.get("ciphertext", {}).get("B", b"")  # (botocore reads a B as bytes)
+        return StoredToken(item.get("tokenId", {}).get("S"), ciphertext, *times)
 
     def decrypt(self, stored: StoredToken) -> str:
         plaintext: bytes = self._call("decrypt", CiphertextBlob=stored.ciphertext)["Plaintext"]
@@ -159,10 +151,3 @@ class TokenStore:
         except BotoCoreError as exc:
             # (deadlines.AwsTimeLimitReached when no time was left: `TokenStoreError.no_time`)
             raise TokenStoreError(operation, type(exc).__name__) from None
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(Decimal(value["N"]))
-    except (KeyError, TypeError, ArithmeticError):
-        return 0.0
