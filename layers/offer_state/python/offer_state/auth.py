@@ -85,11 +85,8 @@ class TokenProvider:
 
     def token(self, deadline: Deadline, correlation_id: str | None = None) -> str:
         """A valid token: from memory, else the store, else fetched (the module docstring)."""
-        held = self._held
-        if held is not None and self._clock() < held.fresh_until:
-            return held.token
         with self._lock:
-            held, now = self._held, self._clock()  # another thread may have got one meanwhile
+            held, now = self._held, self._clock()
             if held is not None and now < held.fresh_until:
                 return held.token
             usable = held if held is not None and now < held.usable_until else None
