@@ -116,9 +116,13 @@ class TokenProvider:
         poll, reported, keep = _POLL_SECONDS, False, self._settings.total_budget / 2
         while True:
             try:
-                held, keep = self._look(store, consistent, keep)
+                stored = store.read(consistent=consistent)
+                if stored.claim_until > self._clock():  # a refresher is fetching: a token of
+                    keep = self._settings.total_budget / 4  # our own would come no sooner
+                held = self._adopt(store, stored)
                 if held is not None:
                     return held.token
+                self._ask(store, stored)
             except TokenStoreError as exc:
                 reported = reported or self._report(exc)
                 if usable is None and not exc.passing:
@@ -131,17 +135,6 @@ class TokenProvider:
                 return self._fetch_and_hold(deadline, cid, "no token came in time")
             self._sleep(poll)
             poll = min(2 * poll, _POLL_MAX_SECONDS)
-
-    def _look(self, store: TokenStore, consistent: bool, keep: float) -> tuple[_Held | None, float]:
-        """One read of the store: (its token, if usable, else None and the refresher asked;
-        how much of the budget to keep when waiting for it)."""
-        stored = store.read(consistent=consistent)
-        if stored.claim_until > self._clock():  # a refresher is fetching: a token of our own
-            keep = self._settings.total_budget / 4  # would come no sooner
-        held = self._adopt(store, stored)
-        if held is None:
-            self._ask(store, stored.token_id if stored.token_id == self._refused else None)
-        return held, keep
 
     def _adopt(self, store: TokenStore, stored: StoredToken) -> _Held | None:
         """The stored token in memory if usable (decrypted once), until its refresh time."""
@@ -159,7 +152,7 @@ class TokenProvider:
         if now < stored.refresh_at:
             return self._hold(token, usable_until, stored.refresh_at)
         try:  # the refresher is late: asked, and this token used until its margin
-            self._ask(store, None)
+            self._ask(store, stored)
         except TokenStoreError as exc:
             self._report(exc)
         return self._hold(token, usable_until, usable_until)
@@ -177,10 +170,11 @@ class TokenProvider:
             self._observer.token_store_failed(exc.operation, exc.reason)
         return True
 
-    def _ask(self, store: TokenStore, refused: str | None) -> None:
+    def _ask(self, store: TokenStore, stored: StoredToken) -> None:
+        """Asks the refresher for a token (naming `stored` if refused), at most every 5 s."""
         if self._clock() >= self._asked_at + _ASK_EVERY:
             self._asked_at = self._clock()
-            store.ask_refresher(refused)
+            store.ask_refresher(stored.token_id if stored.token_id == self._refused else None)
 
     def _fetch_and_hold(self, deadline: Deadline, cid: str | None, fallback: str = "") -> str:
         """A token of our own, used until its margin; one fetched as a `fallback` (the reason)
