@@ -34,20 +34,17 @@ def refresh_time(issued_at: float, expires_at: float) -> float:
 class TokenRefresher:
     def __init__(self, service: OfferStateService) -> None:
         settings = service.settings.client
-        self._service = service
-        self.store = service.token_store(patient=True)
-        assert self.store is not None, "TOKEN_TABLE_NAME and TOKEN_KEY_ID name the token store"
+        store = service.token_store(patient=True)
+        assert store is not None, "TOKEN_TABLE_NAME and TOKEN_KEY_ID name the token store"
+        self._service, self.store = service, store
         self.tokens = TokenProvider(
             settings, Transport(settings), lambda force: service.secrets.credentials(force)
         )
 
     def run(
-        self,
-        event: dict[str, Any],  # the schedule's or a function's ask (JSON)
-        context: LambdaContext,
-        wall: Callable[[], float] = time.time,
+        self, event: dict[str, Any], context: LambdaContext, wall: Callable[[], float] = time.time
     ) -> dict[str, object]:
-        assert self.store is not None
+        """One run, on the schedule's `event` or a function's ask: its outcome (JSON)."""
         refused = event.get("refusedTokenId")
         deadline = self._service.deadline(context)
         with deadline.current():
@@ -57,16 +54,15 @@ class TokenRefresher:
                 owner, outcome = uuid.uuid4().hex, "claimed by another run"
                 if self.store.claim(owner, now, now + deadline.final.remaining(), stored):
                     try:
-                        fetched = self.tokens.fetch(deadline.upstream)
-                        issued, expires = fetched.issued_at, fetched.expires_at
+                        token, issued, expires = self.tokens.fetch(deadline.upstream)
                         times = (issued, expires, refresh_time(issued, expires))
-                        written = self.store.publish(owner, fetched.token, times)
+                        written = self.store.publish(owner, token, times)
                     except BaseException:
                         with contextlib.suppress(TokenStoreError):
                             self.store.release(owner)
                         raise
                     outcome = "refreshed" if written else "claim lost"
-                    stored = StoredToken(token_id(fetched.token), b"-", *times)
+                    stored = StoredToken(token_id(token), b"-", *times)
         overdue = max(0.0, wall() - stored.refresh_at) if stored.whole else NO_TOKEN_OVERDUE
         dimensioned("StoredTokenOverdueSeconds", MetricUnit.Seconds, overdue, {})
         answer: dict[str, object] = {
