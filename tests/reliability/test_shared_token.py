@@ -385,6 +385,22 @@ def test_a_corrupt_item_is_reported_and_replaced_by_the_refresher(
     assert sandbox_control.calls()["token"] == 1
 
 
+@pytest.mark.parametrize("token_id", [{"S": ""}, {"N": "7"}], ids=["empty", "a number"])
+def test_an_item_whose_token_id_is_no_token_id_is_replaced_by_the_refresher(
+    refresher: InProcessRefresher,
+    deployed: Deployed,
+    sandbox_control: SandboxControl,
+    token_id: dict[str, str],
+):
+    boto3.client("dynamodb").put_item(
+        TableName=deployed.refs["TokenTable"],
+        Item={"pk": {"S": ITEM_KEY}, "tokenId": token_id, "ciphertext": {"B": b"-"}},
+    )
+    assert refresher.invoke({})["result"]["outcome"] == "refreshed"
+    assert len(deployed.token_item()["tokenId"]["S"]) == 16
+    assert sandbox_control.calls()["token"] == 1
+
+
 # ---------------------------------------------------------------------------- the refresher
 
 

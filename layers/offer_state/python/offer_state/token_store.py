@@ -97,7 +97,7 @@ class TokenStore:
         """Claims the refresh for `owner` until `until`, if no unexpired claim is held and the
         token is still the one `seen` showed. False: either no longer holds."""
         values = {":until": {"N": f"{until:.3f}"}, ":now": {"N": f"{now:.3f}"}}
-        if seen.token_id:
+        if seen.token_id is not None:  # (an empty one too: it is no token's, but still there)
             unchanged, values[":seen"] = "tokenId = :seen", {"S": seen.token_id}
         else:  # none, or one not a string (read as none)
             unchanged, values[":string"] = "NOT attribute_type(tokenId, :string)", {"S": "S"}
