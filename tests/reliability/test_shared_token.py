@@ -182,26 +182,41 @@ def test_a_store_throttled_throughout_costs_one_fallback_inside_the_deadline(
     assert sandbox_control.calls()["token"] == 1  # its own, used for the store's cool-down
 
 
-def test_a_stored_token_past_its_refresh_time_is_used_to_its_margin_and_the_refresher_asked(
+def test_a_stored_token_past_its_refresh_time_is_used_while_its_successor_is_looked_for(
     refresher: InProcessRefresher,
     environments: Callable[..., list[Function]],
+    deployed: Deployed,
     sandbox_control: SandboxControl,
     monkeypatch: pytest.MonkeyPatch,
 ):
     [reader] = environments(1)
     _count(reader)  # the refresher stored a token (a day's), which the reader holds
-    clock = _past_refresh_time(reader, monkeypatch)  # the refresher is late, by the reader
+    clock = _past_refresh_time(reader, monkeypatch)  # due by the reader's clock, not replaced
     reads = _reads(reader)
     _count(reader)
     refresher.api.wait()
-    assert reads == [1]  # read again at its refresh time
+    assert reads == [1]  # read again at its refresh time, and used
     assert refresher.outcomes() == ["refreshed", "fresh"]  # asked (not due by its own clock)
-    clock.advance(3000)  # 50 minutes on: still more than its margin before it expires
+    clock.advance(0.5)
+    _count(reader)
+    assert reads == [1]  # used as it is for a second
+    clock.advance(1)
     _count(reader)
     refresher.api.wait()
-    assert reads == [1]  # used without reading the store or asking again
-    assert len(refresher.runs) == 2
-    assert sandbox_control.calls()["token"] == 1
+    assert reads == [2]  # then read again ...
+    assert len(refresher.runs) == 2  # ... but the refresher asked at most every 5 s
+    # The refresher replaces it, on a clock a second past the refresh time as well.
+    late = float(deployed.token_item()["refreshAt"]["N"]) + 1
+    writer = refresher._idle[0]
+    monkeypatch.setattr(writer.tokens, "_clock", lambda: late)  # its successor's issuedAt
+    assert writer.run({}, _context(refresher)(), wall=lambda: late)["outcome"] == "refreshed"
+    clock.advance(1)
+    _count(reader)
+    assert reads == [3]  # the successor, read and held until its own refresh time:
+    clock.advance(600)
+    _count(reader)
+    assert reads == [3]  # no more reads
+    assert sandbox_control.calls()["token"] == 2
 
 
 def test_a_store_that_fails_leaves_the_held_token_in_use_and_the_store_alone_a_while(
@@ -217,10 +232,12 @@ def test_a_store_that_fails_leaves_the_held_token_in_use_and_the_store_alone_a_w
     stop_throttling = aws_faults.throttled(service._token_client("dynamodb"), "GetItem")
     reads = _reads(reader)
     capsys.readouterr()
+    cooldown = service.settings.client.token_store_cooldown
     for _ in range(3):
         _count(reader)
+        clock.advance((cooldown - 1) / 3)
     assert reads == [1]  # throttled once, then left alone: the token held is still valid
-    clock.advance(service.settings.client.token_store_cooldown + 1)
+    clock.advance(2)
     stop_throttling()
     _count(reader)
     assert reads == [2]  # read again after the store's cool-down

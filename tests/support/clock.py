@@ -5,8 +5,9 @@ from __future__ import annotations
 
 
 class FakeClock:
-    """A monotonic clock (call it for the time) that `advance` and `sleep` move on; `slept`
-    lists every sleep asked of it."""
+    """A clock (call it for the time) that `advance` and `sleep` move on; `slept` lists every
+    sleep asked of it. `start`: where it starts; a token cache that reads a store is on the
+    store's epoch time, so its clock starts near the stored token's times."""
 
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start

@@ -31,7 +31,7 @@ from offer_state.transport import Deadline, Transport
 CredentialsSource = Callable[[bool], ClientCredentials]
 _DEFAULT_EXPIRES_IN = 300  # when the answer has no `expires_in` (Auth0 always sends it)
 _POLL_SECONDS, _POLL_MAX_SECONDS = 0.1, 0.8  # reading the store again while waiting
-_ASK_EVERY = 5.0  # the refresher asked again at most this often
+_ASK_EVERY, _LOOK_AGAIN = 5.0, 1.0  # asking the refresher; reading a token past refresh time
 
 
 @runtime_checkable
@@ -52,7 +52,7 @@ class Fetched(NamedTuple):
 class _Held(NamedTuple):
     token: str
     usable_until: float  # the margin before its expiry
-    fresh_until: float  # (no later) the store is read again from then on
+    fresh_until: float  # used as it is until then (no later than usable_until)
 
 
 class TokenProvider:
@@ -137,7 +137,8 @@ class TokenProvider:
             poll = min(2 * poll, _POLL_MAX_SECONDS)
 
     def _adopt(self, store: TokenStore, stored: StoredToken) -> _Held | None:
-        """The stored token in memory if usable (decrypted once), until its refresh time."""
+        """The stored token in memory if usable (decrypted once), until its refresh time; past
+        it, used while the item is read again every `_LOOK_AGAIN` s for its successor."""
         now, usable_until = self._clock(), self._usable_until(stored.issued_at, stored.expires_at)
         if not stored.whole or stored.token_id == self._refused or now >= usable_until:
             return None
@@ -151,11 +152,11 @@ class TokenProvider:
                 return None
         if now < stored.refresh_at:
             return self._hold(token, usable_until, stored.refresh_at)
-        try:  # the refresher is late: asked, and this token used until its margin
+        try:  # due and not replaced yet: the refresher asked, the item read again shortly
             self._ask(store, stored)
         except TokenStoreError as exc:
             self._report(exc)
-        return self._hold(token, usable_until, usable_until)
+        return self._hold(token, usable_until, now + _LOOK_AGAIN)
 
     def _hold(self, token: str, usable_until: float, fresh_until: float) -> _Held:
         self._held = _Held(token, usable_until, min(fresh_until, usable_until))
@@ -191,8 +192,9 @@ class TokenProvider:
 
     def fetch(self, deadline: Deadline, correlation_id: str | None = None) -> Fetched:
         """A new token from the endpoint; a failure of the endpoint's starts a cool-down."""
-        sent_before, issued_at = self.fetches, self._clock()  # it expires no later than
-        try:  # `issued_at` + `expires_in`
+        # Taken before asking: the token expires no later than `issued_at` + `expires_in`.
+        sent_before, issued_at = self.fetches, self._clock()
+        try:
             response = self._request(self._source(False), deadline, correlation_id)
             if response.status_code == 401:  # the credentials may have been rotated: re-read
                 response.close()
