@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from offer_state import errors
 from offer_state.config import ClientCredentials, ClientSettings
+from offer_state.deadlines import Deadline
 from offer_state.models.airmiles_answers import AirMilesTokenErrorBody, AirMilesTokenResult
 from offer_state.token_store import (
     CorruptTokenItem,
@@ -24,7 +25,7 @@ from offer_state.token_store import (
     TokenStoreError,
     token_id,
 )
-from offer_state.transport import Deadline, Transport
+from offer_state.transport import Transport
 
 # `(force_refresh) -> credentials`; True after the endpoint refused them: a cached source
 # (Secrets Manager) re-reads once, for they may have been rotated.

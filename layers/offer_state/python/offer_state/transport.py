@@ -70,7 +70,6 @@ __all__ = [
     "CallObserver",
     "Deadline",
     "DeadlineAdapter",
-    "NotSentError",
     "RequestData",
     "Transport",
     "outcome_unknown_status",
